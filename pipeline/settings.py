@@ -1,0 +1,138 @@
+"""Runtime settings: the only code that reads the environment and ``.env`` (pydantic-settings).
+
+Every variable is documented in ``.env.example``. Secrets are :class:`~pydantic.SecretStr` and print
+as ``**********``; database URLs may carry a password and are masked by :func:`mask_url`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Annotated, Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SANDBOX_URL = "http://127.0.0.1:8765/dictionary-data-services"
+# The local sandbox's own credentials (x-api-key, customer-id, customer-key): not secrets.
+SANDBOX_CREDENTIALS = ("sandbox-api-key", "100094", "sandbox-customer-key")
+DEFAULT_STATE_DIR = Path(".state")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+class Settings(BaseSettings):
+    """Connection, credentials and load tuning for one process."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    appzen_base_url: Annotated[
+        str, Field(description="AppZen API root, ending in /dictionary-data-services.")
+    ] = SANDBOX_URL
+    appzen_api_key: Annotated[
+        SecretStr | None, Field(description="x-api-key header; required unless on the sandbox.")
+    ] = None
+    appzen_customer_id: Annotated[
+        str | None, Field(min_length=1, description="customer-id header; required unless sandbox.")
+    ] = None
+    appzen_customer_key: Annotated[
+        SecretStr | None, Field(description="customer-key header; required unless on the sandbox.")
+    ] = None
+    appzen_verify_tls: Annotated[
+        bool, Field(description="Verify TLS certificates; turn off only for a test endpoint.")
+    ] = True
+    erp_database_url: Annotated[
+        SecretStr | None, Field(description="SQLAlchemy URL of the ERP (may hold a password).")
+    ] = None
+    staging_database_url: Annotated[
+        SecretStr, Field(description="SQLAlchemy URL of the staging database.")
+    ] = SecretStr(f"sqlite:///{DEFAULT_STATE_DIR / 'staging.db'}")
+    appzen_rate_limit: Annotated[
+        float, Field(gt=0, le=10_000, description="Requests per second to AppZen (start value).")
+    ] = 20.0
+    appzen_max_concurrency: Annotated[
+        int, Field(ge=1, le=1_000, description="Requests in flight at once.")
+    ] = 16
+    appzen_connect_timeout: Annotated[
+        float, Field(gt=0, le=300, description="Seconds to open a connection.")
+    ] = 10.0
+    appzen_read_timeout: Annotated[
+        float, Field(gt=0, le=600, description="Seconds to wait for an answer.")
+    ] = 60.0
+    appzen_retry_attempts: Annotated[
+        int, Field(ge=1, le=50, description="Attempts per request before it counts as failed.")
+    ] = 6
+    batch_size: Annotated[
+        int, Field(ge=1, le=100_000, description="Invoices per unit of work (one commit).")
+    ] = 500
+
+    @field_validator("appzen_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(
+                "must be an http(s) URL such as https://api.appzen.com/dictionary-data-services"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        """Off the local sandbox every credential is required; on it, the sandbox's own apply."""
+        on_sandbox = is_loopback(self.appzen_base_url)
+        missing = [
+            name.upper()
+            for name in ("appzen_api_key", "appzen_customer_id", "appzen_customer_key")
+            if getattr(self, name) is None
+        ]
+        if missing and not on_sandbox:
+            raise ValueError(
+                f"{', '.join(missing)} must be set for APPZEN_BASE_URL={self.appzen_base_url}"
+            )
+        return self
+
+    def credentials(self) -> tuple[str, str, str]:
+        """``(x-api-key, customer-id, customer-key)``; the sandbox's defaults when on loopback."""
+        return (
+            (self.appzen_api_key or SecretStr(SANDBOX_CREDENTIALS[0])).get_secret_value(),
+            self.appzen_customer_id or SANDBOX_CREDENTIALS[1],
+            (self.appzen_customer_key or SecretStr(SANDBOX_CREDENTIALS[2])).get_secret_value(),
+        )
+
+
+def is_loopback(url: str) -> bool:
+    """True when ``url`` points at this machine (the local sandbox)."""
+    host = urlsplit(url).hostname or ""
+    return host in {"localhost", "127.0.0.1", "::1"}
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors(include_url=False, include_input=False):
+        name = str(item["loc"][0]).upper() if item["loc"] else "APPZEN credentials"
+        lines.append(f"{name}: {item['msg'].removeprefix('Value error, ')}")
+    return "invalid settings (environment or .env):\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; raise :class:`SettingsError` naming each bad variable, never a value."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
+
+
+def mask_url(url: str) -> str:
+    """``postgresql://u:secret@h/db`` → ``postgresql://u:***@h/db`` for logs and messages."""
+    return re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", url)
