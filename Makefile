@@ -1,0 +1,45 @@
+# appzen-etl — the two commands: `make demo` runs the nightly job on the embedded default,
+# `make test` runs every check CI runs. Both build .venv from uv.lock by themselves.
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: demo test lint typecheck install services bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --locked --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced
+
+demo: install
+	$(BIN)/appzen-etl demo
+
+services:
+	@scripts/ensure-services.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install services lint typecheck
+	$(BIN)/pytest
+
+bench: install services
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .state .mypy_cache .ruff_cache .pytest_cache
