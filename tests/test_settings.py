@@ -1,0 +1,95 @@
+"""Settings: defaults for the sandbox, one clear message per bad variable, secrets never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.settings import SANDBOX_CREDENTIALS, SettingsError, load_settings, mask_url
+
+SECRET = "s3cr3t-api-key-value"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test reads only what it sets: no .env, no APPZEN_* from the outer environment."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(__import__("os").environ):
+        if name.startswith(("APPZEN_", "ERP_", "STAGING_", "BATCH_")):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_point_at_the_sandbox() -> None:
+    settings = load_settings()
+    assert settings.appzen_base_url.startswith("http://127.0.0.1:")
+    assert settings.credentials() == SANDBOX_CREDENTIALS
+    assert settings.staging_database_url.get_secret_value().startswith("sqlite:///")
+
+
+def test_env_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("APPZEN_RATE_LIMIT=7.5\nBATCH_SIZE=100\n")
+    settings = load_settings()
+    assert settings.appzen_rate_limit == 7.5
+    assert settings.batch_size == 100
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("APPZEN_RATE_LIMIT", "fast", "APPZEN_RATE_LIMIT: Input should be a valid number"),
+        ("APPZEN_RATE_LIMIT", "0", "APPZEN_RATE_LIMIT: Input should be greater than 0"),
+        ("APPZEN_MAX_CONCURRENCY", "-1", "APPZEN_MAX_CONCURRENCY: Input should be greater than"),
+        ("APPZEN_RETRY_ATTEMPTS", "1.5", "APPZEN_RETRY_ATTEMPTS: Input should be a valid integer"),
+        ("APPZEN_BASE_URL", "ftp://x", "APPZEN_BASE_URL: must be an http(s) URL"),
+        ("APPZEN_VERIFY_TLS", "maybe", "APPZEN_VERIFY_TLS: Input should be a valid boolean"),
+    ],
+)
+def test_a_malformed_setting_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert expected in str(caught.value)
+
+
+def test_credentials_are_required_off_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APPZEN_BASE_URL", "https://api.appzen.com/dictionary-data-services")
+    monkeypatch.setenv("APPZEN_API_KEY", SECRET)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "APPZEN_CUSTOMER_ID, APPZEN_CUSTOMER_KEY must be set" in message
+    assert "APPZEN_API_KEY," not in message
+    assert SECRET not in message
+
+
+def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APPZEN_API_KEY", SECRET)
+    monkeypatch.setenv("APPZEN_CUSTOMER_KEY", SECRET + "2")
+    monkeypatch.setenv("STAGING_DATABASE_URL", f"postgresql://etl:{SECRET}@db/x")
+    settings = load_settings()
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings.model_dump())
+    assert settings.credentials()[0] == SECRET
+
+
+def test_a_bad_value_next_to_a_secret_does_not_echo_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APPZEN_API_KEY", SECRET)
+    monkeypatch.setenv("APPZEN_RATE_LIMIT", SECRET)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql+psycopg://etl:pa:ss@db:5432/x", "postgresql+psycopg://etl:***@db:5432/x"),
+        ("mysql+pymysql://root@127.0.0.1/test", "mysql+pymysql://root@127.0.0.1/test"),
+        ("sqlite:///.state/staging.db", "sqlite:///.state/staging.db"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
