@@ -1,4 +1,4 @@
-"""The AppZen models against the vendor pages' samples, and our decisions where the pages disagree."""
+"""The AppZen models against the vendor samples, and our decisions where the pages disagree."""
 
 from __future__ import annotations
 
