@@ -1,0 +1,106 @@
+"""StagingError and the one place that turns a database failure into its text, without secrets."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from pipeline.settings import mask_url
+
+# Driver errors that mean "another transaction got in the way: run the whole transaction again".
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # PostgreSQL deadlock, serialization failure
+_RETRYABLE_MYSQL_CODES = frozenset({1213})  # InnoDB deadlock
+
+# (pattern in the driver's message, what the operator should do), first match wins.
+_HINTS: tuple[tuple[str, str], ...] = (
+    (
+        r"database is locked|database table is locked",
+        "another process held the write lock longer than the busy timeout; let it finish, "
+        "or raise the busy timeout (StagingStore.open(..., busy_timeout=...))",
+    ),
+    (
+        r"disk is full|disk full|no space left|quota exceeded",
+        "the disk holding the staging database is full; free space and rerun "
+        "(nothing was committed by the failed transaction)",
+    ),
+    (
+        r"unable to open database file|readonly database|read-only",
+        "check that the directory exists and the database file is writable by this user",
+    ),
+    (
+        r"password authentication failed|access denied",
+        "check the user and password in STAGING_DATABASE_URL",
+    ),
+    (
+        r"does not exist|unknown database",
+        "create the database (or schema) first, or fix its name in STAGING_DATABASE_URL",
+    ),
+    (
+        r"connection refused|could not connect|can't connect|connection failed|timeout expired"
+        r"|name or service not known|could not translate host name|unknown mysql server host",
+        "is the database server running and reachable? check host and port in STAGING_DATABASE_URL",
+    ),
+)
+
+
+class StagingError(Exception):
+    """The staging database cannot do what was asked (unreachable, locked, full, bad URL, a
+    migration or a record that does not fit). The message names the database, never its
+    password, and the fix."""
+
+
+def describe_url(url: str) -> str:
+    """The database URL for messages: password masked, whatever shape the URL has."""
+    masked = mask_url(url)
+    try:
+        password = make_url(url).password
+    except sa_exc.ArgumentError:
+        return masked
+    if password:
+        masked = masked.replace(str(password), "***")
+    return masked
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with the URL's password (if any) replaced by ``***``."""
+    try:
+        password = make_url(url).password
+    except sa_exc.ArgumentError:
+        password = None
+    text = mask_url(text)
+    return text.replace(str(password), "***") if password else text
+
+
+def driver_message(error: BaseException) -> str:
+    """The driver's own one-line message, without SQLAlchemy's statement and parameters."""
+    orig = getattr(error, "orig", None)
+    source = orig if isinstance(orig, BaseException) else error
+    text = " ".join(str(arg) for arg in source.args) if source.args else type(source).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(source).__name__
+
+
+def hint_for(message: str) -> str:
+    """What to do about a driver message; a generic hint when nothing more specific applies."""
+    for pattern, hint in _HINTS:
+        if re.search(pattern, message, re.IGNORECASE):
+            return hint
+    return "see the database server's log for details"
+
+
+def is_retryable(error: sa_exc.DBAPIError) -> bool:
+    """True for a deadlock or serialization failure: the whole transaction can run again."""
+    orig = error.orig
+    if getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+        return True
+    args: tuple[object, ...] = getattr(orig, "args", ())
+    return bool(args) and args[0] in _RETRYABLE_MYSQL_CODES
+
+
+def staging_error(url: str, action: str, error: BaseException) -> StagingError:
+    """A :class:`StagingError` for ``action`` on the database at ``url``: reason and fix."""
+    reason = scrub(driver_message(error), url)
+    return StagingError(
+        f"staging database {describe_url(url)}: {action} failed: {reason} ({hint_for(reason)})"
+    )

@@ -1,0 +1,101 @@
+"""Read-only queries on ``invoices``: one invoice, counts, samples, status-sync candidates."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pipeline.staging.records import InvoiceRecord, StatusCandidate
+from pipeline.staging.tables import invoices as inv
+
+
+def _json(text: str | None) -> dict[str, object] | None:
+    return None if text is None else dict(json.loads(text))
+
+
+def invoice_record(row: sa.Row[Any]) -> InvoiceRecord:
+    """An ``invoices`` row as a record (JSON decoded, payload as the bytes that were sent)."""
+    values = row._asdict()
+    values["erp_error"] = _json(row.erp_error)
+    values["pushed_error"] = _json(row.pushed_error)
+    values["acked_payload"] = None if row.acked_payload is None else row.acked_payload.encode()
+    values["historical"] = None if row.historical is None else bool(row.historical)
+    values["push_pending"] = bool(row.push_pending)
+    return InvoiceRecord(**values)
+
+
+def get_invoice(conn: Connection, mapping: str, invoice_id: str) -> InvoiceRecord | None:
+    """One invoice, or ``None`` if staging has never seen it."""
+    query = sa.select(inv).where(inv.c.mapping == mapping, inv.c.invoice_id == invoice_id)
+    row = conn.execute(query).first()
+    return None if row is None else invoice_record(row)
+
+
+def count_by_state(conn: Connection, mapping: str) -> dict[str, int]:
+    """``{state: count}`` for one mapping (states with no invoice are absent)."""
+    query = (
+        sa.select(inv.c.state, sa.func.count())
+        .where(inv.c.mapping == mapping)
+        .group_by(inv.c.state)
+    )
+    return {state: int(count) for state, count in conn.execute(query)}
+
+
+def sample_sent(conn: Connection, mapping: str, n: int) -> list[InvoiceRecord]:
+    """Up to ``n`` acknowledged invoices chosen at random (for reconciliation)."""
+    shuffle = sa.func.rand() if conn.dialect.name in {"mysql", "mariadb"} else sa.func.random()
+    query = (
+        sa.select(inv)
+        .where(inv.c.mapping == mapping, inv.c.state == "sent", inv.c.uuid.is_not(None))
+        .order_by(shuffle)
+        .limit(n)
+    )
+    return [invoice_record(row) for row in conn.execute(query)]
+
+
+def status_candidates(
+    conn: Connection, mapping: str, limit: int, after_key: str | None
+) -> list[StatusCandidate]:
+    """Acknowledged invoices whose ERP status was not pushed yet, by key, after ``after_key``.
+
+    Walks ``ix_invoices_push (mapping, push_pending, invoice_id)``: cost follows the pending rows,
+    not the table.
+    """
+    query = sa.select(
+        inv.c.invoice_id,
+        inv.c.uuid,
+        inv.c.erp_status,
+        inv.c.erp_error,
+        inv.c.pushed_status,
+        inv.c.pushed_error,
+    ).where(
+        inv.c.mapping == mapping,
+        inv.c.push_pending == sa.true(),
+        inv.c.state == "sent",
+        inv.c.uuid.is_not(None),
+    )
+    if after_key is not None:
+        query = query.where(inv.c.invoice_id > after_key)
+    query = query.order_by(inv.c.invoice_id).limit(limit)
+    return [
+        StatusCandidate(
+            row.invoice_id,
+            row.uuid,
+            row.erp_status,
+            _json(row.erp_error),
+            row.pushed_status,
+            _json(row.pushed_error),
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def failed_invoice_ids(conn: Connection, mapping: str) -> set[str]:
+    """Invoices whose state is ``rejected`` or ``failed_retryable``."""
+    query = sa.select(inv.c.invoice_id).where(
+        inv.c.mapping == mapping, inv.c.state.in_(("rejected", "failed_retryable"))
+    )
+    return set(conn.execute(query).scalars())

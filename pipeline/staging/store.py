@@ -1,0 +1,346 @@
+"""StagingStore: the one object the poster, status-sync and reports use to read and write staging.
+
+Every method is synchronous and runs in one transaction (a deadlock is retried whole), so a kill -9
+at any moment leaves the database consistent. Timestamps are aware UTC datetimes from the injected
+``now`` function.
+
+State machine of an invoice (``invoices.state``)::
+
+    (new key) ──claim_batch──► pending
+    pending | failed_retryable | recreate ──acked──► sent
+                                        ──400────► rejected
+                                        ──retries exhausted──► failed_retryable
+    sent     ──claim_batch sees payload_hash != acked_hash────► pending
+    rejected ──claim_batch sees payload_hash != rejected_hash─► pending
+    sent     ──mark_recreate (AppZen 404'd the uuid)──────────► recreate
+    rejected ──claim_batch(force | retry_failed), then an outcome ──► sent | rejected | …
+
+* Only an ``acked`` outcome writes ``sent`` (and only if the acked hash is still the row's latest
+  payload; otherwise the row goes back to ``pending`` with the ack recorded).
+* ``claim_batch`` decides ``unchanged`` (sent, hash == acked_hash), ``rejected_unchanged``
+  (rejected, hash == rejected_hash, unless retry_failed), ``busy`` (another owner's live claim),
+  else ``send`` with ``expect = create`` when staging has no uuid (or AppZen lost it) and
+  ``update`` otherwise. ``force`` sends unchanged and rejected invoices too.
+* Claims are orthogonal to states: ``claimed_by`` + ``claim_expires_at``. An expired claim is
+  free; ``record_outcomes`` releases claims, ``release_claims`` frees an aborted batch.
+* ``resent_after_crash`` counts acks AppZen answered UPDATED when staging expected a create: the
+  create went through before, but its acknowledgement was lost (crash between send and commit).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+
+from pipeline.failures import RowFailure
+from pipeline.staging import claims, history, migrations, outcomes, reads
+from pipeline.staging.engine import READ_ONLY, backend_of, create_staging_engine
+from pipeline.staging.errors import is_retryable, staging_error
+from pipeline.staging.records import (
+    Decision,
+    InvoiceRecord,
+    PushRecord,
+    RunRecord,
+    RunStatus,
+    SendOutcome,
+    StageItem,
+    StatusCandidate,
+    StoredFailure,
+)
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+_TRANSACTION_ATTEMPTS = 5
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def new_owner(label: str = "worker") -> str:
+    """A claim owner unique to this process and call: ``label@host:pid:random``."""
+    return f"{label}@{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:200]
+
+
+class StagingStore:
+    """Invoices, runs and failures in the staging database (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        url: str,
+        now: Clock = utc_now,
+        migrations_dir: Path = migrations.MIGRATIONS_DIR,
+    ) -> None:
+        self._engine, self._url, self._now = engine, url, now
+        self._backend = backend_of(url)
+        self._migrations_dir = migrations_dir
+
+    # --- lifecycle ------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        now: Clock = utc_now,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
+        migrate: bool = True,
+        migrations_dir: Path = migrations.MIGRATIONS_DIR,
+    ) -> StagingStore:
+        """Connect to ``url`` (creating a SQLite file's directory) and apply pending migrations."""
+        store = cls(create_staging_engine(url, busy_timeout), url, now, migrations_dir)
+        if migrate:
+            try:
+                store.migrate()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for reports and tests; writes go through this class)."""
+        return self._engine
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` | ``postgresql`` | ``mysql``."""
+        return self._backend
+
+    def migrate(self, target: int | None = None) -> list[int]:
+        """Apply pending migrations (up to ``target``); the versions applied."""
+        try:
+            with self._engine.connect() as conn:
+                return migrations.apply_pending(
+                    conn, self._backend, self._clock, target=target, root=self._migrations_dir
+                )
+        except sa_exc.SQLAlchemyError as error:
+            raise staging_error(self._url, "migrating the schema", error) from None
+
+    @property
+    def schema_version(self) -> int:
+        """The highest migration applied to this database."""
+        return self._read("reading the schema version", migrations.current_version)
+
+    # --- transactions ---------------------------------------------------------------------
+    def _write(self, action: str, work: Callable[[Connection], T]) -> T:
+        return self._transaction(action, work, read_only=False)
+
+    def _read(self, action: str, work: Callable[[Connection], T]) -> T:
+        return self._transaction(action, work, read_only=True)
+
+    def _transaction(self, action: str, work: Callable[[Connection], T], *, read_only: bool) -> T:
+        for attempt in range(1, _TRANSACTION_ATTEMPTS + 1):
+            try:
+                with self._engine.connect() as conn:
+                    conn.execution_options(**{READ_ONLY: read_only})
+                    with conn.begin():
+                        return work(conn)
+            except sa_exc.DBAPIError as error:
+                if attempt < _TRANSACTION_ATTEMPTS and is_retryable(error):
+                    continue
+                if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
+                    raise staging_error(self._url, action, error) from None
+                raise staging_error(self._url, action, error) from error
+            except sa_exc.SQLAlchemyError as error:
+                raise staging_error(self._url, action, error) from error
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _clock(self) -> datetime:
+        moment = self._now()
+        if moment.tzinfo is None:
+            raise ValueError("StagingStore: the now() function must return an aware datetime")
+        return moment
+
+    # --- runs -------------------------------------------------------------------------------
+    def start_run(
+        self, flow: str, mapping: str, parameters: dict[str, Any], historical: bool
+    ) -> int:
+        """Record a new ``running`` run; its id."""
+        now = self._clock()
+        return self._write(
+            "starting a run",
+            lambda c: history.start_run(
+                c, flow=flow, mapping=mapping, parameters=parameters, historical=historical, now=now
+            ),
+        )
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: RunStatus,
+        counts: dict[str, int],
+        watermark: str | None = None,
+    ) -> None:
+        """Close run ``run_id`` (succeeded / failed / interrupted) with its counts."""
+        now = self._clock()
+        self._write(
+            f"finishing run {run_id}",
+            lambda c: history.finish_run(
+                c, run_id=run_id, status=status, counts=counts, watermark=watermark, now=now
+            ),
+        )
+
+    def last_watermark(self, mapping: str) -> str | None:
+        """The watermark of the last succeeded run of ``mapping`` that has one."""
+        return self._read("reading the watermark", lambda c: history.last_watermark(c, mapping))
+
+    def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        """The latest runs, newest first."""
+        return self._read("listing runs", lambda c: history.list_runs(c, limit))
+
+    def get_run(self, run_id: int) -> RunRecord | None:
+        """One run, or ``None``."""
+        return self._read(f"reading run {run_id}", lambda c: history.get_run(c, run_id))
+
+    # --- planning, claiming, outcomes -------------------------------------------------------
+    def claim_batch(
+        self,
+        mapping: str,
+        items: Sequence[StageItem],
+        *,
+        owner: str,
+        lease_seconds: float,
+        run_id: int,
+        force: bool = False,
+        retry_failed: bool = False,
+    ) -> list[Decision]:
+        """Upsert ``items`` and decide each; every ``send`` is claimed for ``owner`` until
+        now + ``lease_seconds``. Decisions come back in the order of ``items``."""
+        if lease_seconds <= 0:
+            raise ValueError(f"claim_batch: lease_seconds must be > 0, not {lease_seconds}")
+        now = self._clock()
+        request = claims.ClaimRequest(
+            mapping,
+            owner,
+            now,
+            now + timedelta(seconds=lease_seconds),
+            force,
+            retry_failed,
+            run_id,
+        )
+        return self._write(
+            f"claiming a batch of {len(items)} for {mapping!r}",
+            lambda c: claims.claim_batch(c, request, items),
+        )
+
+    def record_outcomes(
+        self,
+        run_id: int,
+        mapping: str,
+        outcomes_: Sequence[SendOutcome],
+        *,
+        owner: str | None = None,
+    ) -> None:
+        """Apply AppZen's answers for one batch and release those claims (only ``owner``'s
+        claims when given, so a worker whose lease expired cannot free another's)."""
+        now = self._clock()
+        self._write(
+            f"recording {len(outcomes_)} outcomes for {mapping!r}",
+            lambda c: outcomes.record_outcomes(
+                c, mapping=mapping, run_id=run_id, outcomes=outcomes_, now=now, owner=owner
+            ),
+        )
+
+    def release_claims(self, owner: str, mapping: str | None = None) -> int:
+        """Free every claim ``owner`` holds (its batch aborted); the count freed."""
+        return self._write(
+            f"releasing the claims of {owner!r}", lambda c: claims.release_claims(c, owner, mapping)
+        )
+
+    # --- failures ---------------------------------------------------------------------------
+    def record_failures(self, run_id: int, mapping: str, failures: Sequence[RowFailure]) -> None:
+        """Store a batch of RowFailures for ``run_id``."""
+        now = self._clock()
+        self._write(
+            f"recording {len(failures)} failures of run {run_id}",
+            lambda c: history.record_failures(c, run_id, mapping, failures, now),
+        )
+
+    def failures_for_run(self, run_id: int) -> list[StoredFailure]:
+        """The failures of ``run_id`` with their first and last seen times."""
+        return self._read(
+            f"reading the failures of run {run_id}", lambda c: history.failures_for_run(c, run_id)
+        )
+
+    def failed_invoice_ids(self, mapping: str, run_id: int | None = None) -> set[str]:
+        """Invoices to retry: state rejected / failed_retryable, plus the keys that failed (any
+        stage) in ``run_id`` when given."""
+
+        def work(conn: Connection) -> set[str]:
+            keys = reads.failed_invoice_ids(conn, mapping)
+            if run_id is not None:
+                keys |= history.failed_source_keys(conn, mapping, run_id)
+            return keys
+
+        return self._read("listing failed invoices", work)
+
+    # --- status-sync --------------------------------------------------------------------------
+    def status_candidates(
+        self, mapping: str, limit: int, after_key: str | None = None
+    ) -> list[StatusCandidate]:
+        """Sent invoices whose ERP status differs from the last push, keyset-paginated."""
+        return self._read(
+            "listing status-sync candidates",
+            lambda c: reads.status_candidates(c, mapping, limit, after_key),
+        )
+
+    def record_pushes(
+        self, mapping: str, pushed: Sequence[PushRecord], at: datetime | None = None
+    ) -> None:
+        """Remember what status-sync pushed (at ``at``, default now)."""
+        moment = at or self._clock()
+        self._write(
+            f"recording {len(pushed)} status pushes",
+            lambda c: outcomes.record_pushes(c, mapping, pushed, moment),
+        )
+
+    def mark_recreate(self, mapping: str, invoice_id: str, reason: str) -> None:
+        """AppZen no longer knows this invoice's uuid: the next claim_batch sends a create."""
+        now = self._clock()
+        self._write(
+            f"marking {invoice_id!r} for re-creation",
+            lambda c: outcomes.mark_recreate(c, mapping, invoice_id, reason, now),
+        )
+
+    # --- reads ----------------------------------------------------------------------------------
+    def get_invoice(self, mapping: str, invoice_id: str) -> InvoiceRecord | None:
+        """One staged invoice, or ``None``."""
+        return self._read(
+            f"reading invoice {invoice_id!r}", lambda c: reads.get_invoice(c, mapping, invoice_id)
+        )
+
+    def count_by_state(self, mapping: str) -> dict[str, int]:
+        """``{state: count}`` for ``mapping``."""
+        return self._read("counting invoices", lambda c: reads.count_by_state(c, mapping))
+
+    def sample_sent(self, mapping: str, n: int) -> list[InvoiceRecord]:
+        """Up to ``n`` random acknowledged invoices."""
+        return self._read("sampling sent invoices", lambda c: reads.sample_sent(c, mapping, n))

@@ -1,0 +1,153 @@
+"""SQLAlchemy Core tables of the staging database, matching ``sql/staging/<dialect>/*.sql``.
+
+The DDL files are the source of truth (they are what migrates a live database); these objects only
+let the code build statements. ``tests/staging/test_schema.py`` reflects each dialect's database
+after all migrations and compares it with this module.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+KEY_CHARS = 255
+"""Longest invoice id (and failure source key) the staging stores; MySQL indexes need a bound."""
+MAPPING_CHARS = 200
+HASH_CHARS = 128
+STATUS_CHARS = 255
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime stored as a naive UTC timestamp (microseconds) on every dialect."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[datetime]:
+        if dialect.name in {"mysql", "mariadb"}:
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"staging timestamps must be timezone-aware (got naive {value})")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+"""Payloads, messages and JSON: MySQL's TEXT stops at 64 KiB, so LONGTEXT there."""
+RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""Surrogate keys: BIGINT, except SQLite where only INTEGER PRIMARY KEY is the rowid."""
+
+_MYSQL: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", UtcDateTime(), nullable=False),
+    **_MYSQL,
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("mapping", sa.String(MAPPING_CHARS), nullable=False),
+    sa.Column("parameters", LongText, nullable=False),
+    sa.Column("historical", sa.Boolean(), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime()),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("counts", LongText),
+    sa.Column("watermark", sa.String(255)),
+    sa.Index("ix_runs_mapping_status", "mapping", "status", "id"),
+    sqlite_autoincrement=True,
+    **_MYSQL,
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    sa.Column("mapping", sa.String(MAPPING_CHARS), primary_key=True),
+    sa.Column("invoice_id", sa.String(KEY_CHARS), primary_key=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("payload_hash", sa.String(HASH_CHARS), nullable=False),
+    sa.Column("acked_hash", sa.String(HASH_CHARS)),
+    sa.Column("acked_payload", LongText),
+    sa.Column("rejected_hash", sa.String(HASH_CHARS)),
+    sa.Column("uuid", sa.String(100)),
+    sa.Column("uuid_lost_at", UtcDateTime()),
+    sa.Column("appzen_status", sa.String(16)),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("send_count", sa.Integer, nullable=False),
+    sa.Column("resent_after_crash", sa.Integer, nullable=False),
+    sa.Column("last_http_status", sa.Integer),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("error_message", LongText),
+    sa.Column("correlation_id", sa.String(128)),
+    sa.Column("historical", sa.Boolean()),
+    sa.Column("first_sent_at", UtcDateTime()),
+    sa.Column("last_sent_at", UtcDateTime()),
+    sa.Column("erp_status", sa.String(STATUS_CHARS)),
+    sa.Column("erp_error", LongText),
+    sa.Column("pushed_status", sa.String(STATUS_CHARS)),
+    sa.Column("pushed_error", LongText),
+    sa.Column("pushed_at", UtcDateTime()),
+    sa.Column("push_count", sa.Integer, nullable=False),
+    sa.Column("last_run_id", RowId),
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("claim_expires_at", UtcDateTime()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # 002_push_pending: (erp_status, erp_error) differs from (pushed_status, pushed_error).
+    sa.Column("push_pending", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Index("ix_invoices_state", "mapping", "state"),
+    sa.Index("ix_invoices_push", "mapping", "push_pending", "invoice_id"),
+    **_MYSQL,
+)
+
+failures = sa.Table(
+    "failures",
+    metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", RowId, sa.ForeignKey("runs.id", name="fk_failures_run"), nullable=False),
+    sa.Column("mapping", sa.String(MAPPING_CHARS), nullable=False),
+    sa.Column("source_key", sa.String(KEY_CHARS)),
+    sa.Column("source_location", LongText),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("rule", sa.String(200), nullable=False),
+    sa.Column("message", LongText, nullable=False),
+    sa.Column("field_path", LongText),
+    sa.Column("source_column", LongText),
+    sa.Column("value", LongText),
+    sa.Column("hint", LongText),
+    sa.Column("http_status", sa.Integer),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("correlation_id", sa.String(128)),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_seen_at", UtcDateTime(), nullable=False),
+    sa.Column("last_seen_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_failures_run", "run_id", "id"),
+    sa.Index("ix_failures_key", "mapping", "source_key", "rule", "first_seen_at"),
+    sqlite_autoincrement=True,
+    **_MYSQL,
+)

@@ -1,0 +1,10 @@
+-- Status-sync candidates without a table scan: a flag kept equal to
+-- (erp_status, erp_error) IS DISTINCT FROM (pushed_status, pushed_error), and an index to page it.
+
+ALTER TABLE invoices ADD COLUMN push_pending BOOLEAN NOT NULL DEFAULT false;
+
+UPDATE invoices
+SET push_pending = (erp_status IS DISTINCT FROM pushed_status
+                    OR erp_error IS DISTINCT FROM pushed_error);
+
+CREATE INDEX ix_invoices_push ON invoices (mapping, push_pending, invoice_id);
