@@ -1,0 +1,219 @@
+"""SQL sources: a query file run on any SQLAlchemy database, streamed in chunks (server cursor).
+
+The query binds parameters by name (``:since``, ``:until``); :meth:`SqlSource.chunks` binds only
+those the query uses, missing ones as NULL, so a query can say
+``(:since IS NULL OR updated_at > :since)``. A bound value's SQL type follows its Python type
+(a ``datetime`` binds as a timestamp), so comparisons are right on every dialect.
+
+Values stay what the driver returns (``Decimal``, ``date``, ``datetime``; object columns, never
+floats made by pandas). SQLite has no decimal or date types: there they come back as the text (or
+number) SQLite stored. Every error names the query file and the database with its password masked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
+from sqlalchemy.pool import NullPool
+
+from pipeline.extract.base import Chunk, ExtractError
+from pipeline.settings import mask_url
+
+CONNECT_TIMEOUT_SECONDS = 15
+_MAX_DETAIL_CHARS = 600
+_SECRET_KEY = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryChunk(Chunk):
+    """A chunk of query rows: row ``i`` is at ``<query file> row <first_row + i>``."""
+
+    def location(self, index: int) -> str:
+        """``sql/sample_erp/extract.sql row 17``."""
+        return f"{self.origin} row {self.first_row + index}"
+
+
+class SqlSource:
+    """The rows of the query in ``query_file`` (relative to ``base_dir``) on the database ``url``.
+
+    Nothing is read or connected until a method is called.
+    """
+
+    def __init__(
+        self, url: str, query_file: Path, *, base_dir: Path, chunk_rows: int = 20_000
+    ) -> None:
+        if chunk_rows < 1:
+            raise ExtractError(f"SQL source {query_file}: chunk_rows must be at least 1")
+        self._url = url
+        self._origin = Path(query_file).as_posix()
+        self._query_path = Path(base_dir) / query_file
+        self._chunk_rows = chunk_rows
+
+    def describe(self) -> str:
+        """``sql/sample_erp/extract.sql on postgresql+psycopg://app:***@db/erp``."""
+        return f"{self._origin} on {self._database()}"
+
+    def columns(self) -> list[str]:
+        """The query's column names, from its result description (no row is fetched)."""
+        query = self._query()
+        # The query file is trusted configuration, not user input.
+        probe = f"SELECT * FROM (\n{query}\n) appzen_columns WHERE 1 = 0"  # noqa: S608
+        engine = self._engine()
+        try:
+            with self._connect(engine) as connection:
+                try:
+                    return self._keys_of(connection, probe)
+                except sa.exc.SQLAlchemyError:
+                    # Not every query can be a derived table: describe a streamed run instead.
+                    connection.rollback()
+                try:
+                    return self._keys_of(connection, query, stream=True)
+                except sa.exc.SQLAlchemyError as error:
+                    raise self._error("the query failed", error) from None
+        finally:
+            engine.dispose()
+
+    def chunks(self, params: Mapping[str, object]) -> Iterator[Chunk]:
+        """Stream the rows ``chunk_rows`` at a time through a server-side cursor."""
+        statement = self._statement(self._query(), params)
+        engine = self._engine()
+        try:
+            with self._connect(engine) as connection:
+                yield from self._stream(connection, statement)
+        finally:
+            engine.dispose()
+
+    # --- running ---------------------------------------------------------------------------------
+    def _stream(self, connection: Connection, statement: sa.TextClause) -> Iterator[Chunk]:
+        done = 0
+        try:
+            streamed = statement.execution_options(stream_results=True, yield_per=self._chunk_rows)
+            result = connection.execute(streamed)
+            keys = self._checked_keys(result)
+            # A text() statement ignores the yield_per option: set it on the result too.
+            for part in result.yield_per(self._chunk_rows).partitions(self._chunk_rows):
+                frame = pd.DataFrame([tuple(row) for row in part], columns=keys, dtype=object)
+                yield QueryChunk(frame, self._origin, done + 1)
+                done += len(part)
+        except sa.exc.SQLAlchemyError as error:
+            after = f" after {done} rows" if done else ""
+            raise self._error(f"the query failed{after}", error) from None
+
+    def _keys_of(self, connection: Connection, query: str, *, stream: bool = False) -> list[str]:
+        statement = self._statement(query, {})
+        result = connection.execute(statement.execution_options(stream_results=stream))
+        try:
+            return self._checked_keys(result)
+        finally:
+            result.close()
+
+    def _checked_keys(self, result: CursorResult[object]) -> list[str]:
+        names = result.keys()
+        keys = [str(name) for name in names]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        if twice:
+            raise ExtractError(
+                f"{self.describe()}: the query returns column(s) {twice} more than once; give "
+                f"each a distinct alias (... AS name) in {self._origin}"
+            )
+        return keys
+
+    def _statement(self, query: str, params: Mapping[str, object]) -> sa.TextClause:
+        """The query with every parameter it uses bound, typed by its value; a missing or None
+        one is written as a NULL literal (an untyped NULL parameter fails on PostgreSQL)."""
+        clause = sa.text(query)
+        binds: list[sa.BindParameter[object]] = []
+        for name in clause.compile().params:
+            value = params.get(name)
+            binds.append(sa.bindparam(name, value, literal_execute=value is None))
+        return clause.bindparams(*binds)
+
+    # --- the database ----------------------------------------------------------------------------
+    def _query(self) -> str:
+        try:
+            text = self._query_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ExtractError(
+                f"SQL source {self._origin}: cannot read the query file {self._query_path} "
+                f"({error}); check the query path (relative to the project directory)"
+            ) from None
+        query = text.strip().rstrip(";").strip()
+        if not query:
+            raise ExtractError(f"{self._origin}: the query file is empty; write a SELECT in it")
+        return query
+
+    def _engine(self) -> Engine:
+        url = self._parsed_url()
+        connect_args: dict[str, object] = {}
+        networked = url.get_backend_name() in {"postgresql", "mysql", "mariadb"}
+        if networked and "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+        try:
+            return sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+        except (sa.exc.ArgumentError, ImportError) as error:
+            raise ExtractError(
+                f"{self._origin}: cannot use the database {self._database()}: "
+                f"{self._scrub(str(error))}; check the URL's dialect and driver "
+                "(e.g. postgresql+psycopg://, mysql+pymysql://, sqlite:///)"
+            ) from None
+
+    def _connect(self, engine: Engine) -> Connection:
+        try:
+            return engine.connect()
+        except sa.exc.SQLAlchemyError as error:
+            raise self._error(
+                "cannot connect",
+                error,
+                fix="check the URL, the credentials and that the server is running and reachable",
+            ) from None
+
+    def _parsed_url(self) -> URL:
+        try:
+            return make_url(self._url)
+        except (sa.exc.ArgumentError, ValueError):
+            raise ExtractError(
+                f"{self._origin}: the database URL cannot be parsed (not shown: it may hold a "
+                "password); write it as dialect+driver://user:password@host:port/database"
+            ) from None
+
+    def _database(self) -> str:
+        try:
+            url = make_url(self._url)
+        except (sa.exc.ArgumentError, ValueError):
+            return "an unparsable database URL"
+        secret = {key: "***" for key in url.query if _SECRET_KEY.search(key)}
+        return url.update_query_dict(secret).render_as_string(hide_password=True)
+
+    def _error(self, what: str, error: Exception, *, fix: str | None = None) -> ExtractError:
+        cause = getattr(error, "orig", None) or error
+        detail = self._scrub(str(cause).strip())
+        if len(detail) > _MAX_DETAIL_CHARS:
+            detail = detail[:_MAX_DETAIL_CHARS] + "…"
+        advice = fix or f"fix the query in {self._origin} (try it in an SQL client) or the database"
+        return ExtractError(f"{self.describe()}: {what}: {detail}; {advice}")
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the password or other secrets of the URL, in any spelling."""
+        text = mask_url(text)
+        for secret in self._secrets():
+            for spelling in {secret, quote(secret, safe=""), quote_plus(secret)}:
+                text = text.replace(spelling, "***")
+        return text
+
+    def _secrets(self) -> list[str]:
+        try:
+            url = make_url(self._url)
+        except (sa.exc.ArgumentError, ValueError):
+            return []
+        found = [str(url.password)] if url.password else []
+        for key, value in url.query.items():
+            if _SECRET_KEY.search(key):
+                found.extend([value] if isinstance(value, str) else list(value))
+        return [secret for secret in found if secret]
