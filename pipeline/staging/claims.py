@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,6 +73,24 @@ def claim_batch(
         if key not in claimed:
             decisions[key] = _busy(decisions[key])
     return [decisions[item.invoice_id] for item in items]
+
+
+def plan_batch(
+    conn: Connection, request: ClaimRequest, items: Sequence[StageItem]
+) -> list[Decision]:
+    """What :func:`claim_batch` would decide, without writing anything (``--dry-run``)."""
+    _refuse_duplicates(items)
+    keys = sorted(item.invoice_id for item in items)
+    rows = {row.invoice_id: row for chunk in chunks(keys) for row in _read(conn, request, chunk)}
+    decisions = []
+    for item in items:
+        row = rows.get(item.invoice_id)
+        if row is None:
+            decisions.append(Decision(item.invoice_id, "send", "create", None, "pending"))
+            continue
+        seen = {**row._asdict(), "payload_hash": item.payload_hash}
+        decisions.append(_decide(SimpleNamespace(**seen), request))  # type: ignore[arg-type]
+    return decisions
 
 
 def release_claims(conn: Connection, owner: str, mapping: str | None = None) -> int:

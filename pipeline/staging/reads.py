@@ -99,3 +99,14 @@ def failed_invoice_ids(conn: Connection, mapping: str) -> set[str]:
         inv.c.mapping == mapping, inv.c.state.in_(("rejected", "failed_retryable"))
     )
     return set(conn.execute(query).scalars())
+
+
+def invoices_in_state(
+    conn: Connection, mapping: str, state: str, limit: int, after_key: str | None
+) -> list[InvoiceRecord]:
+    """Invoices of ``mapping`` in ``state``, by key after ``after_key`` (keyset pages)."""
+    query = sa.select(inv).where(inv.c.mapping == mapping, inv.c.state == state)
+    if after_key is not None:
+        query = query.where(inv.c.invoice_id > after_key)
+    query = query.order_by(inv.c.invoice_id).limit(limit)
+    return [invoice_record(row) for row in conn.execute(query)]

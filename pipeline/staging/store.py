@@ -48,6 +48,7 @@ from pipeline.staging.errors import is_retryable, staging_error
 from pipeline.staging.records import (
     Decision,
     InvoiceRecord,
+    InvoiceState,
     PushRecord,
     RunRecord,
     RunStatus,
@@ -251,6 +252,22 @@ class StagingStore:
             lambda c: claims.claim_batch(c, request, items),
         )
 
+    def plan_batch(
+        self,
+        mapping: str,
+        items: Sequence[StageItem],
+        *,
+        force: bool = False,
+        retry_failed: bool = False,
+    ) -> list[Decision]:
+        """What :meth:`claim_batch` would decide for ``items``; reads only (``--dry-run``)."""
+        now = self._clock()
+        request = claims.ClaimRequest(mapping, "dry-run", now, now, force, retry_failed, 0)
+        return self._read(
+            f"planning a batch of {len(items)} for {mapping!r}",
+            lambda c: claims.plan_batch(c, request, items),
+        )
+
     def record_outcomes(
         self,
         run_id: int,
@@ -335,6 +352,15 @@ class StagingStore:
         """One staged invoice, or ``None``."""
         return self._read(
             f"reading invoice {invoice_id!r}", lambda c: reads.get_invoice(c, mapping, invoice_id)
+        )
+
+    def invoices_in_state(
+        self, mapping: str, state: InvoiceState, limit: int, after_key: str | None = None
+    ) -> list[InvoiceRecord]:
+        """A page of invoices in ``state`` (e.g. ``recreate`` rows to resend), by key."""
+        return self._read(
+            f"listing {state} invoices",
+            lambda c: reads.invoices_in_state(c, mapping, state, limit, after_key),
         )
 
     def count_by_state(self, mapping: str) -> dict[str, int]:

@@ -1,0 +1,152 @@
+"""Status push-back: tell AppZen the ERP-side state of every invoice whose ERP status changed.
+
+For each staged invoice with a uuid whose (ERP status, ERP error) differs from what was last
+pushed, ``POST /invoice/{uuid}/status-sync``: state ``CREATED`` with ``invoice_id`` and
+``invoice_status``, or ``ERROR`` with ``error_data`` when the ERP reported that it could not take
+the invoice. Pushes go through the same :class:`~pipeline.load.dispatch.Dispatcher` as posting
+(rate limit, concurrency, retries). What was pushed is recorded per batch, so an unchanged status
+is never pushed twice; a 404 marks the invoice for re-creation on the next sync.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pipeline.appzen.client import AppZenClient, Reply
+from pipeline.appzen.errors import FatalError, UnknownInvoice
+from pipeline.appzen.models import ErrorData, StatusSyncRequest
+from pipeline.failures import RowFailure
+from pipeline.load.dispatch import CallResult, Dispatcher, describe
+from pipeline.load.retry import RetriesExhausted
+from pipeline.staging import StagingStore
+from pipeline.staging.records import PushRecord, StatusCandidate
+
+PAGE = 500
+
+
+@dataclass(slots=True)
+class StatusSyncResult:
+    """Counts (pushed, pushed_error, recreate, failed_status_sync, skipped) and failures."""
+
+    counts: Counter[str]
+    failures: list[RowFailure]
+    fatal: FatalError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """One status-sync call to make: the staged invoice and the body to send."""
+
+    candidate: StatusCandidate
+    body: StatusSyncRequest
+
+
+def status_body(candidate: StatusCandidate, now: datetime) -> StatusSyncRequest | None:
+    """The status-sync body for a candidate; ``None`` when the ERP has no status to report."""
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    error = candidate.erp_error or {}
+    if error.get("message"):
+        return StatusSyncRequest(
+            appzen_invoice_state="ERROR",
+            invoice_id=candidate.invoice_id,
+            invoice_status=candidate.erp_status,
+            timestamp=stamp,
+            error_data=ErrorData.model_validate(error),
+        )
+    if not candidate.erp_status:
+        return None
+    return StatusSyncRequest(
+        appzen_invoice_state="CREATED",
+        invoice_id=candidate.invoice_id,
+        invoice_status=candidate.erp_status,
+        timestamp=stamp,
+    )
+
+
+async def push_statuses(
+    store: StagingStore,
+    client: AppZenClient,
+    dispatcher: Dispatcher,
+    mapping: str,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    page: int = PAGE,
+    dry_run: bool = False,
+) -> StatusSyncResult:
+    """Push every pending status change of ``mapping``, a page at a time."""
+    result = StatusSyncResult(Counter(), [])
+    after: str | None = None
+    while result.fatal is None:
+        candidates = store.status_candidates(mapping, page, after_key=after)
+        if not candidates:
+            break
+        after = candidates[-1].invoice_id
+        moment = now()
+        bodies = [(c, status_body(c, moment)) for c in candidates]
+        idle = [c for c, body in bodies if body is None]
+        todo = [Push(c, body) for c, body in bodies if body is not None]
+        result.counts["skipped_no_status"] += len(idle)
+        if dry_run:
+            result.counts["would_push"] += len(todo)
+            continue
+        store.record_pushes(mapping, [PushRecord(c.invoice_id, None, None) for c in idle], moment)
+        report = await dispatcher.run(todo, lambda p: client.status_sync(p.candidate.uuid, p.body))
+        _record(store, mapping, report.results, moment, result)
+        result.fatal = report.fatal
+    return result
+
+
+def _record(
+    store: StagingStore,
+    mapping: str,
+    results: list[CallResult[Push, Reply]],
+    moment: datetime,
+    result: StatusSyncResult,
+) -> None:
+    pushed: list[PushRecord] = []
+    for call in results:
+        candidate = call.item.candidate
+        result.counts["requests"] += call.attempts
+        if call.error is None:
+            pushed.append(
+                PushRecord(candidate.invoice_id, candidate.erp_status, candidate.erp_error)
+            )
+            error = bool((candidate.erp_error or {}).get("message"))
+            result.counts["pushed_error" if error else "pushed"] += 1
+            continue
+        if isinstance(call.error, UnknownInvoice):
+            store.mark_recreate(mapping, candidate.invoice_id, "status-sync: AppZen answered 404")
+            result.counts["recreate"] += 1
+        else:
+            result.counts["failed_status_sync"] += 1
+        result.failures.append(_failure(call))
+    store.record_pushes(mapping, pushed, moment)
+
+
+def _failure(call: CallResult[Push, Reply]) -> RowFailure:
+    assert call.error is not None
+    error = describe(call.error)
+    unknown = isinstance(call.error, UnknownInvoice)
+    exhausted = isinstance(call.error, RetriesExhausted)
+    hint = (
+        "AppZen does not know this uuid: the next sync re-creates the invoice"
+        if unknown
+        else "retried on the next status-sync"
+        if exhausted
+        else "AppZen refused the status body; check the ERP status columns"
+    )
+    return RowFailure(
+        source_key=call.item.candidate.invoice_id,
+        source_location=f"uuid {call.item.candidate.uuid}",
+        stage="retries_exhausted" if exhausted else "status_sync",
+        rule="appzen_404_unknown_uuid" if unknown else f"status_sync_{error.status or 'error'}",
+        message=str(call.error) if exhausted else error.message,
+        hint=hint,
+        http_status=error.status,
+        error_code=error.error_code,
+        correlation_id=error.correlation_id,
+        attempts=call.attempts,
+    )

@@ -1,0 +1,455 @@
+"""One sync run end to end: extract → map → stage (change detection, claims) → post → record.
+
+:class:`SyncJob` is what the CLI and the Prefect flows drive. Work is cut into batches (units of
+``BATCH_SIZE`` invoices): each batch is claimed in staging in one transaction, posted concurrently
+under the shared rate limit, and its outcomes committed together. Two batches are in flight at
+once so the pipe never drains between them; mapping the next batch runs in a worker thread.
+
+The watermark of an incremental run only advances over invoices that are finished (sent,
+unchanged, rejected, or not mappable): it stops short of the first invoice that is still open
+(retries exhausted, claimed by another worker, left pending by a fatal stop), so the next run
+extracts that one again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pipeline.appzen.client import AppZenClient
+from pipeline.appzen.errors import FatalError
+from pipeline.extract.base import Chunk, Source
+from pipeline.failures import RowFailure
+from pipeline.load.clock import SYSTEM_CLOCK, Clock
+from pipeline.load.dispatch import Dispatcher
+from pipeline.load.poster import PostResult, SendItem, post_invoices
+from pipeline.load.ratelimit import AdaptiveRateLimiter
+from pipeline.load.retry import RetryPolicy
+from pipeline.mapping.engine import MappedInvoice, MappingEngine, RejectedInvoice
+from pipeline.mapping.loader import load_mapping
+from pipeline.mapping.spec import MappingSpec
+from pipeline.settings import Settings
+from pipeline.staging import StageItem, StagingStore, new_owner
+from pipeline.staging.records import Decision, SendOutcome
+
+Flow = Literal["sync", "backfill", "retry_failed"]
+Result = MappedInvoice | RejectedInvoice
+BATCHES_IN_FLIGHT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOptions:
+    """What one run does. ``since``/``until`` bound the extraction; with ``incremental`` and no
+    ``since``, the stored watermark of the mapping's last successful incremental run is used."""
+
+    mapping: Path
+    flow: Flow = "sync"
+    historical: bool = False
+    incremental: bool = True
+    since: str | None = None
+    until: str | None = None
+    force: bool = False
+    retry_failed: bool = False
+    only_keys: frozenset[str] | None = None
+    dry_run: bool = False
+    project_dir: Path = Path()
+    lease_seconds: float = 300.0
+    label: str | None = None
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What a run did, for the summary table, ``--json`` and Prefect artifacts."""
+
+    run_id: int | None
+    mapping: str
+    flow: str
+    historical: bool
+    dry_run: bool
+    status: str = "running"
+    counts: Counter[str] = field(default_factory=Counter)
+    started_at: float = field(default_factory=time.time)
+    duration_s: float = 0.0
+    posting_s: float = 0.0
+    watermark: str | None = None
+    fatal: str | None = None
+    failures: list[RowFailure] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """AppZen requests per second while posting."""
+        return self.counts["requests"] / self.posting_s if self.posting_s > 0 else 0.0
+
+    @property
+    def failed(self) -> int:
+        """Invoices that failed in any stage of this run."""
+        return sum(self.counts[k] for k in FAILED_KEYS)
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready view (no secrets: counts, ids, timings)."""
+        return {
+            "run_id": self.run_id,
+            "mapping": self.mapping,
+            "flow": self.flow,
+            "historical": self.historical,
+            "dry_run": self.dry_run,
+            "status": self.status,
+            "counts": dict(sorted(self.counts.items())),
+            "failed": self.failed,
+            "duration_s": round(self.duration_s, 3),
+            "rate_per_s": round(self.rate, 2),
+            "watermark": self.watermark,
+            "fatal": self.fatal,
+        }
+
+
+FAILED_KEYS = ("failed_mapping", "failed_validation", "failed_appzen", "failed_retries")
+
+
+class SyncJob:
+    """Runs one mapping once; see the module docstring."""
+
+    def __init__(
+        self,
+        options: SyncOptions,
+        settings: Settings,
+        *,
+        store: StagingStore,
+        clock: Clock = SYSTEM_CLOCK,
+        client: AppZenClient | None = None,
+    ) -> None:
+        self.options = options
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self._client = client
+        self.spec: MappingSpec = load_mapping(options.mapping)
+        self.summary = RunSummary(
+            None, self.spec.name, options.flow, options.historical, options.dry_run
+        )
+        self._owner = new_owner(options.label or options.flow)
+        self._open_watermarks: list[str] = []
+        self._done_watermarks: list[str] = []
+        self._fatal: FatalError | None = None
+
+    # --- preparing ---------------------------------------------------------------------------
+    def open_sources(self) -> tuple[Source, Source | None]:
+        """Open the mapping's source(s) and check every column it needs exists (before sending)."""
+        erp_url = self.settings.erp_database_url
+        url = erp_url.get_secret_value() if erp_url is not None else None
+        source = self.spec.open_source(self.options.project_dir, url)
+        lines = self.spec.open_lines_source(self.options.project_dir, url)
+        MappingEngine(self.spec).check_columns(
+            source.columns(),
+            lines.columns() if lines is not None else None,
+            source=source.describe(),
+            lines_source=lines.describe() if lines is not None else "the lines source",
+        )
+        return source, lines
+
+    def params(self) -> dict[str, object]:
+        """The bind parameters: ``since`` (explicit, or the stored watermark) and ``until``."""
+        since: object = self.options.since
+        if since is None and self.options.incremental and self.options.flow == "sync":
+            since = self.store.last_watermark(self.spec.name)
+        return {"since": _bindable(since), "until": _bindable(self.options.until)}
+
+    def results(self, source: Source, lines: Source | None) -> Iterator[Result]:
+        """Every mapped or rejected invoice of the source, in source order."""
+        params = self.params()
+        chunks: Iterator[Chunk] = source.chunks(params)
+        line_chunks = lines.chunks(params) if lines is not None else None
+        yield from MappingEngine(self.spec).run(chunks, line_chunks)
+
+    # --- running -----------------------------------------------------------------------------
+    async def run(self) -> RunSummary:
+        """Run to the end (or to a fatal error) and return the summary."""
+        started = time.monotonic()
+        source, lines = self.open_sources()
+        if not self.options.dry_run:
+            self.summary.run_id = self.store.start_run(
+                self.options.flow, self.spec.name, self._run_parameters(), self.options.historical
+            )
+        try:
+            await self._run_batches(self.results(source, lines))
+        except BaseException:
+            self._finish("interrupted")
+            raise
+        finally:
+            self.summary.duration_s = time.monotonic() - started
+        self._finish("failed" if self._fatal else "succeeded")
+        return self.summary
+
+    async def _run_batches(self, results: Iterator[Result]) -> None:
+        batches = _batched(results, self.settings.batch_size)
+        async with self._client_context() as client:
+            dispatcher = self._dispatcher()
+            inflight: set[asyncio.Task[None]] = set()
+            while self._fatal is None:
+                batch = await asyncio.to_thread(next, batches, None)
+                if batch is None:
+                    break
+                inflight.add(asyncio.create_task(self._process(batch, client, dispatcher)))
+                if len(inflight) >= BATCHES_IN_FLIGHT:
+                    done, inflight = await asyncio.wait(inflight, return_when="FIRST_COMPLETED")
+                    for task in done:
+                        task.result()
+            if inflight:
+                await asyncio.gather(*inflight)
+            if self.options.flow == "sync" and self.options.only_keys is None:
+                await self._resend_recreates(client, dispatcher)
+
+    async def _process(
+        self, batch: list[Result], client: AppZenClient, dispatcher: Dispatcher
+    ) -> None:
+        mapped = [r for r in batch if isinstance(r, MappedInvoice)]
+        failures = [f for r in batch if isinstance(r, RejectedInvoice) for f in r.failures]
+        self._count_extracted(batch)
+        mapped = self._in_scope(mapped)
+        items = [
+            StageItem(
+                m.key,
+                m.payload_hash,
+                m.erp_status,
+                m.erp_error.model_dump(exclude_none=True) if m.erp_error else None,
+            )
+            for m in mapped
+        ]
+        decisions = await asyncio.to_thread(self._decide, items)
+        sends = [
+            SendItem(m.key, m.payload, m.payload_hash, d.expect or "create", m.location)
+            for m, d in zip(mapped, decisions, strict=True)
+            if d.action == "send"
+        ]
+        self._count_decisions(decisions)
+        failures += await self._send(sends, client, dispatcher)
+        self._track_watermarks(mapped, decisions, sends)
+        await self._report(failures)
+
+    async def _send(
+        self, sends: list[SendItem], client: AppZenClient, dispatcher: Dispatcher
+    ) -> list[RowFailure]:
+        """Post claimed invoices and commit their outcomes; the failures to report."""
+        if not sends or self.options.dry_run:
+            return []
+        started = time.monotonic()
+        posted = await post_invoices(client, dispatcher, sends, historical=self.options.historical)
+        self.summary.posting_s += time.monotonic() - started
+        await asyncio.to_thread(self._record, posted)
+        self._count_posted(posted.outcomes, posted)
+        return posted.failures
+
+    async def _report(self, failures: list[RowFailure]) -> None:
+        if failures and not self.options.dry_run:
+            await asyncio.to_thread(self._record_failures, failures)
+        self.summary.failures.extend(failures)
+
+    async def _resend_recreates(self, client: AppZenClient, dispatcher: Dispatcher) -> None:
+        """Re-create, from the last acknowledged payload, invoices AppZen said it no longer knows
+        (status-sync 404) and that this run's extraction did not already resend."""
+        after: str | None = None
+        while self._fatal is None:
+            rows = await asyncio.to_thread(
+                self.store.invoices_in_state,
+                self.spec.name,
+                "recreate",
+                self.settings.batch_size,
+                after,
+            )
+            if not rows:
+                return
+            after = rows[-1].invoice_id
+            rows = [r for r in rows if r.acked_payload is not None and r.acked_hash is not None]
+            items = [
+                StageItem(r.invoice_id, r.acked_hash or "", r.erp_status, r.erp_error) for r in rows
+            ]
+            decisions = await asyncio.to_thread(self._decide, items)
+            sends = [
+                SendItem(
+                    r.invoice_id,
+                    r.acked_payload or b"",
+                    r.acked_hash or "",
+                    d.expect or "create",
+                    "staging: last acknowledged payload",
+                )
+                for r, d in zip(rows, decisions, strict=True)
+                if d.action == "send"
+            ]
+            self.summary.counts["recreate_resent"] += len(sends)
+            await self._report(await self._send(sends, client, dispatcher))
+
+    def _in_scope(self, mapped: list[MappedInvoice]) -> list[MappedInvoice]:
+        keys = self.options.only_keys
+        return mapped if keys is None else [m for m in mapped if m.key in keys]
+
+    def _decide(self, items: Sequence[StageItem]) -> list[Decision]:
+        if self.options.dry_run:
+            return self.store.plan_batch(
+                self.spec.name,
+                items,
+                force=self.options.force,
+                retry_failed=self.options.retry_failed,
+            )
+        assert self.summary.run_id is not None
+        return self.store.claim_batch(
+            self.spec.name,
+            items,
+            owner=self._owner,
+            lease_seconds=self.options.lease_seconds,
+            run_id=self.summary.run_id,
+            force=self.options.force,
+            retry_failed=self.options.retry_failed,
+        )
+
+    def _record(self, posted: PostResult) -> None:
+        assert self.summary.run_id is not None
+        self.store.record_outcomes(
+            self.summary.run_id, self.spec.name, posted.outcomes, owner=self._owner
+        )
+        if posted.fatal is not None:
+            self.store.release_claims(self._owner, self.spec.name)
+            self._fatal = posted.fatal
+            self.summary.fatal = str(posted.fatal)
+
+    def _record_failures(self, failures: list[RowFailure]) -> None:
+        assert self.summary.run_id is not None
+        self.store.record_failures(self.summary.run_id, self.spec.name, failures)
+
+    # --- counting ----------------------------------------------------------------------------
+    def _count_extracted(self, batch: list[Result]) -> None:
+        counts = self.summary.counts
+        for result in batch:
+            counts["extracted"] += 1
+            if isinstance(result, MappedInvoice):
+                counts["mapped"] += 1
+            else:
+                stage = "validation" if result.failures[0].stage == "validation" else "mapping"
+                counts[f"failed_{stage}"] += 1
+
+    def _count_decisions(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            key = decision.action if decision.action != "send" else f"would_{decision.expect}"
+            self.summary.counts[key] += 1
+
+    def _count_posted(self, outcomes: list[SendOutcome], posted: PostResult) -> None:
+        counts = self.summary.counts
+        counts["retries"] += posted.retries
+        for outcome in outcomes:
+            counts["requests"] += outcome.attempts
+            if outcome.kind == "acked":
+                counts[(outcome.appzen_status or "acked").lower()] += 1
+                if outcome.expect == "create" and outcome.appzen_status == "UPDATED":
+                    counts["resent_after_crash"] += 1
+            else:
+                counts["failed_appzen" if outcome.kind == "rejected" else "failed_retries"] += 1
+
+    def _track_watermarks(
+        self, mapped: list[MappedInvoice], decisions: list[Decision], sends: list[SendItem]
+    ) -> None:
+        if self.spec.watermark_column is None or self.options.dry_run:
+            return
+        open_keys = {d.invoice_id for d in decisions if d.action == "busy"}
+        if self._fatal is not None:
+            open_keys |= {s.invoice_id for s in sends}
+        exhausted = {f.source_key for f in self.summary.failures if f.stage == "retries_exhausted"}
+        for invoice in mapped:
+            if invoice.watermark is None:
+                continue
+            mark = _text(invoice.watermark)
+            is_open = invoice.key in open_keys or invoice.key in exhausted
+            (self._open_watermarks if is_open else self._done_watermarks).append(mark)
+        self._compact_watermarks()
+
+    def _compact_watermarks(self) -> None:
+        """Keep memory flat: only the smallest open mark and the done marks below it matter."""
+        if self._open_watermarks:
+            self._open_watermarks = [min(self._open_watermarks)]
+        below = [
+            m
+            for m in self._done_watermarks
+            if not self._open_watermarks or m < self._open_watermarks[0]
+        ]
+        self._done_watermarks = [max(below)] if below else []
+
+    def _finish(self, status: Literal["succeeded", "failed", "interrupted"]) -> None:
+        self.summary.status = status
+        if self.options.dry_run or self.summary.run_id is None:
+            return
+        incremental = self.options.flow == "sync" and status == "succeeded"
+        watermark = self._done_watermarks[0] if incremental and self._done_watermarks else None
+        self.summary.watermark = watermark
+        self.store.finish_run(
+            self.summary.run_id,
+            status=status,
+            counts=dict(self.summary.counts),
+            watermark=watermark,
+        )
+
+    # --- plumbing ----------------------------------------------------------------------------
+    def _run_parameters(self) -> dict[str, object]:
+        o = self.options
+        return {
+            "mapping": str(o.mapping),
+            "since": o.since,
+            "until": o.until,
+            "force": o.force,
+            "retry_failed": o.retry_failed,
+            "only_keys": len(o.only_keys) if o.only_keys is not None else None,
+        }
+
+    def _dispatcher(self) -> Dispatcher:
+        limiter = AdaptiveRateLimiter(self.settings.appzen_rate_limit, clock=self.clock)
+        policy = RetryPolicy(self.settings.appzen_retry_attempts)
+        return Dispatcher(
+            limiter=limiter,
+            policy=policy,
+            clock=self.clock,
+            concurrency=self.settings.appzen_max_concurrency,
+        )
+
+    def _client_context(self) -> AppZenClient | _Borrowed:
+        return _Borrowed(self._client) if self._client is not None else AppZenClient(self.settings)
+
+
+class _Borrowed:
+    """A client passed in by the caller: used, not closed."""
+
+    def __init__(self, client: AppZenClient) -> None:
+        self.client = client
+
+    async def __aenter__(self) -> AppZenClient:
+        return self.client
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def _batched(results: Iterator[Result], size: int) -> Iterator[list[Result]]:
+    batch: list[Result] = []
+    for result in results:
+        batch.append(result)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _text(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _bindable(value: object) -> object:
+    """A stored watermark as the database wants it: ISO text back to a datetime where it is one."""
+    if isinstance(value, str) and "T" in value:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
