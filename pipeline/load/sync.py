@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from types import TracebackType
+from typing import Literal, Self
 
 from pipeline.appzen.client import AppZenClient
 from pipeline.appzen.errors import FatalError
@@ -168,42 +169,54 @@ class SyncJob:
         yield from MappingEngine(self.spec).run(chunks, line_chunks)
 
     # --- running -----------------------------------------------------------------------------
-    async def run(self) -> RunSummary:
-        """Run to the end (or to a fatal error) and return the summary."""
-        started = time.monotonic()
-        source, lines = self.open_sources()
+    async def __aenter__(self) -> Self:
+        """Check the sources, open the run in staging and the AppZen connection pool."""
+        self._started = time.monotonic()
+        self._sources = self.open_sources()
         if not self.options.dry_run:
             self.summary.run_id = self.store.start_run(
                 self.options.flow, self.spec.name, self._run_parameters(), self.options.historical
             )
-        try:
-            await self._run_batches(self.results(source, lines))
-        except BaseException:
-            self._finish("interrupted")
-            raise
-        finally:
-            self.summary.duration_s = time.monotonic() - started
-        self._finish("failed" if self._fatal else "succeeded")
-        return self.summary
+        self._client_cm = self._client_context()
+        self._session = await self._client_cm.__aenter__()
+        self.dispatcher = self._dispatcher()
+        return self
 
-    async def _run_batches(self, results: Iterator[Result]) -> None:
-        batches = _batched(results, self.settings.batch_size)
-        async with self._client_context() as client:
-            dispatcher = self._dispatcher()
-            inflight: set[asyncio.Task[None]] = set()
-            while self._fatal is None:
-                batch = await asyncio.to_thread(next, batches, None)
-                if batch is None:
-                    break
-                inflight.add(asyncio.create_task(self._process(batch, client, dispatcher)))
-                if len(inflight) >= BATCHES_IN_FLIGHT:
-                    done, inflight = await asyncio.wait(inflight, return_when="FIRST_COMPLETED")
-                    for task in done:
-                        task.result()
-            if inflight:
-                await asyncio.gather(*inflight)
-            if self.options.flow == "sync" and self.options.only_keys is None:
-                await self._resend_recreates(client, dispatcher)
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the run: succeeded, failed (a fatal AppZen answer) or interrupted."""
+        await self._client_cm.__aexit__(exc_type, exc, tb)
+        self.summary.duration_s = time.monotonic() - self._started
+        status = "interrupted" if exc_type else "failed" if self._fatal else "succeeded"
+        self._finish(status)  # type: ignore[arg-type]
+
+    @property
+    def stopped(self) -> bool:
+        """True once AppZen gave a fatal answer: send nothing more."""
+        return self._fatal is not None
+
+    def batches(self) -> Iterator[list[Result]]:
+        """The source's invoices (mapped or rejected) in batches of ``BATCH_SIZE``."""
+        return _batched(self.results(*self._sources), self.settings.batch_size)
+
+    async def process(self, batch: list[Result]) -> None:
+        """One unit of work: stage and claim the batch, post what changed, record outcomes."""
+        await self._process(batch, self._session, self.dispatcher)
+
+    async def finish_up(self) -> None:
+        """After the last batch: re-create invoices AppZen lost (status-sync 404)."""
+        if self.options.flow == "sync" and self.options.only_keys is None and not self.stopped:
+            await self._resend_recreates(self._session, self.dispatcher)
+
+    async def run(self) -> RunSummary:
+        """Run to the end (or to a fatal error) and return the summary."""
+        async with self:
+            await drive(self)
+        return self.summary
 
     async def _process(
         self, batch: list[Result], client: AppZenClient, dispatcher: Dispatcher
@@ -334,7 +347,7 @@ class SyncJob:
 
     def _count_decisions(self, decisions: list[Decision]) -> None:
         for decision in decisions:
-            key = decision.action if decision.action != "send" else f"would_{decision.expect}"
+            key = decision.action if decision.action != "send" else f"planned_{decision.expect}"
             self.summary.counts[key] += 1
 
     def _count_posted(self, outcomes: list[SendOutcome], posted: PostResult) -> None:
@@ -415,6 +428,34 @@ class SyncJob:
 
     def _client_context(self) -> AppZenClient | _Borrowed:
         return _Borrowed(self._client) if self._client is not None else AppZenClient(self.settings)
+
+
+async def drive(
+    job: SyncJob, process: Callable[[list[Result]], Awaitable[None]] | None = None
+) -> None:
+    """Feed ``job``'s batches to ``process`` (default ``job.process``), two in flight at once;
+    mapping the next batch runs in a worker thread while the current ones post."""
+    run_batch = process or job.process
+    batches = job.batches()
+    inflight: set[asyncio.Task[None]] = set()
+    try:
+        while not job.stopped:
+            batch = await asyncio.to_thread(next, batches, None)
+            if batch is None:
+                break
+            inflight.add(asyncio.ensure_future(run_batch(batch)))
+            if len(inflight) >= BATCHES_IN_FLIGHT:
+                done, inflight = await asyncio.wait(inflight, return_when="FIRST_COMPLETED")
+                for task in done:
+                    task.result()
+        if inflight:
+            await asyncio.gather(*inflight)
+            inflight.clear()
+    finally:
+        for task in inflight:
+            task.cancel()
+        await asyncio.gather(*inflight, return_exceptions=True)
+    await job.finish_up()
 
 
 class _Borrowed:
