@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -175,6 +177,18 @@ class AppZenClient:
         if response.is_success:
             return response
         raise _error_from(operation, response)
+
+
+@contextlib.asynccontextmanager
+async def client_session(
+    settings: Settings, client: AppZenClient | None = None
+) -> AsyncIterator[AppZenClient]:
+    """``client`` if the caller passed one (it stays open), else a new one closed on exit."""
+    if client is not None:
+        yield client
+        return
+    async with AppZenClient(settings) as fresh:
+        yield fresh
 
 
 def _error_from(operation: Operation, response: httpx.Response) -> AppZenError:

@@ -15,8 +15,9 @@ from typing import Generic, TypeVar
 
 from pipeline.appzen.errors import AppZenError, FatalError, RowError
 from pipeline.load.clock import Clock
-from pipeline.load.ratelimit import RateLimiter
+from pipeline.load.ratelimit import AdaptiveRateLimiter, RateLimiter
 from pipeline.load.retry import RetriesExhausted, RetryEvent, RetryPolicy, call_with_retries
+from pipeline.settings import Settings
 
 I = TypeVar("I")  # noqa: E741 - the item type
 T = TypeVar("T")
@@ -58,6 +59,16 @@ class Dispatcher:
         self.clock = clock
         self._slots = asyncio.Semaphore(concurrency)
         self._on_result = on_result
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock) -> Dispatcher:
+        """The dispatcher a run uses: configured rate (adaptive), concurrency and attempts."""
+        return cls(
+            limiter=AdaptiveRateLimiter(settings.appzen_rate_limit, clock=clock),
+            policy=RetryPolicy(settings.appzen_retry_attempts),
+            clock=clock,
+            concurrency=settings.appzen_max_concurrency,
+        )
 
     async def run(
         self, items: Sequence[I], call: Callable[[I], Awaitable[T]]

@@ -10,19 +10,23 @@ is never pushed twice; a 404 marks the invoice for re-creation on the next sync.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pipeline.appzen.client import AppZenClient, Reply
+from pipeline.appzen.client import AppZenClient, Reply, client_session
 from pipeline.appzen.errors import FatalError, UnknownInvoice
 from pipeline.appzen.models import ErrorData, StatusSyncRequest
 from pipeline.failures import RowFailure
+from pipeline.load.clock import SYSTEM_CLOCK, Clock
 from pipeline.load.dispatch import CallResult, Dispatcher, describe
 from pipeline.load.retry import RetriesExhausted
+from pipeline.load.summary import RunSummary
+from pipeline.settings import Settings
 from pipeline.staging import StagingStore
-from pipeline.staging.records import PushRecord, StatusCandidate
+from pipeline.staging.records import PushRecord, RunStatus, StatusCandidate
 
 PAGE = 500
 
@@ -150,3 +154,36 @@ def _failure(call: CallResult[Push, Reply]) -> RowFailure:
         correlation_id=error.correlation_id,
         attempts=call.attempts,
     )
+
+
+async def run_status_sync(
+    settings: Settings,
+    store: StagingStore,
+    mapping: str,
+    *,
+    dry_run: bool = False,
+    client: AppZenClient | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> RunSummary:
+    """Push every pending status change of ``mapping`` as one recorded run (flow status_sync)."""
+    summary = RunSummary(None, mapping, "status_sync", False, dry_run)
+    started = time.monotonic()
+    if not dry_run:
+        summary.run_id = store.start_run("status_sync", mapping, {}, historical=False)
+    status: RunStatus = "interrupted"
+    try:
+        async with client_session(settings, client) as session:
+            dispatcher = Dispatcher.from_settings(settings, clock)
+            result = await push_statuses(store, session, dispatcher, mapping, dry_run=dry_run)
+        summary.counts.update(result.counts)
+        summary.failures = result.failures
+        summary.fatal = str(result.fatal) if result.fatal else None
+        status = "failed" if result.fatal else "succeeded"
+    finally:
+        summary.duration_s = summary.posting_s = time.monotonic() - started
+        summary.status = status
+        if summary.run_id is not None:
+            if summary.failures:
+                store.record_failures(summary.run_id, mapping, summary.failures)
+            store.finish_run(summary.run_id, status=status, counts=dict(summary.counts))
+    return summary

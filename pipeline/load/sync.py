@@ -15,23 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
-from pipeline.appzen.client import AppZenClient
+from pipeline.appzen.client import AppZenClient, client_session
 from pipeline.appzen.errors import FatalError
 from pipeline.extract.base import Chunk, Source
 from pipeline.failures import RowFailure
 from pipeline.load.clock import SYSTEM_CLOCK, Clock
 from pipeline.load.dispatch import Dispatcher
 from pipeline.load.poster import PostResult, SendItem, post_invoices
-from pipeline.load.ratelimit import AdaptiveRateLimiter
-from pipeline.load.retry import RetryPolicy
+from pipeline.load.summary import RunSummary
 from pipeline.mapping.engine import MappedInvoice, MappingEngine, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
@@ -59,58 +57,9 @@ class SyncOptions:
     retry_failed: bool = False
     only_keys: frozenset[str] | None = None
     dry_run: bool = False
-    project_dir: Path = Path()
+    project_dir: Path | None = None
     lease_seconds: float = 300.0
     label: str | None = None
-
-
-@dataclass(slots=True)
-class RunSummary:
-    """What a run did, for the summary table, ``--json`` and Prefect artifacts."""
-
-    run_id: int | None
-    mapping: str
-    flow: str
-    historical: bool
-    dry_run: bool
-    status: str = "running"
-    counts: Counter[str] = field(default_factory=Counter)
-    started_at: float = field(default_factory=time.time)
-    duration_s: float = 0.0
-    posting_s: float = 0.0
-    watermark: str | None = None
-    fatal: str | None = None
-    failures: list[RowFailure] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        """AppZen requests per second while posting."""
-        return self.counts["requests"] / self.posting_s if self.posting_s > 0 else 0.0
-
-    @property
-    def failed(self) -> int:
-        """Invoices that failed in any stage of this run."""
-        return sum(self.counts[k] for k in FAILED_KEYS)
-
-    def as_dict(self) -> dict[str, object]:
-        """A JSON-ready view (no secrets: counts, ids, timings)."""
-        return {
-            "run_id": self.run_id,
-            "mapping": self.mapping,
-            "flow": self.flow,
-            "historical": self.historical,
-            "dry_run": self.dry_run,
-            "status": self.status,
-            "counts": dict(sorted(self.counts.items())),
-            "failed": self.failed,
-            "duration_s": round(self.duration_s, 3),
-            "rate_per_s": round(self.rate, 2),
-            "watermark": self.watermark,
-            "fatal": self.fatal,
-        }
-
-
-FAILED_KEYS = ("failed_mapping", "failed_validation", "failed_appzen", "failed_retries")
 
 
 class SyncJob:
@@ -177,9 +126,9 @@ class SyncJob:
             self.summary.run_id = self.store.start_run(
                 self.options.flow, self.spec.name, self._run_parameters(), self.options.historical
             )
-        self._client_cm = self._client_context()
+        self._client_cm = client_session(self.settings, self._client)
         self._session = await self._client_cm.__aenter__()
-        self.dispatcher = self._dispatcher()
+        self.dispatcher = Dispatcher.from_settings(self.settings, self.clock)
         return self
 
     async def __aexit__(
@@ -416,19 +365,6 @@ class SyncJob:
             "only_keys": len(o.only_keys) if o.only_keys is not None else None,
         }
 
-    def _dispatcher(self) -> Dispatcher:
-        limiter = AdaptiveRateLimiter(self.settings.appzen_rate_limit, clock=self.clock)
-        policy = RetryPolicy(self.settings.appzen_retry_attempts)
-        return Dispatcher(
-            limiter=limiter,
-            policy=policy,
-            clock=self.clock,
-            concurrency=self.settings.appzen_max_concurrency,
-        )
-
-    def _client_context(self) -> AppZenClient | _Borrowed:
-        return _Borrowed(self._client) if self._client is not None else AppZenClient(self.settings)
-
 
 async def drive(
     job: SyncJob, process: Callable[[list[Result]], Awaitable[None]] | None = None
@@ -456,19 +392,6 @@ async def drive(
             task.cancel()
         await asyncio.gather(*inflight, return_exceptions=True)
     await job.finish_up()
-
-
-class _Borrowed:
-    """A client passed in by the caller: used, not closed."""
-
-    def __init__(self, client: AppZenClient) -> None:
-        self.client = client
-
-    async def __aenter__(self) -> AppZenClient:
-        return self.client
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
 
 
 def _batched(results: Iterator[Result], size: int) -> Iterator[list[Result]]:
