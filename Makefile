@@ -23,7 +23,7 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 install: $(VENV)/.synced
 
 demo: install
-	$(BIN)/appzen-etl demo
+	$(BIN)/python -m flows.demo
 
 services:
 	@scripts/ensure-services.sh

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     appzen_retry_attempts: Annotated[
         int, Field(ge=1, le=50, description="Attempts per request before it counts as failed.")
     ] = 6
+    reports_dir: Annotated[
+        Path, Field(description="Where failed-row reports (CSV, HTML) are written.")
+    ] = DEFAULT_STATE_DIR / "reports"
     batch_size: Annotated[
         int, Field(ge=1, le=100_000, description="Invoices per unit of work (one commit).")
     ] = 500

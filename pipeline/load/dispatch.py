@@ -61,10 +61,13 @@ class Dispatcher:
         self._on_result = on_result
 
     @classmethod
-    def from_settings(cls, settings: Settings, clock: Clock) -> Dispatcher:
-        """The dispatcher a run uses: configured rate (adaptive), concurrency and attempts."""
+    def from_settings(
+        cls, settings: Settings, clock: Clock, limiter: RateLimiter | None = None
+    ) -> Dispatcher:
+        """The dispatcher a run uses: configured rate (adaptive, or ``limiter`` when one is
+        shared across processes), concurrency and attempts."""
         return cls(
-            limiter=AdaptiveRateLimiter(settings.appzen_rate_limit, clock=clock),
+            limiter=limiter or AdaptiveRateLimiter(settings.appzen_rate_limit, clock=clock),
             policy=RetryPolicy(settings.appzen_retry_attempts),
             clock=clock,
             concurrency=settings.appzen_max_concurrency,

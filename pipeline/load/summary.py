@@ -25,7 +25,22 @@ class RunSummary:
     posting_s: float = 0.0
     watermark: str | None = None
     fatal: str | None = None
+    _first_post: float | None = None
+    _last_post: float | None = None
     failures: list[RowFailure] = field(default_factory=list)
+    reports: dict[str, str] = field(default_factory=dict)
+
+    def add_failures(self, failures: list[RowFailure]) -> None:
+        """Keep the first :data:`KEPT_FAILURES` for display; staging keeps them all."""
+        room = KEPT_FAILURES - len(self.failures)
+        if room > 0:
+            self.failures.extend(failures[:room])
+
+    def posted(self, started: float, ended: float) -> None:
+        """Widen the posting window (batches overlap, so durations are not added up)."""
+        self._first_post = min(self._first_post or started, started)
+        self._last_post = max(self._last_post or ended, ended)
+        self.posting_s = self._last_post - self._first_post
 
     @property
     def rate(self) -> float:
@@ -52,8 +67,34 @@ class RunSummary:
             "rate_per_s": round(self.rate, 2),
             "watermark": self.watermark,
             "fatal": self.fatal,
+            "reports": dict(self.reports),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> RunSummary:
+        """Rebuild a summary from :meth:`as_dict` (a flow's return value)."""
+        counts = data.get("counts")
+        summary = cls(
+            run_id=data.get("run_id"),  # type: ignore[arg-type]
+            mapping=str(data.get("mapping", "")),
+            flow=str(data.get("flow", "")),
+            historical=bool(data.get("historical")),
+            dry_run=bool(data.get("dry_run")),
+            status=str(data.get("status", "")),
+            counts=Counter(counts if isinstance(counts, dict) else {}),
+            duration_s=float(data.get("duration_s", 0.0)),  # type: ignore[arg-type]
+            watermark=data.get("watermark"),  # type: ignore[arg-type]
+            fatal=data.get("fatal"),  # type: ignore[arg-type]
+        )
+        rate = float(data.get("rate_per_s", 0.0))  # type: ignore[arg-type]
+        summary.posting_s = summary.counts["requests"] / rate if rate else 0.0
+        reports = data.get("reports")
+        summary.reports = dict(reports) if isinstance(reports, dict) else {}
+        return summary
+
+
+KEPT_FAILURES = 1000
+"""Failures a summary keeps in memory for display; every failure is in staging and the report."""
 
 FAILED_KEYS = (
     "failed_mapping",

@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -29,6 +29,7 @@ from pipeline.failures import RowFailure
 from pipeline.load.clock import SYSTEM_CLOCK, Clock
 from pipeline.load.dispatch import Dispatcher
 from pipeline.load.poster import PostResult, SendItem, post_invoices
+from pipeline.load.ratelimit import RateLimiter
 from pipeline.load.summary import RunSummary
 from pipeline.mapping.engine import MappedInvoice, MappingEngine, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
@@ -73,8 +74,10 @@ class SyncJob:
         store: StagingStore,
         clock: Clock = SYSTEM_CLOCK,
         client: AppZenClient | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.options = options
+        self._limiter = limiter
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -87,6 +90,7 @@ class SyncJob:
         self._open_watermarks: list[str] = []
         self._done_watermarks: list[str] = []
         self._fatal: FatalError | None = None
+        self.on_progress: Callable[[RunSummary], None] | None = None
 
     # --- preparing ---------------------------------------------------------------------------
     def open_sources(self) -> tuple[Source, Source | None]:
@@ -128,7 +132,7 @@ class SyncJob:
             )
         self._client_cm = client_session(self.settings, self._client)
         self._session = await self._client_cm.__aenter__()
-        self.dispatcher = Dispatcher.from_settings(self.settings, self.clock)
+        self.dispatcher = Dispatcher.from_settings(self.settings, self.clock, self._limiter)
         return self
 
     async def __aexit__(
@@ -190,9 +194,13 @@ class SyncJob:
             if d.action == "send"
         ]
         self._count_decisions(decisions)
-        failures += await self._send(sends, client, dispatcher)
-        self._track_watermarks(mapped, decisions, sends)
+        sent_failures = await self._send(sends, client, dispatcher)
+        failures += sent_failures
+        exhausted = {f.source_key for f in sent_failures if f.stage == "retries_exhausted"}
+        self._track_watermarks(mapped, decisions, sends, exhausted)
         await self._report(failures)
+        if self.on_progress is not None:
+            self.on_progress(self.summary)
 
     async def _send(
         self, sends: list[SendItem], client: AppZenClient, dispatcher: Dispatcher
@@ -312,14 +320,17 @@ class SyncJob:
                 counts["failed_appzen" if outcome.kind == "rejected" else "failed_retries"] += 1
 
     def _track_watermarks(
-        self, mapped: list[MappedInvoice], decisions: list[Decision], sends: list[SendItem]
+        self,
+        mapped: list[MappedInvoice],
+        decisions: list[Decision],
+        sends: list[SendItem],
+        exhausted: set[str | None],
     ) -> None:
         if self.spec.watermark_column is None or self.options.dry_run:
             return
         open_keys = {d.invoice_id for d in decisions if d.action == "busy"}
         if self._fatal is not None:
             open_keys |= {s.invoice_id for s in sends}
-        exhausted = {f.source_key for f in self.summary.failures if f.stage == "retries_exhausted"}
         for invoice in mapped:
             if invoice.watermark is None:
                 continue
@@ -329,7 +340,8 @@ class SyncJob:
         self._compact_watermarks()
 
     def _compact_watermarks(self) -> None:
-        """Keep memory flat: only the smallest open mark and the done marks below it matter."""
+        """Keep memory flat: only the smallest open mark and the largest done mark below it
+        matter. Conservative: a done mark dropped here only makes the next run re-read more."""
         if self._open_watermarks:
             self._open_watermarks = [min(self._open_watermarks)]
         below = [
@@ -410,10 +422,19 @@ def _text(value: object) -> str:
 
 
 def _bindable(value: object) -> object:
-    """A stored watermark as the database wants it: ISO text back to a datetime where it is one."""
-    if isinstance(value, str) and "T" in value:
+    """A watermark or bound as the databases compare it: ``YYYY-MM-DD HH:MM:SS.ffffff`` text.
+
+    Text in that shape compares correctly with timestamp columns on PostgreSQL and MariaDB and
+    with SQLAlchemy's timestamp text on SQLite; anything that is not a date stays as it is.
+    """
+    moment = value
+    if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(value)
         except ValueError:
             return value
-    return value
+    if not isinstance(moment, datetime):
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
