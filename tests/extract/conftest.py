@@ -3,68 +3,32 @@ and the sample ERP generated into one per dialect for the session."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.pool import NullPool
 
 from pipeline.sample_erp import GenerationReport, generate
+from tests import databases
+from tests.databases import DIALECTS
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/test"
 REPO = Path(__file__).resolve().parents[2]
 EXTRACT_SQL = Path("sql/sample_erp/extract.sql")
-
-DIALECTS = [
-    "sqlite",
-    pytest.param("postgresql", marks=pytest.mark.postgres),
-    pytest.param("mariadb", marks=pytest.mark.mariadb),
-]
 
 MakeDatabase = Callable[[str], str]
 
 
-def _admin(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as error:
-        engine.dispose()
-        pytest.skip(f"database server not reachable at {url}: {error.orig}")
-    return engine
-
-
 @contextmanager
 def _pg_schema() -> Iterator[str]:
-    admin = _admin(PG_ADMIN)
-    name = f"extract_test_{secrets.token_hex(6)}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
-    try:
-        yield f"{PG_ADMIN}?options=-csearch_path%3D{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
-        admin.dispose()
+    with databases.pg_schema("extract_test") as url:
+        yield url
 
 
 @contextmanager
 def _mariadb_database() -> Iterator[str]:
-    admin = _admin(MARIADB_ADMIN)
-    name = f"extract_test_{secrets.token_hex(6)}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield f"{MARIADB_ADMIN.rsplit('/', 1)[0]}/{name}?charset=utf8mb4"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE `{name}`")
-        admin.dispose()
+    with databases.mariadb_database("extract_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

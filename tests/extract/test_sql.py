@@ -16,7 +16,8 @@ from sqlalchemy.pool import NullPool
 from pipeline.extract.base import Chunk, ExtractError
 from pipeline.extract.sql import QueryChunk, SqlSource
 from pipeline.sample_erp import GenerationReport, generate, invoice, touch
-from tests.extract.conftest import DIALECTS, EXTRACT_SQL, PG_ADMIN, REPO, MakeDatabase
+from tests.databases import DIALECTS, PG_ADMIN
+from tests.extract.conftest import EXTRACT_SQL, REPO, MakeDatabase
 
 PASSWORD = "s3cr3t-Pa55word"
 

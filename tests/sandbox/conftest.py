@@ -1,8 +1,4 @@
-"""Sandbox fixtures: one server per session, reset before each test, and clients for it.
-
-Other test packages can reuse them; the lead may register this module (or copy the two server
-fixtures) in ``tests/conftest.py``.
-"""
+"""Sandbox test clients; the server fixtures (sandbox_server, sandbox) are in tests/conftest."""
 
 from __future__ import annotations
 
@@ -13,20 +9,6 @@ import pytest
 
 from pipeline.sandbox import SandboxServer
 from tests.sandbox.helpers import AUTH
-
-
-@pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[SandboxServer]:
-    """One sandbox for the session; prefer :func:`sandbox`, which resets it first."""
-    with SandboxServer() as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
-    """The session's sandbox, reset: no invoices, no counts, default knobs."""
-    sandbox_server.state.reset()
-    return sandbox_server
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,70 +11,34 @@ import sqlalchemy as sa
 
 from pipeline.staging import StagingStore
 from pipeline.staging.tables import failures, invoices, runs
+from tests import databases
+from tests.databases import DIALECTS
 from tests.staging.helpers import FakeClock
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/test"
-
-BACKENDS = [
-    "sqlite",
-    pytest.param("postgresql", marks=pytest.mark.postgres),
-    pytest.param("mariadb", marks=pytest.mark.mariadb),
-]
-
-
-def _admin(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as error:
-        engine.dispose()
-        pytest.skip(f"database server not reachable at {url}: {error.orig}")
-    return engine
+BACKENDS = DIALECTS
 
 
 @contextmanager
 def pg_schema() -> Iterator[str]:
-    """A new, empty PostgreSQL schema (dropped afterwards); the URL selecting it."""
-    admin = _admin(PG_ADMIN)
-    name = f"staging_test_{secrets.token_hex(6)}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
-    try:
-        yield f"{PG_ADMIN}?options=-csearch_path%3D{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
-        admin.dispose()
+    """A new, empty PostgreSQL schema for staging tests."""
+    with databases.pg_schema("staging_test") as url:
+        yield url
 
 
 @contextmanager
 def mariadb_database() -> Iterator[str]:
-    """A new, empty MariaDB database (dropped afterwards); its URL."""
-    admin = _admin(MARIADB_ADMIN)
-    name = f"staging_test_{secrets.token_hex(6)}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    try:
-        yield MARIADB_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE `{name}`")
-        admin.dispose()
+    """A new, empty MariaDB database for staging tests."""
+    with databases.mariadb_database("staging_test") as url:
+        yield url
 
 
 @contextmanager
 def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database of ``backend``."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state' / 'staging.db'}"
-    elif backend == "postgresql":
-        with pg_schema() as url:
-            yield url
-    else:
-        with mariadb_database() as url:
-            yield url
+    folder = tmp_path / "state"
+    folder.mkdir(exist_ok=True)
+    with databases.empty_database(backend, folder, "staging") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
