@@ -171,6 +171,10 @@ class AppZenRoutes:
             invoice = Invoice.model_validate(payload)
         except ValidationError as error:
             raise HTTPException(400, describe_validation(error)) from None
+        if invoice.supplier_id in self.state.knobs.unknown_suppliers:
+            raise HTTPException(
+                400, f"supplier_id: {invoice.supplier_id!r} is not a supplier of this customer"
+            )
         record = self.state.upsert(invoice.invoice_id, payload, historical=historical)
         created = record.versions == 1
         body = {"uuid": record.uuid, "status": "CREATED" if created else "UPDATED"}

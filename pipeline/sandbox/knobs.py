@@ -46,6 +46,11 @@ class Knobs(BaseModel):
         "is closed without an answer (the client cannot know it went through).",
     )
     seed: int | None = Field(default=None, description="Seed of the fault RNG; None = random.")
+    unknown_suppliers: frozenset[str] = Field(
+        default=frozenset(),
+        description="supplier_id values AppZen does not know: a create naming one is answered "
+        "400 (a business rejection the schema cannot catch).",
+    )
 
 
 class SandboxConfigError(ValueError):

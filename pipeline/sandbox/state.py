@@ -167,7 +167,7 @@ class SandboxState:
         """Everything above as JSON-ready data (what ``GET /_sandbox/state`` answers)."""
         with self._lock:
             return {
-                "knobs": self.knobs.model_dump(),
+                "knobs": self.knobs.model_dump(mode="json"),
                 "invoices": {key: rec.to_json() for key, rec in self._invoices.items()},
                 "status_syncs": [push.to_json() for push in self._pushes],
                 "responses": {str(code): n for code, n in sorted(self._responses.items())},
