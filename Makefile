@@ -27,6 +27,7 @@ demo: install
 
 services:
 	@scripts/ensure-services.sh
+	@scripts/ensure-chromium.sh
 
 lint: install
 	$(BIN)/ruff check .
