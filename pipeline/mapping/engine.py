@@ -1,0 +1,297 @@
+"""The mapping engine: source chunks in, validated AppZen invoices (or their failures) out.
+
+``MappingEngine(spec).run(chunks)`` yields, in source order, a :class:`MappedInvoice` (the
+validated invoice, the exact payload bytes and their hash) or a :class:`RejectedInvoice` (every
+mapping and validation failure of that invoice together) per invoice. One bad row never stops the
+others; only a fatal cause does (:class:`MappingError`: a column the mapping needs is missing).
+
+Speed: the mapping is compiled once into closures (:mod:`pipeline.mapping.plan`); each chunk's
+needed columns are taken out of pandas once (``tolist``) and zipped into row tuples; header
+fields are read once per invoice; each invoice is validated once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from pipeline.appzen.models import ErrorData, Invoice, payload_json
+from pipeline.extract.base import Chunk
+from pipeline.mapping.grouping import (
+    Group,
+    Keyed,
+    Orphan,
+    RecentKeys,
+    Row,
+    invoice_key,
+    merge_join,
+    runs,
+)
+from pipeline.mapping.plan import Compiler, Ctx, Layouts, Node, RowTable
+from pipeline.mapping.refs import missing_columns, needed_columns
+from pipeline.mapping.rejections import (
+    invoice_failure,
+    orphan_rejection,
+    refused,
+    unencodable,
+    validation_failures,
+)
+from pipeline.mapping.results import MappedInvoice, RejectedInvoice, Result
+
+__all__ = ["MappedInvoice", "MappingEngine", "RejectedInvoice", "Result"]
+from pipeline.mapping.spec import MappingError, MappingSpec
+from pipeline.mapping.transforms import ConversionError, is_blank, to_text
+
+_validate = Invoice.__pydantic_validator__.validate_python
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    invoice: Node
+    columns_by_path: dict[str, str]
+    header: RowTable
+    lines: RowTable
+    key_at: int
+    line_key_at: int
+    status_at: tuple[int | None, ...]
+    watermark_at: int | None
+
+
+class MappingEngine:
+    """Runs one mapping over source chunks."""
+
+    def __init__(self, spec: MappingSpec) -> None:
+        self.spec = spec
+
+    def check_columns(
+        self,
+        columns: Sequence[str],
+        line_columns: Sequence[str] | None = None,
+        *,
+        source: str = "the source",
+        lines_source: str = "the lines source",
+    ) -> None:
+        """Raise :class:`MappingError` naming every column the sources lack (file:line each)."""
+        errors = missing_columns(
+            self.spec, columns, line_columns, source=source, lines_source=lines_source
+        )
+        if errors:
+            raise MappingError(errors)
+
+    def run(
+        self, chunks: Iterable[Chunk], lines: Iterable[Chunk] | None = None
+    ) -> Iterator[Result]:
+        """Map every invoice of ``chunks`` (with a lines source: header chunks, and ``lines``)."""
+        if self.spec.lines_source is not None:
+            if lines is None:
+                raise MappingError(f"{self.spec.where(('lines_source',))}: pass the line chunks")
+            return self._run_joined(iter(chunks), iter(lines))
+        return self._run_grouped(iter(chunks))
+
+    # --- one row per line ----------------------------------------------------------------------
+    def _run_grouped(self, chunks: Iterator[Chunk]) -> Iterator[Result]:
+        plan: _Plan | None = None
+        pending: Group | None = None
+        recent = RecentKeys()
+        limit = self.spec.max_lines_per_invoice
+        for chunk in chunks:
+            if plan is None:
+                plan = self._plan_for(list(map(str, chunk.frame.columns)), None, chunk.origin)
+            rows, keys = self._rows(chunk, plan.header, plan.key_at)
+            for key, start, end in runs(keys):
+                if pending is not None and key == pending.key and start == 0:
+                    pending.add(rows[start:end], chunk, start, limit)
+                    continue
+                if pending is not None:
+                    yield self._finish(pending, plan, recent)
+                    pending = None
+                if key is None:
+                    yield self._orphan(Orphan(None, chunk.location(start), 1, "blank_key"))
+                    continue
+                pending = Group(key, rows[start], (chunk, start))
+                pending.add(rows[start:end], chunk, start, limit)
+        if pending is not None and plan is not None:
+            yield self._finish(pending, plan, recent)
+
+    # --- header rows joined with line rows -----------------------------------------------------
+    def _run_joined(self, headers: Iterator[Chunk], lines: Iterator[Chunk]) -> Iterator[Result]:
+        first_header = next(headers, None)
+        first_line = next(lines, None)
+        if first_header is None and first_line is None:
+            return
+        plan = self._plan_for(
+            [] if first_header is None else list(map(str, first_header.frame.columns)),
+            [] if first_line is None else list(map(str, first_line.frame.columns)),
+            "" if first_header is None else first_header.origin,
+        )
+        header_rows = self._keyed(
+            itertools.chain([first_header] if first_header else [], headers),
+            plan.header,
+            plan.key_at,
+        )
+        line_rows = self._keyed(
+            itertools.chain([first_line] if first_line else [], lines),
+            plan.lines,
+            plan.line_key_at,
+        )
+        recent = RecentKeys()
+        for item in merge_join(header_rows, line_rows, self.spec.max_lines_per_invoice):
+            if isinstance(item, Orphan):
+                yield self._orphan(item)
+            else:
+                yield self._finish(item, plan, recent)
+
+    def _keyed(self, chunks: Iterable[Chunk], table: RowTable, key_at: int) -> Iterator[Keyed]:
+        for chunk in chunks:
+            rows, keys = self._rows(chunk, table, key_at)
+            for index, row in enumerate(rows):
+                yield Keyed(invoice_key(keys[index]), row, chunk, index)
+
+    # --- shared --------------------------------------------------------------------------------
+    def _rows(self, chunk: Chunk, table: RowTable, key_at: int) -> tuple[list[Row], list[object]]:
+        frame = chunk.frame
+        absent = [name for name in table.raw if name not in frame.columns]
+        if absent:
+            raise MappingError(
+                [
+                    f"{self.spec.file}: {chunk.origin} has no column {name!r}, which the mapping "
+                    "reads (a file of the source differs from the first one?)"
+                    for name in absent
+                ]
+            )
+        if len(frame) == 0:
+            return [], []
+        columns = {name: frame[name].tolist() for name in table.raw}
+        return table.rows(columns), columns[table.raw[key_at]]
+
+    def _plan_for(self, columns: list[str], line_columns: list[str] | None, origin: str) -> _Plan:
+        spec = self.spec
+        self.check_columns(
+            columns,
+            line_columns,
+            source=self._describe("source", origin),
+            lines_source=self._describe("lines_source", ""),
+        )
+        if line_columns is None:
+            header = lines = RowTable(needed_columns(spec, "header"))
+        else:
+            line_refs = needed_columns(spec, "lines")
+            lines = RowTable([name for name in line_refs if name in line_columns])
+            from_header = [name for name in line_refs if name not in lines.raw]
+            header = RowTable(list(dict.fromkeys([*needed_columns(spec, "header"), *from_header])))
+        layouts = Layouts(header, lines)
+        formats = spec.formats.resolved()
+        Compiler(spec, layouts, formats).invoice()
+        layouts.freeze()
+        compiler = Compiler(spec, layouts, formats)
+        invoice = compiler.invoice()
+        status = spec.status
+        error = status.error if status else None
+        status_columns = (
+            status.column if status else None,
+            *(
+                (getattr(error, part) if error else None)
+                for part in ("message", "status", "exception")
+            ),
+        )
+        return _Plan(
+            invoice=invoice,
+            columns_by_path=compiler.columns_by_path,
+            header=header,
+            lines=lines,
+            key_at=header.raw_at(spec.invoice_key),
+            line_key_at=lines.raw_at(spec.line_key),
+            status_at=tuple(None if c is None else header.raw_at(c) for c in status_columns),
+            watermark_at=(
+                None if spec.watermark_column is None else header.raw_at(spec.watermark_column)
+            ),
+        )
+
+    def _describe(self, which: str, origin: str) -> str:
+        source = self.spec.source if which == "source" else self.spec.lines_source
+        return source.describe() if source is not None else origin
+
+    def _finish(self, group: Group, plan: _Plan, recent: RecentKeys) -> Result:
+        repeated = recent.seen(group.key)
+        recent.add(group.key)
+        if repeated or group.dropped:
+            return refused(
+                group,
+                repeated=repeated,
+                limit=self.spec.max_lines_per_invoice,
+                key_column=self.spec.invoice_key,
+            )
+        ctx = Ctx(group.key, group.rows, group.locate)
+        data = plan.invoice(group.header, ctx, "")
+        failures = ctx.failures
+        try:
+            invoice = _validate(data)
+        except ValidationError as error:
+            failures = failures + validation_failures(error, group, plan.columns_by_path, failures)
+            return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
+        if failures:
+            return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
+        try:
+            payload = payload_json(invoice)
+        except (ValueError, UnicodeError) as error:  # a lone surrogate in the source text
+            failures = unencodable(data, group, plan.columns_by_path) or [
+                invoice_failure(
+                    group,
+                    "serialize",
+                    f"cannot write the invoice as JSON: {error}",
+                    None,
+                    self.spec.invoice_key,
+                )
+            ]
+            return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
+        return self._mapped(group, plan, invoice, payload)
+
+    def _orphan(self, orphan: Orphan) -> RejectedInvoice:
+        return orphan_rejection(
+            orphan, key_column=self.spec.invoice_key, line_key=self.spec.line_key
+        )
+
+    def _mapped(self, group: Group, plan: _Plan, invoice: Invoice, payload: bytes) -> Result:
+        status, message, code, exception = (
+            None if at is None else _text(group.header[at]) for at in plan.status_at
+        )
+        return MappedInvoice(
+            key=group.key,
+            invoice=invoice,
+            payload=payload,
+            payload_hash=hashlib.sha256(payload).hexdigest(),
+            location=group.locate(-1),
+            erp_status=status,
+            erp_error=(
+                ErrorData(message=message, status=code, exception=exception) if message else None
+            ),
+            watermark=self._watermark(group, plan),
+        )
+
+    def _watermark(self, group: Group, plan: _Plan) -> object | None:
+        at = plan.watermark_at
+        if at is None:
+            return None
+        if self.spec.lines_source is not None or not group.rows:
+            value = group.header[at]
+            return None if is_blank(value) else value
+        values = [row[at] for row in group.rows if not is_blank(row[at])]
+        if not values:
+            return None
+        try:
+            return max(values)  # type: ignore[type-var]
+        except TypeError:
+            return max(values, key=str)
+
+
+def _text(value: object) -> str | None:
+    if is_blank(value):
+        return None
+    try:
+        return to_text(value)
+    except ConversionError:
+        return None

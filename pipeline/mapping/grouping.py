@@ -1,0 +1,209 @@
+"""Rows → invoices, streamed: contiguous runs of one key, or header rows merge-joined with lines.
+
+Memory stays flat: one chunk of rows, the invoice being collected (at most ``max_lines`` rows, the
+rest counted, not kept), a bounded set of recently finished keys (to report an invoice whose rows
+are not contiguous) and, with a lines source, a bounded look-ahead of header rows.
+
+Merge-join: both sources must list invoices in the same order (ORDER BY the key in both queries,
+same collation). For each header row the line rows with its key are taken while they come; a line
+row whose key is neither the current header's nor one of the next :data:`LOOKAHEAD` headers' has no
+header (or the orders differ) and is reported as an orphan.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from pipeline.extract.base import Chunk
+from pipeline.mapping.transforms import ConversionError, is_blank, to_text
+
+Row = tuple[object, ...]
+LOOKAHEAD = 1_000
+RECENT_KEYS = 10_000
+
+
+def invoice_key(value: object) -> str | None:
+    """The text of a key cell (``12``, ``Decimal('12')`` and ``12.0`` all give ``"12"``), or None
+    when blank."""
+    if is_blank(value):
+        return None
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return str(int(value))
+    try:
+        return to_text(value) or None
+    except ConversionError:
+        return str(value)
+
+
+@dataclass(slots=True)
+class Group:
+    """The rows of one invoice as collected (``header`` is its header row)."""
+
+    key: str
+    header: Row
+    header_at: tuple[Chunk, int]
+    rows: list[Row] = field(default_factory=list)
+    segments: list[tuple[Chunk, int, int]] = field(default_factory=list)
+    dropped: int = 0
+    repeated: bool = False
+
+    def add(self, rows: list[Row], chunk: Chunk, start: int, limit: int) -> None:
+        """Append line rows that start at row ``start`` of ``chunk`` (beyond ``limit``: counted)."""
+        room = max(0, limit - len(self.rows))
+        if room:
+            self.segments.append((chunk, start, len(self.rows)))
+            self.rows.extend(rows[:room])
+        self.dropped += max(0, len(rows) - room)
+
+    def locate(self, index: int) -> str:
+        """Where line row ``index`` came from (``-1``: the header row)."""
+        if index < 0 or not self.segments:
+            chunk, row = self.header_at
+            return chunk.location(row)
+        for chunk, start, first in reversed(self.segments):
+            if index >= first:
+                return chunk.location(start + index - first)
+        chunk, row = self.header_at
+        return chunk.location(row)
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """Rows that make no invoice: a blank key, or line rows with no header row."""
+
+    key: str | None
+    location: str
+    rows: int
+    kind: str  # "blank_key" | "no_header" | "blank_line_key"
+
+
+class RecentKeys:
+    """The last :data:`RECENT_KEYS` finished invoice keys (bounded)."""
+
+    def __init__(self, size: int = RECENT_KEYS) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def seen(self, key: str) -> bool:
+        """Whether ``key`` finished recently."""
+        return key in self._keys
+
+    def add(self, key: str) -> None:
+        """Remember ``key`` (forgetting the oldest beyond the bound)."""
+        self._keys[key] = None
+        if len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+
+
+def runs(keys: list[object]) -> Iterator[tuple[str | None, int, int]]:
+    """``(key, start, end)`` for each run of equal keys; each blank-key row is its own run."""
+    start = 0
+    current: str | None = None
+    for index, raw in enumerate(keys):
+        key = raw.strip() or None if raw.__class__ is str else invoice_key(raw)
+        if key is None or key != current:
+            if index > start:
+                yield current, start, index
+            start = index
+            current = key
+    if len(keys) > start:
+        yield current, start, len(keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """One source row with its key and where it came from."""
+
+    key: str | None
+    row: Row
+    chunk: Chunk
+    index: int
+
+
+class Window:
+    """Header rows with a bounded look-ahead: ``ahead(key)`` says whether a coming header has it."""
+
+    def __init__(self, items: Iterator[Keyed], size: int = LOOKAHEAD) -> None:
+        self._items = items
+        self._buffer: deque[Keyed] = deque()
+        self._keys: Counter[str | None] = Counter()
+        self._size = size
+
+    def __iter__(self) -> Iterator[Keyed]:
+        return self
+
+    def __next__(self) -> Keyed:
+        if not self._buffer:
+            return next(self._items)
+        item = self._buffer.popleft()
+        self._keys[item.key] -= 1
+        if not self._keys[item.key]:
+            del self._keys[item.key]
+        return item
+
+    def ahead(self, key: str) -> bool:
+        """Whether one of the next :data:`LOOKAHEAD` header rows has ``key``."""
+        while key not in self._keys and len(self._buffer) < self._size:
+            item = next(self._items, None)
+            if item is None:
+                break
+            self._buffer.append(item)
+            self._keys[item.key] += 1
+        return key in self._keys
+
+
+class Peek:
+    """An iterator of line rows that can show its next item."""
+
+    def __init__(self, items: Iterator[Keyed]) -> None:
+        self._items = items
+        self._next: Keyed | None = next(items, None)
+
+    def peek(self) -> Keyed | None:
+        """The next item, not consumed."""
+        return self._next
+
+    def take(self) -> Keyed:
+        """Consume and return the next item (there must be one)."""
+        item = self._next
+        assert item is not None
+        self._next = next(self._items, None)
+        return item
+
+
+def merge_join(
+    headers: Iterator[Keyed], lines: Iterator[Keyed], limit: int
+) -> Iterator[Group | Orphan]:
+    """Each header row with its line rows (line rows extended by the header row's values)."""
+    pending = Peek(lines)
+    window = Window(headers)
+    for head in window:
+        if head.key is None:
+            yield Orphan(None, head.chunk.location(head.index), 1, "blank_key")
+            continue
+        group = Group(head.key, head.row, (head.chunk, head.index))
+        while (line := pending.peek()) is not None:
+            if line.key == head.key:
+                pending.take()
+                group.add([line.row + head.row], line.chunk, line.index, limit)
+                continue
+            if group.rows or group.dropped or (line.key is not None and window.ahead(line.key)):
+                break
+            yield _orphans(pending)
+        yield group
+    while pending.peek() is not None:
+        yield _orphans(pending)
+
+
+def _orphans(pending: Peek) -> Orphan:
+    first = pending.take()
+    if first.key is None:
+        return Orphan(None, first.chunk.location(first.index), 1, "blank_line_key")
+    count = 1
+    while (line := pending.peek()) is not None and line.key == first.key:
+        pending.take()
+        count += 1
+    return Orphan(first.key, first.chunk.location(first.index), count, "no_header")
