@@ -24,6 +24,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal, Self, Union
 
+import orjson
 from pydantic import (
     AfterValidator,
     AliasChoices,
@@ -276,7 +277,22 @@ def payload_json(model: BaseModel) -> bytes:
 
     The same bytes are hashed for change detection, so this is also the canonical form.
     """
-    return untag_decimals(model.model_dump_json(exclude_unset=True, by_alias=True).encode())
+    return json_bytes(model.model_dump(mode="python", exclude_unset=True, by_alias=True))
+
+
+def json_bytes(value: object) -> bytes:
+    """Compact UTF-8 JSON of plain data; every :class:`~decimal.Decimal` becomes a JSON number
+    written exactly as ``format(d, "f")`` (scale kept, never a float, never an exponent)."""
+    try:
+        return orjson.dumps(value, default=_exact_number)
+    except orjson.JSONEncodeError as error:  # a lone surrogate, a non-finite number …
+        raise ValueError(f"cannot write as JSON: {error}") from None
+
+
+def _exact_number(value: object) -> orjson.Fragment:
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(format(value, "f"))
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as JSON")
 
 
 def untag_decimals(raw: bytes) -> bytes:
