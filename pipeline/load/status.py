@@ -10,15 +10,18 @@ is never pushed twice; a 404 marks the invoice for re-creation on the next sync.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
 from pipeline.appzen.client import AppZenClient, Reply, client_session
 from pipeline.appzen.errors import FatalError, UnknownInvoice
-from pipeline.appzen.models import ErrorData, StatusSyncRequest
+from pipeline.appzen.models import StatusSyncRequest
 from pipeline.failures import RowFailure
 from pipeline.load.clock import SYSTEM_CLOCK, Clock
 from pipeline.load.dispatch import CallResult, Dispatcher, describe
@@ -33,7 +36,8 @@ PAGE = 500
 
 @dataclass(slots=True)
 class StatusSyncResult:
-    """Counts (pushed, pushed_error, recreate, failed_status_sync, skipped) and failures."""
+    """Counts (pushed, pushed_error, would_push, recreate, failed_status_sync, skipped_no_status,
+    requests, retries) and the failed rows."""
 
     counts: Counter[str]
     failures: list[RowFailure]
@@ -49,17 +53,21 @@ class Push:
 
 
 def status_body(candidate: StatusCandidate, now: datetime) -> StatusSyncRequest | None:
-    """The status-sync body for a candidate; ``None`` when the ERP has no status to report."""
+    """The status-sync body for a candidate; ``None`` when the ERP has no status to report.
+
+    Raises :class:`~pydantic.ValidationError` (paths such as ``error_data.message``) when the
+    staged ERP error does not make a valid body."""
     stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     error = candidate.erp_error or {}
     if error.get("message"):
-        return StatusSyncRequest(
-            appzen_invoice_state="ERROR",
-            invoice_id=candidate.invoice_id,
-            invoice_status=candidate.erp_status,
-            timestamp=stamp,
-            error_data=ErrorData.model_validate(error),
-        )
+        body = {
+            "appzen_invoice_state": "ERROR",
+            "invoice_id": candidate.invoice_id,
+            "invoice_status": candidate.erp_status,
+            "timestamp": stamp,
+            "error_data": error,
+        }
+        return StatusSyncRequest.model_validate({k: v for k, v in body.items() if v is not None})
     if not candidate.erp_status:
         return None
     return StatusSyncRequest(
@@ -84,23 +92,65 @@ async def push_statuses(
     result = StatusSyncResult(Counter(), [])
     after: str | None = None
     while result.fatal is None:
-        candidates = store.status_candidates(mapping, page, after_key=after)
+        candidates = await asyncio.to_thread(store.status_candidates, mapping, page, after)
         if not candidates:
             break
         after = candidates[-1].invoice_id
         moment = now()
-        bodies = [(c, status_body(c, moment)) for c in candidates]
-        idle = [c for c, body in bodies if body is None]
-        todo = [Push(c, body) for c, body in bodies if body is not None]
-        result.counts["skipped_no_status"] += len(idle)
+        todo, idle = _plan(candidates, moment, result)
         if dry_run:
             result.counts["would_push"] += len(todo)
             continue
-        store.record_pushes(mapping, [PushRecord(c.invoice_id, None, None) for c in idle], moment)
+        # Nothing to report for these: remember their ERP state as handled, so they stop coming.
+        await asyncio.to_thread(store.record_pushes, mapping, [_handled(c) for c in idle], moment)
         report = await dispatcher.run(todo, lambda p: client.status_sync(p.candidate.uuid, p.body))
-        _record(store, mapping, report.results, moment, result)
+        result.counts["retries"] += report.retries
+        await asyncio.to_thread(_record, store, mapping, report.results, moment, result)
         result.fatal = report.fatal
     return result
+
+
+def _plan(
+    candidates: list[StatusCandidate], moment: datetime, result: StatusSyncResult
+) -> tuple[list[Push], list[StatusCandidate]]:
+    """The pushes to make and the candidates with nothing to report; a body that cannot be
+    built (the ERP error columns hold something that is not text) is a failed row."""
+    todo: list[Push] = []
+    idle: list[StatusCandidate] = []
+    for candidate in candidates:
+        try:
+            body = status_body(candidate, moment)
+        except ValidationError as error:
+            result.counts["failed_status_sync"] += 1
+            result.failures.append(_invalid_body(candidate, error))
+            continue
+        if body is None:
+            idle.append(candidate)
+        else:
+            todo.append(Push(candidate, body))
+    if idle:
+        result.counts["skipped_no_status"] += len(idle)
+    return todo, idle
+
+
+def _handled(candidate: StatusCandidate) -> PushRecord:
+    return PushRecord(candidate.invoice_id, candidate.erp_status, candidate.erp_error)
+
+
+def _invalid_body(candidate: StatusCandidate, error: ValidationError) -> RowFailure:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['msg']}"
+        for item in error.errors(include_url=False, include_input=False)
+    )
+    return RowFailure(
+        source_key=candidate.invoice_id,
+        source_location=f"uuid {candidate.uuid}",
+        stage="status_sync",
+        rule="status_sync_body",
+        message=f"cannot build the status-sync body: {problems}",
+        hint="the ERP error columns (message, status, exception) must be text; fix the mapping's "
+        "status.error columns, then sync and status-sync again",
+    )
 
 
 def _record(
@@ -164,8 +214,12 @@ async def run_status_sync(
     dry_run: bool = False,
     client: AppZenClient | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    dispatcher: Dispatcher | None = None,
 ) -> RunSummary:
-    """Push every pending status change of ``mapping`` as one recorded run (flow status_sync)."""
+    """Push every pending status change of ``mapping`` as one recorded run (flow status_sync).
+
+    ``dispatcher`` shares a rate limiter and retry policy with other work (the sync before it);
+    by default one is built from ``settings``, exactly as posting builds its own."""
     summary = RunSummary(None, mapping, "status_sync", False, dry_run)
     started = time.monotonic()
     if not dry_run:
@@ -173,8 +227,8 @@ async def run_status_sync(
     status: RunStatus = "interrupted"
     try:
         async with client_session(settings, client) as session:
-            dispatcher = Dispatcher.from_settings(settings, clock)
-            result = await push_statuses(store, session, dispatcher, mapping, dry_run=dry_run)
+            calls = dispatcher or Dispatcher.from_settings(settings, clock)
+            result = await push_statuses(store, session, calls, mapping, dry_run=dry_run)
         summary.counts.update(result.counts)
         summary.failures = result.failures
         summary.fatal = str(result.fatal) if result.fatal else None

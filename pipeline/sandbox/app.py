@@ -25,7 +25,10 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from pipeline.appzen.models import Invoice, StatusSyncRequest
+from pipeline.sandbox.audit import AuditRoutes
+from pipeline.sandbox.crm import CRM_PREFIX, CrmRoutes
 from pipeline.sandbox.knobs import SandboxConfigError, retry_after_header
+from pipeline.sandbox.merchant import MERCHANT_PREFIX, MerchantRoutes
 from pipeline.sandbox.state import SandboxState, StoredInvoice, UnknownInvoiceError
 from pipeline.sandbox.wire import (
     BodyError,
@@ -42,6 +45,7 @@ ADMIN_PREFIX = "/_sandbox"
 ABORT_KEY = "appzen_sandbox.abort"
 """Key in ``scope["state"]`` of a callable that closes the connection without an answer; the
 :class:`~pipeline.sandbox.server.SandboxServer`'s protocol puts it there."""
+UNGATED = (ADMIN_PREFIX + "/", MERCHANT_PREFIX + "/", CRM_PREFIX + "/")
 CORRELATION_HEADER = b"x-correlation-id"
 MAX_BODY_BYTES = 5 * 1024 * 1024
 JSON_TYPE = "application/json"
@@ -91,7 +95,14 @@ class SandboxApp:
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
-        routes = AppZenRoutes(state).routes() + AdminRoutes(state).routes()
+        appzen = AppZenRoutes(state)
+        routes = [
+            *appzen.routes(),
+            *AuditRoutes(state, appzen.authenticate).routes(),
+            *MerchantRoutes(state.merchant).routes(),
+            *CrmRoutes(state.crm).routes(),
+            *AdminRoutes(state).routes(),
+        ]
         self.router = Starlette(
             routes=routes,
             exception_handlers={HTTPException: _http_error, Exception: _server_error},
@@ -101,7 +112,8 @@ class SandboxApp:
         if scope["type"] != "http":
             await self.router(scope, receive, send)
             return
-        admin = scope["path"].startswith(ADMIN_PREFIX + "/")
+        # Admin and the ERP-side systems (merchant, CRM.COM) skip AppZen's gate and counts.
+        admin = scope["path"].startswith(UNGATED)
         stamped = _stamping(send, None if admin else self.state)
         if admin:
             await self.router(scope, receive, stamped)
@@ -195,6 +207,13 @@ class AppZenRoutes:
             sync = StatusSyncRequest.model_validate(body)
         except ValidationError as error:
             raise HTTPException(400, describe_validation(error)) from None
+        if (
+            sync.invoice_status is not None
+            and sync.invoice_status in self.state.knobs.refused_statuses
+        ):
+            raise HTTPException(
+                400, f"invoice_status: {sync.invoice_status[:64]!r} is not a status AppZen accepts"
+            )
         self.state.record_push(record, body, sync.model_dump(exclude_unset=True))
         return self._after_commit(Response(status_code=200))
 
@@ -212,6 +231,10 @@ class AppZenRoutes:
         if record is None:
             raise HTTPException(404, f"No invoice with uuid {invoice_uuid[:64]!r}")
         return record
+
+    def authenticate(self, request: Request) -> None:
+        """AppZen's auth for other AppZen routes (the audit's search and audit-results)."""
+        self._authenticate(request)
 
     def _authenticate(self, request: Request) -> None:
         """401 for a missing or wrong key; 403 for a valid key pair used for another customer."""
@@ -231,7 +254,7 @@ class AppZenRoutes:
 
 
 class AdminRoutes:
-    """``/_sandbox/state``, ``configure``, ``reset`` and ``invoices/{invoice_id}/mutate``."""
+    """``/_sandbox/state``, ``configure``, ``reset``, ``invoices/{id}/mutate`` and ``/forget``."""
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
@@ -245,6 +268,7 @@ class AdminRoutes:
             Route(
                 f"{ADMIN_PREFIX}/invoices/{{invoice_id:path}}/mutate", self.mutate, methods=["POST"]
             ),
+            Route(f"{ADMIN_PREFIX}/invoices/{{key:path}}/forget", self.forget, methods=["POST"]),
         ]
 
     async def read_state(self, request: Request) -> Response:
@@ -281,6 +305,14 @@ class AdminRoutes:
         except PathError as error:
             raise HTTPException(400, str(error)) from None
         return json_response(dumps_exact(record.to_json()))
+
+    async def forget(self, request: Request) -> Response:
+        """Drop a stored invoice (by ``invoice_id`` or uuid): its uuid answers 404 from now on."""
+        try:
+            record = self.state.forget(request.path_params["key"])
+        except UnknownInvoiceError as error:
+            raise HTTPException(404, str(error)) from None
+        return json_response(dumps_exact({"invoice_id": record.invoice_id, **record.to_json()}))
 
 
 def _same(sent: str | None, expected: str) -> bool:

@@ -51,6 +51,11 @@ class Knobs(BaseModel):
         description="supplier_id values AppZen does not know: a create naming one is answered "
         "400 (a business rejection the schema cannot catch).",
     )
+    refused_statuses: frozenset[str] = Field(
+        default=frozenset(),
+        description="invoice_status values a status-sync is refused for with 400 (a business "
+        "rejection the schema cannot catch).",
+    )
 
 
 class SandboxConfigError(ValueError):

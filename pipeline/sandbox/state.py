@@ -18,7 +18,10 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pipeline.sandbox.audit import AuditState
+from pipeline.sandbox.crm import CrmState
 from pipeline.sandbox.knobs import Credentials, Knobs, TokenBucket, parse_knobs
+from pipeline.sandbox.merchant import MerchantState
 from pipeline.sandbox.wire import JsonDict, with_path_set
 
 
@@ -79,6 +82,8 @@ class SandboxState:
         self._initial_knobs = knobs or Knobs()
         self._lock = threading.Lock()
         self._clear(self._initial_knobs)
+        # The ERP-side systems and AppZen's audit (pipeline.connectors), reset with the rest.
+        self.audit, self.merchant, self.crm = AuditState(), MerchantState(), CrmState()
 
     def _clear(self, knobs: Knobs) -> None:
         self.knobs = knobs
@@ -108,6 +113,8 @@ class SandboxState:
         """Back to the state at construction: no invoices, pushes or counts; the initial knobs."""
         with self._lock:
             self._clear(self._initial_knobs)
+        for system in (self.audit, self.merchant, self.crm):
+            system.reset()
 
     def mutate(
         self, invoice_id: str, path: str, value: object = None, *, delete: bool = False
@@ -124,6 +131,18 @@ class SandboxState:
             payload = with_path_set(record.payload, path, value, delete=delete)
             record = replace(record, payload=payload)
             self._invoices[invoice_id] = record
+            return record
+
+    def forget(self, key: str) -> StoredInvoice:
+        """Drop a stored invoice, named by ``invoice_id`` or uuid, as if AppZen lost it: its uuid
+        answers 404 from now on and the next create of its ``invoice_id`` gets a new uuid. Its
+        status-sync pushes stay recorded. Raises :class:`UnknownInvoiceError`."""
+        with self._lock:
+            invoice_id = key if key in self._invoices else self._by_uuid.get(key)
+            record = None if invoice_id is None else self._invoices.pop(invoice_id, None)
+            if record is None:
+                raise UnknownInvoiceError(f"no invoice with invoice_id or uuid {key!r} is stored")
+            self._by_uuid.pop(record.uuid, None)
             return record
 
     # --- reading -----------------------------------------------------------------------------
