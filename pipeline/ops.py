@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,7 +43,12 @@ def run_sync(
 
 
 def run_retry_failed(
-    options: SyncOptions, settings: Settings, store: StagingStore, *, run_id: int | None = None
+    options: SyncOptions,
+    settings: Settings,
+    store: StagingStore,
+    *,
+    run_id: int | None = None,
+    on_progress: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     """Re-map from the source and resend only the invoices that failed (of one run, or all)."""
     spec = load_mapping(options.mapping)
@@ -51,7 +56,7 @@ def run_retry_failed(
     retry = replace(
         options, flow="retry_failed", retry_failed=True, incremental=False, only_keys=keys
     )
-    return run_sync(retry, settings, store)
+    return run_sync(retry, settings, store, on_progress=on_progress)
 
 
 def run_status(
@@ -81,15 +86,24 @@ def raise_if_stopped(summary: RunSummary) -> None:
 
 def mapped_results(
     spec: MappingSpec, settings: Settings, *, since: str | None = None
-) -> Iterator[MappedInvoice | RejectedInvoice]:
-    """Map the mapping's source without staging or sending (preview, mapping check)."""
+) -> Generator[MappedInvoice | RejectedInvoice, None, None]:
+    """Map the mapping's source without staging or sending (preview, mapping check); close the
+    generator when stopping early, so the source's connection closes at once."""
     erp = settings.erp_database_url
     url = erp.get_secret_value() if erp is not None else None
-    source = spec.open_source(None, url)
-    lines = spec.open_lines_source(None, url)
+    source = spec.open_source(None, url, settings=settings)
+    lines = spec.open_lines_source(None, url, settings=settings)
     engine = MappingEngine(spec)
     engine.check_columns(
         source.columns(), lines.columns() if lines else None, source=source.describe()
     )
     params = {"since": since, "until": None}
-    yield from engine.run(source.chunks(params), lines.chunks(params) if lines else None)
+    chunks = source.chunks(params)
+    line_chunks = lines.chunks(params) if lines else None
+    try:
+        yield from engine.run(chunks, line_chunks)
+    finally:  # stopped early: end the sources' queries now, not at interpreter exit
+        for stream in (chunks, line_chunks):
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
