@@ -5,9 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-Stage = Literal["extract", "mapping", "validation", "appzen", "retries_exhausted", "status_sync"]
+Stage = Literal[
+    "extract",
+    "mapping",
+    "validation",
+    "appzen",
+    "retries_exhausted",
+    "status_sync",
+    "audit",
+    "merchant",
+    "crm",
+]
 """Where a row failed: reading the source, applying the mapping, validating the AppZen schema,
-rejected by AppZen (4xx), given up after the retry budget, or refused by status-sync."""
+rejected by AppZen (4xx), given up after the retry budget, refused by status-sync; or, writing
+AppZen's outcomes back (pipeline.connectors): reading the outcome, the merchant note, CRM.COM."""
 
 MAX_VALUE_CHARS = 200
 

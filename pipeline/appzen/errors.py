@@ -6,13 +6,14 @@ Outcomes by family (what to do, not what went wrong)::
     ├── FatalError                  stop the run at once, leave the rest pending
     │   ├── CredentialsError        401 / 403: API key, customer id or customer key rejected
     │   ├── EndpointNotFound        404 on create: the base URL is wrong
+    │   ├── CertificateError        AppZen's TLS certificate cannot be verified
     │   └── UnexpectedResponse      a status or body the API never documents (3xx, 418, bad JSON…)
     ├── RetryableError              try again later (backoff; honour Retry-After)
     │   ├── QuotaExceeded           429
     │   ├── ServerError             5xx
     │   └── TransportError          timeout, connection refused or dropped (no HTTP answer)
     └── RowError                    this invoice is bad; the others go on
-        ├── InvalidInvoice          400: AppZen's message says which field
+        ├── InvalidInvoice          400, 413, 422: AppZen's message says which field (or size)
         └── UnknownInvoice          404 on a uuid: AppZen does not know this invoice
 
 The table is :data:`OUTCOMES`; :func:`error_for_status` applies it. Messages never carry a secret:
@@ -23,8 +24,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-Operation = Literal["create", "by_uuid"]
-"""``create``: POST /invoice. ``by_uuid``: get-details and status-sync on /invoice/{uuid}."""
+Operation = Literal["create", "by_uuid", "search"]
+"""``create``: POST /invoice. ``by_uuid``: get-details, status-sync and audit-results on
+/invoice/{uuid}. ``search``: POST /invoice/search."""
 
 
 class AppZenError(Exception):
@@ -69,6 +71,10 @@ class EndpointNotFound(FatalError):
     """404 on create: APPZEN_BASE_URL does not point at the AppZen invoice API."""
 
 
+class CertificateError(FatalError):
+    """The TLS certificate of APPZEN_BASE_URL cannot be verified: retrying cannot help."""
+
+
 class UnexpectedResponse(FatalError):
     """An answer the API does not document; stop rather than guess."""
 
@@ -94,7 +100,7 @@ class RowError(AppZenError):
 
 
 class InvalidInvoice(RowError):
-    """400: AppZen refused the payload; its message names the field."""
+    """400 (422): AppZen refused the payload, its message names the field; 413: it is too big."""
 
 
 class UnknownInvoice(RowError):
@@ -115,8 +121,11 @@ OUTCOMES: dict[tuple[Operation | None, int], type[AppZenError]] = {
     (None, 401): CredentialsError,
     (None, 403): CredentialsError,
     ("create", 404): EndpointNotFound,
+    ("search", 404): EndpointNotFound,
     ("by_uuid", 404): UnknownInvoice,
     (None, 408): TransportError,
+    (None, 413): InvalidInvoice,  # one oversized invoice is a failed row, not a stopped run
+    (None, 422): InvalidInvoice,
     (None, 429): QuotaExceeded,
 }
 """(operation or None for any, HTTP status) → outcome. 5xx is :class:`ServerError`; any other

@@ -171,7 +171,7 @@ def _message(item: ErrorDetails, path: KeyPath, data: object) -> str:
         ctx = item.get("ctx", {})
         return f"kind {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
     if kind == "union_tag_not_found":
-        return "missing key 'kind' (sql, csv or json)"
+        return "missing key 'kind' (sql, csv, json or merchant)"
     message = item["msg"].removeprefix("Value error, ")
     value = item.get("input")
     if kind != "value_error" and not isinstance(value, dict | list | BaseModel):

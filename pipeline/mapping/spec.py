@@ -1,10 +1,11 @@
 """The mapping-file format: a pydantic model (``extra="forbid"`` everywhere) of one mapping.
 
-A mapping names its **source** (SQL query file, CSV files, JSON / JSON Lines export), the
-**invoice key**, how rows make invoices (one row per invoice line, rows of an invoice contiguous;
-or a separate ``lines_source`` joined on the key, both listing invoices in the same order), the
-**formats** values are read with, the ERP **status** columns, the **watermark** column, and for
-every AppZen field under ``header:`` and ``invoice_lines:`` where its value comes from.
+A mapping names its **source** (SQL query file, CSV files, JSON / JSON Lines export, the
+merchant platform's API), the **invoice key**, how rows make invoices (one row per invoice line,
+rows of an invoice contiguous; or a separate ``lines_source`` joined on the key, both listing
+invoices in the same order), the **formats** values are read with, the ERP **status** columns,
+the **watermark** column, and for every AppZen field under ``header:`` and ``invoice_lines:``
+where its value comes from.
 
 Relative paths (``sql/…``, ``samples/…``) resolve against the project directory: the ``base_dir``
 given to :meth:`MappingSpec.open_source`, by default the mapping file's parent's parent.
@@ -26,6 +27,7 @@ from pipeline.extract.base import Source
 from pipeline.mapping.fields import HeaderFields, LineFields
 from pipeline.mapping.leaves import ColumnName, Strict, ThousandsSeparator
 from pipeline.mapping.transforms import ISO, DateStyle, Formats, date_format_problem
+from pipeline.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     HeaderSpec = Strict
@@ -117,7 +119,45 @@ class JsonSourceSpec(Strict):
         return self.path
 
 
-SourceSpec = Annotated[SqlSourceSpec | CsvSourceSpec | JsonSourceSpec, Field(discriminator="kind")]
+class MerchantSourceSpec(Strict):
+    """Supplier invoices read from the merchant platform's ``GET /invoice`` (one row per item, the
+    rows a JSON export of the same answer with ``explode: invoiceItems`` gives). No secrets here:
+    tokens are MERCHANT_* settings, and MERCHANT_BASE_URL overrides ``base_url``."""
+
+    kind: Literal["merchant"]
+    base_url: str = Field(
+        min_length=1, description="API root, e.g. https://api.merchantstack.com (no password)."
+    )
+    store_ids: list[int] = Field(default_factory=list, description="storeIds header; all if empty.")
+    invoice_ids: list[int] = Field(default_factory=list, description="invoiceId header filter.")
+    accept_version: str = Field("2", pattern=r"^[0-9]{1,3}$", description="x-accept-version.")
+    token_url: str | None = Field(None, description="OAuth2 token URL; default <base>/oauth/token.")
+    chunk_rows: ChunkRows = 20_000
+
+    @field_validator("base_url", "token_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if urlsplit(url).password:
+            raise ValueError(
+                "a URL with a password does not belong in a mapping file: tokens are MERCHANT_* "
+                "settings"
+            )
+        if not re.match(r"^https?://[^/\s@]+", url):
+            raise ValueError(f"{url!r} is not an http(s) URL such as https://api.example.com")
+        return url.rstrip("/")
+
+    def describe(self) -> str:
+        """The API root."""
+        return self.base_url
+
+
+SourceSpec = Annotated[
+    SqlSourceSpec | CsvSourceSpec | JsonSourceSpec | MerchantSourceSpec,
+    Field(discriminator="kind"),
+]
+AnySourceSpec = SqlSourceSpec | CsvSourceSpec | JsonSourceSpec | MerchantSourceSpec
 
 
 class FormatsSpec(Strict):
@@ -258,27 +298,43 @@ class MappingSpec(Strict):
         line = self.line_of(path)
         return f"{self._file}:{line} {dotted}" if dotted else f"{self._file}:{line}"
 
-    def open_source(self, base_dir: Path | None = None, erp_url: str | None = None) -> Source:
-        """The source of the rows (of the headers, with a ``lines_source``)."""
-        return _open(self, self.source, ("source",), base_dir, erp_url)
+    def open_source(
+        self,
+        base_dir: Path | None = None,
+        erp_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> Source:
+        """The source of the rows (of the headers, with a ``lines_source``); ``settings`` give a
+        merchant source its credentials (default: the process settings)."""
+        return _open(self, self.source, ("source",), base_dir, erp_url, settings)
 
     def open_lines_source(
-        self, base_dir: Path | None = None, erp_url: str | None = None
+        self,
+        base_dir: Path | None = None,
+        erp_url: str | None = None,
+        *,
+        settings: Settings | None = None,
     ) -> Source | None:
         """The lines source, or None when rows carry their lines."""
         if self.lines_source is None:
             return None
-        return _open(self, self.lines_source, ("lines_source",), base_dir, erp_url)
+        return _open(self, self.lines_source, ("lines_source",), base_dir, erp_url, settings)
 
 
-def _open(
+def _open(  # noqa: PLR0917 - one internal call site per source role
     spec: MappingSpec,
-    source: SqlSourceSpec | CsvSourceSpec | JsonSourceSpec,
+    source: AnySourceSpec,
     path: tuple[str, ...],
     base_dir: Path | None,
     erp_url: str | None,
+    settings: Settings | None,
 ) -> Source:
     base = Path(base_dir) if base_dir is not None else spec._project_dir
+    if isinstance(source, MerchantSourceSpec):
+        from pipeline.extract.merchant_api import open_merchant_source  # noqa: PLC0415
+
+        return open_merchant_source(source, settings or get_settings())
     if isinstance(source, SqlSourceSpec):
         from pipeline.extract.sql import SqlSource  # noqa: PLC0415 - sources load on demand
 

@@ -41,6 +41,9 @@ STAGE_TITLES: Final[dict[str, str]] = {
     "appzen": "AppZen rejected the invoice",
     "retries_exhausted": "Retries exhausted: transient, the next run retries",
     "status_sync": "Status sync: AppZen refused the ERP status",
+    "audit": "AppZen outcome: it could not be read (poll) or used (outcomes file)",
+    "merchant": "Merchant platform: the invoice note could not be written",
+    "crm": "CRM.COM: the invoice could not be rejected",
 }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
@@ -49,6 +49,7 @@ UNGATED = (ADMIN_PREFIX + "/", MERCHANT_PREFIX + "/", CRM_PREFIX + "/")
 CORRELATION_HEADER = b"x-correlation-id"
 MAX_BODY_BYTES = 5 * 1024 * 1024
 JSON_TYPE = "application/json"
+CLIENT_CLOSED = 499
 
 
 def error_response(status: int, detail: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -105,7 +106,11 @@ class SandboxApp:
         ]
         self.router = Starlette(
             routes=routes,
-            exception_handlers={HTTPException: _http_error, Exception: _server_error},
+            exception_handlers={
+                HTTPException: _http_error,
+                ClientDisconnect: _client_gone,
+                Exception: _server_error,
+            },
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -355,6 +360,12 @@ def _http_error(request: Request, exc: Exception) -> Response:
     elif status == 405:
         detail = f"Method Not Allowed: {where}"
     return error_response(status, detail, exc.headers)
+
+
+def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up before its body was read (its read timeout, or it died): nothing went
+    wrong here, so no traceback is logged. Counted as 499, nginx's "client closed request"."""
+    return Response(status_code=CLIENT_CLOSED)
 
 
 def _server_error(request: Request, exc: Exception) -> Response:

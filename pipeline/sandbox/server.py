@@ -14,7 +14,9 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from pipeline.sandbox.app import ABORT_KEY, ADMIN_PREFIX, PREFIX, SandboxApp
+from pipeline.sandbox.crm import CRM_PREFIX
 from pipeline.sandbox.knobs import Credentials, parse_knobs
+from pipeline.sandbox.merchant import MERCHANT_PREFIX
 from pipeline.sandbox.state import SandboxState
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,16 @@ class SandboxServer:
     def base_url(self) -> str:
         """The AppZen API root: ``http://127.0.0.1:PORT/dictionary-data-services``."""
         return self.root_url + PREFIX
+
+    @property
+    def merchant_url(self) -> str:
+        """The sandbox merchant platform's API root: ``http://127.0.0.1:PORT/merchant``."""
+        return self.root_url + MERCHANT_PREFIX
+
+    @property
+    def crm_url(self) -> str:
+        """The sandbox CRM.COM Web API root: ``http://127.0.0.1:PORT/crm``."""
+        return self.root_url + CRM_PREFIX
 
     @property
     def admin_url(self) -> str:

@@ -25,6 +25,8 @@ State machine of an invoice (``invoices.state``)::
   free; ``record_outcomes`` releases claims, ``release_claims`` frees an aborted batch.
 * ``resent_after_crash`` counts acks AppZen answered UPDATED when staging expected a create: the
   create went through before, but its acknowledgement was lost (crash between send and commit).
+* ``push_in_doubt`` holds the status push that is out (written before the request, cleared with
+  its outcome); one still there at the next status-sync was cut off by a crash.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipeline.failures import RowFailure
 from pipeline.staging import claims, history, migrations, outcomes, reads
+from pipeline.staging.audit import AuditStore
 from pipeline.staging.engine import READ_ONLY, backend_of, create_staging_engine
 from pipeline.staging.errors import is_retryable, staging_error
 from pipeline.staging.records import (
@@ -339,6 +342,27 @@ class StagingStore:
             lambda c: outcomes.record_pushes(c, mapping, pushed, moment),
         )
 
+    def mark_pushes_in_doubt(self, mapping: str, pushes: Sequence[PushRecord]) -> None:
+        """Before pushing: remember each push until its outcome is recorded (a crash leaves it,
+        and the next status-sync counts the repeat as ``repushed_after_crash``)."""
+        if not pushes:
+            return
+        now = self._clock()
+        self._write(
+            f"marking {len(pushes)} status pushes as sent",
+            lambda c: outcomes.mark_pushes_in_doubt(c, mapping, pushes, now),
+        )
+
+    def clear_pushes_in_doubt(self, mapping: str, invoice_ids: Sequence[str]) -> None:
+        """These pushes surely did not reach AppZen (refused, or only ever throttled)."""
+        if not invoice_ids:
+            return
+        now = self._clock()
+        self._write(
+            f"clearing {len(invoice_ids)} status pushes",
+            lambda c: outcomes.clear_pushes_in_doubt(c, mapping, invoice_ids, now),
+        )
+
     def mark_recreate(self, mapping: str, invoice_id: str, reason: str) -> None:
         """AppZen no longer knows this invoice's uuid: the next claim_batch sends a create."""
         now = self._clock()
@@ -370,3 +394,9 @@ class StagingStore:
     def sample_sent(self, mapping: str, n: int) -> list[InvoiceRecord]:
         """Up to ``n`` random acknowledged invoices."""
         return self._read("sampling sent invoices", lambda c: reads.sample_sent(c, mapping, n))
+
+    # --- audit outcomes and write-backs ----------------------------------------------------------
+    @property
+    def audit(self) -> AuditStore:
+        """AppZen audit outcomes and what the ERP-side systems were told (migration 003)."""
+        return AuditStore(self._read, self._write, self._clock)

@@ -120,8 +120,11 @@ invoices = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     # 002_push_pending: (erp_status, erp_error) differs from (pushed_status, pushed_error).
     sa.Column("push_pending", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # 004_push_in_doubt: the (status, error) a push is out for, until its outcome is recorded.
+    sa.Column("push_in_doubt", LongText),
     sa.Index("ix_invoices_state", "mapping", "state"),
     sa.Index("ix_invoices_push", "mapping", "push_pending", "invoice_id"),
+    sa.Index("ix_invoices_uuid", "uuid"),  # 003_outcomes: search hits name their invoice by uuid
     **_MYSQL,
 )
 
@@ -149,5 +152,41 @@ failures = sa.Table(
     sa.Index("ix_failures_run", "run_id", "id"),
     sa.Index("ix_failures_key", "mapping", "source_key", "rule", "first_seen_at"),
     sqlite_autoincrement=True,
+    **_MYSQL,
+)
+
+# 003_outcomes: AppZen audit outcomes, and what the ERP-side systems were told (connectors).
+audit_outcomes = sa.Table(
+    "audit_outcomes",
+    metadata,
+    sa.Column("mapping", sa.String(MAPPING_CHARS), primary_key=True),
+    sa.Column("invoice_id", sa.String(KEY_CHARS), primary_key=True),
+    sa.Column("uuid", sa.String(100)),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("appzen_status", sa.String(32)),
+    sa.Column("risk_level", sa.String(32)),
+    sa.Column("reason", sa.String(STATUS_CHARS)),
+    sa.Column("message", LongText),
+    sa.Column("rules", LongText),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("appzen_updated_at", UtcDateTime()),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_audit_outcomes_outcome", "mapping", "outcome", "invoice_id"),
+    **_MYSQL,
+)
+
+writebacks = sa.Table(
+    "writebacks",
+    metadata,
+    sa.Column("mapping", sa.String(MAPPING_CHARS), primary_key=True),
+    sa.Column("invoice_id", sa.String(KEY_CHARS), primary_key=True),
+    sa.Column("target", sa.String(16), primary_key=True),
+    sa.Column("uuid", sa.String(100)),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("result", sa.String(16), nullable=False),
+    sa.Column("detail", sa.String(STATUS_CHARS)),
+    sa.Column("message", LongText),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
     **_MYSQL,
 )

@@ -13,7 +13,8 @@ from pipeline.mapping.schema import SCHEMA_PATH, main, schema_text
 from pipeline.mapping.yamlread import read_yaml
 
 MAPPINGS = SCHEMA_PATH.parent
-SHIPPED = sorted(MAPPINGS.glob("*.yaml"))
+NOT_MAPPINGS = {"connectors.yaml"}  # the connectors file (mappings/CONNECTORS.md)
+SHIPPED = sorted(path for path in MAPPINGS.glob("*.yaml") if path.name not in NOT_MAPPINGS)
 
 
 def test_the_committed_schema_is_up_to_date() -> None:

@@ -1,0 +1,65 @@
+"""The HTTP plumbing both connectors share: one pooled httpx client, transport errors typed,
+JSON bodies read with exact decimals, and ``Retry-After``."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from pipeline.connectors.errors import System, transport_error
+
+MAX_RETRY_AFTER = 300.0
+
+
+def http_client(
+    base_url: str,
+    *,
+    timeout_s: float,
+    connections: int,
+    transport: httpx.AsyncBaseTransport | None,
+    headers: dict[str, str] | None = None,
+) -> httpx.AsyncClient:
+    """A pooled client for one system (no redirects followed: a redirect is an answer)."""
+    return httpx.AsyncClient(
+        base_url=base_url.rstrip("/") + "/",
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        headers={"accept": "application/json", **(headers or {})},
+        transport=transport,
+    )
+
+
+async def send(
+    http: httpx.AsyncClient, system: System, method: str, url: str, **kwargs: Any
+) -> httpx.Response:
+    """One request; no HTTP answer becomes a retryable ``ConnectorTransport``."""
+    try:
+        return await http.request(method, url, **kwargs)
+    except httpx.TransportError as error:
+        raise transport_error(system, error) from None
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The body as JSON (non-integer numbers as ``Decimal``), or ``None`` if it is not JSON."""
+    try:
+        return json.loads(response.content, parse_float=Decimal)
+    except ValueError:
+        return None
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds form), capped at five minutes."""
+    value = response.headers.get("retry-after", "")
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        return None
+
+
+def text_of(value: object, limit: int = 300) -> str:
+    """A value from an answer as one short line of text."""
+    text = " ".join(str(value).split()) if value is not None else ""
+    return text if len(text) <= limit else text[:limit] + "…"
