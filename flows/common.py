@@ -6,6 +6,9 @@ Flows only orchestrate: every step is a call into ``pipeline``.
 from __future__ import annotations
 
 import logging
+import re
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import get_run_logger
@@ -14,15 +17,25 @@ from prefect.blocks.system import Secret
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
-from pipeline.errors import CONFIG_ERRORS
 from pipeline.load.summary import RunSummary
 from pipeline.redact import SecretFilter, register_settings, scrub
-from pipeline.report import ReportPaths, report_rows
-from pipeline.settings import Settings, load_settings
+from pipeline.report import report_rows
+from pipeline.report.summary import md
+from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.staging import StagingStore
 from pipeline.staging.errors import StagingError
 
 _LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs", "")
+_BLOCK_FIELDS = ("api_key", "customer_id", "customer_key")
+TABLE_ROWS = 500
+"""Failed rows a table artifact holds at most (the CSV/HTML report has them all)."""
+
+_TRANSIENT = re.compile(
+    r"database is locked|connection refused|could not connect|connection (?:reset|closed)"
+    r"|server closed the connection|timeout expired|terminating connection",
+    re.IGNORECASE,
+)
+"""Staging failures worth retrying a batch for; a bad password or a missing database is not."""
 
 
 def protect_logs() -> None:
@@ -40,16 +53,13 @@ async def flow_settings(credentials_block: str | None) -> Settings:
     if credentials_block:
         secret: Secret[Any] = await Secret.aload(credentials_block)
         value = secret.get()
-        if not isinstance(value, dict) or not {"api_key", "customer_key"} <= value.keys():
-            raise ValueError(
-                f"Secret block {credentials_block!r} must hold JSON with api_key, customer_id "
-                "and customer_key"
+        if not isinstance(value, dict) or not set(_BLOCK_FIELDS) <= value.keys():
+            raise SettingsError(
+                f"Secret block {credentials_block!r} must hold JSON with the keys "
+                f"{', '.join(_BLOCK_FIELDS)}: save it with python -m flows.credentials "
+                f"{credentials_block}"
             )
-        overrides = {
-            "appzen_api_key": value["api_key"],
-            "appzen_customer_id": value.get("customer_id"),
-            "appzen_customer_key": value["customer_key"],
-        }
+        overrides = {f"appzen_{name}": value[name] for name in _BLOCK_FIELDS}
     settings = load_settings(**overrides)
     register_settings(settings)
     protect_logs()
@@ -57,22 +67,15 @@ async def flow_settings(credentials_block: str | None) -> Settings:
 
 
 def open_store(settings: Settings) -> StagingStore:
-    """The staging store named by the settings."""
+    """The staging store named by the settings (migrated to the latest version)."""
     return StagingStore.open(settings.staging_database_url.get_secret_value())
 
 
-def only_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry a batch task only for a transient cause (the staging database hiccupped), never for
-    configuration errors or bad data."""
-    try:
-        state.result()
-    except StagingError as error:
-        return "locked" in str(error) or "unreachable" in str(error) or "connection" in str(error)
-    except CONFIG_ERRORS:
-        return False
-    except Exception:  # noqa: BLE001 - anything unknown: do not retry blindly
-        return False
-    return False
+async def only_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a batch task only for a transient cause (the staging database was locked or the
+    connection dropped), never for configuration errors or bad data."""
+    error = await state.aresult(raise_on_failure=False)
+    return isinstance(error, StagingError) and bool(_TRANSIENT.search(str(error)))
 
 
 def log_summary(summary: RunSummary) -> None:
@@ -84,28 +87,85 @@ def log_summary(summary: RunSummary) -> None:
         logger.error(scrub(f"stopped: {summary.fatal}"))
 
 
-async def publish(
-    key: str, summaries: list[RunSummary], reports: ReportPaths | None, store: StagingStore
-) -> None:
-    """A markdown summary (counts by outcome, rate, duration, report links) and a table of the
-    failed rows, as Prefect artifacts."""
-    lines = [f"# {key}", ""]
+def artifact_key(kind: str, mapping: str) -> str:
+    """``nightly-sample-erp``: an artifact key (lowercase letters, digits and dashes)."""
+    return f"{kind}-{_slug(mapping)}"
+
+
+def summary_markdown(title: str, summaries: Sequence[RunSummary], notes: Sequence[str]) -> str:
+    """Counts by outcome, rate, duration and report files of each run, then ``notes``."""
+    lines = [f"# {md(title)}", ""]
+    if len(summaries) > 1 and len({s.flow for s in summaries}) == 1:
+        lines += _total_section(summaries)
     for summary in summaries:
-        lines += [
-            f"## {summary.flow} · run {summary.run_id} · {summary.mapping} · **{summary.status}**",
-            "",
-            "| outcome | count |",
-            "|---|---:|",
-            *(f"| {k} | {v} |" for k, v in sorted(summary.counts.items()) if v),
-            f"| rate (requests/s) | {summary.rate:.1f} |",
-            f"| duration (s) | {summary.duration_s:.1f} |",
-            "",
-        ]
-        if summary.fatal:
-            lines += [f"**Stopped:** {summary.fatal}", ""]
-    if reports is not None:
-        lines += [f"Failed-row report: `{reports.html}` (HTML), `{reports.csv}` (CSV)"]
-    await acreate_markdown_artifact(key=f"{key}-summary", markdown=scrub("\n".join(lines)))
+        lines += _run_section(summary)
+    lines += list(notes)
+    return scrub("\n".join(lines) + "\n")
+
+
+def _total_section(summaries: Sequence[RunSummary]) -> list[str]:
+    total: Counter[str] = Counter()
+    for summary in summaries:
+        total.update(summary.counts)
+    return [
+        f"## Total of {len(summaries)} runs",
+        "",
+        "| outcome | count |",
+        "|---|---:|",
+        *(f"| {md(k)} | {v} |" for k, v in sorted(total.items()) if v),
+        "",
+    ]
+
+
+def _run_section(summary: RunSummary) -> list[str]:
+    heading = f"{summary.flow} · run {summary.run_id} · {summary.mapping} · {summary.status}"
+    lines = [
+        f"## {md(heading)}" + (" · historical" if summary.historical else ""),
+        "",
+        "| outcome | count |",
+        "|---|---:|",
+        *(f"| {md(k)} | {v} |" for k, v in sorted(summary.counts.items()) if v),
+    ]
+    if summary.rate:
+        lines.append(f"| rate (requests/s) | {summary.rate:.1f} |")
+    lines += [f"| duration (s) | {summary.duration_s:.1f} |", ""]
+    if summary.fatal:
+        lines += [f"**Stopped:** {md(summary.fatal)}", ""]
+    if summary.reports:
+        csv, html = summary.reports.get("csv", ""), summary.reports.get("html", "")
+        lines += [f"Failed-row report: {md(html)} (HTML), {md(csv)} (CSV)", ""]
+    return lines
+
+
+async def publish(
+    title: str,
+    key: str | None,
+    summaries: Sequence[RunSummary],
+    store: StagingStore,
+    notes: Sequence[str] = (),
+) -> None:
+    """A markdown summary and a table of the failed rows (the first :data:`TABLE_ROWS`) as
+    Prefect artifacts: ``KEY-summary`` and ``KEY-failed-rows``, or unkeyed (on the run's page
+    only) when ``key`` is None."""
     failures = [f for s in summaries if s.run_id for f in store.failures_for_run(s.run_id)]
+    if len(failures) > TABLE_ROWS:
+        notes = [
+            *notes,
+            f"The failed-rows table shows the first {TABLE_ROWS} of {len(failures)} rows; "
+            "the CSV report has them all.",
+        ]
+    await acreate_markdown_artifact(
+        key=f"{key}-summary" if key else None,
+        markdown=summary_markdown(title, summaries, notes),
+        description=f"{title}: counts by outcome",
+    )
     if failures:
-        await acreate_table_artifact(key=f"{key}-failed-rows", table=report_rows(failures))
+        await acreate_table_artifact(
+            key=f"{key}-failed-rows" if key else None,
+            table=report_rows(failures[:TABLE_ROWS]),
+            description=f"{title}: failed rows (stage, rule, field, value, fix)",
+        )
+
+
+def _slug(text: str) -> str:
+    return "-".join(re.findall(r"[a-z0-9]+", text.lower())) or "run"

@@ -1,17 +1,18 @@
 """Nightly sync: incremental extraction from the stored watermark (historical: false), then
-status push-back."""
+status push-back; one summary and one failed-rows table as artifacts (``nightly-<mapping>``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from prefect import flow
+from prefect.utilities.annotations import quote
 
-from flows.common import flow_settings
+from flows.common import artifact_key, flow_settings, open_store, publish
 from flows.tasks import run_job, status_sync_task
 from pipeline.errors import RunStopped
+from pipeline.load.summary import RunSummary
 from pipeline.load.sync import SyncOptions
-from pipeline.mapping.loader import load_mapping
 
 
 @flow(name="nightly-sync", log_prints=False)
@@ -22,11 +23,17 @@ async def nightly_sync(
 ) -> dict[str, object]:
     """Send what changed in the ERP since the last successful run, then push ERP statuses."""
     settings = await flow_settings(credentials_block)
-    summary = await run_job(SyncOptions(Path(mapping), flow="sync"), settings)
-    result: dict[str, object] = {"sync": summary.as_dict()}
-    if summary.fatal:
-        raise RunStopped(f"run {summary.run_id} stopped: {summary.fatal}")
-    if status_sync:
-        pushed = await status_sync_task(load_mapping(Path(mapping)).name, settings)
-        result["status_sync"] = pushed.as_dict()
-    return result
+    store = open_store(settings)
+    try:
+        summary = await run_job(SyncOptions(Path(mapping), flow="sync"), settings, store)
+        summaries: list[RunSummary] = [summary]
+        if status_sync and not summary.fatal:
+            summaries.append(await status_sync_task(summary.mapping, quote(settings)))
+        key = artifact_key("nightly", summary.mapping)
+        await publish(f"Nightly sync of {summary.mapping}", key, summaries, store)
+    finally:
+        store.close()
+    for done in summaries:
+        if done.fatal:
+            raise RunStopped(f"{done.flow} run {done.run_id} stopped: {done.fatal}")
+    return {done.flow: done.as_dict() for done in summaries}

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
+from prefect.utilities.annotations import quote
 
-from flows.common import flow_settings
+from flows.common import artifact_key, flow_settings, open_store, publish
 from flows.tasks import status_sync_task
 from pipeline.errors import RunStopped
 from pipeline.mapping.loader import load_mapping
@@ -18,7 +19,13 @@ async def status_sync(
 ) -> dict[str, object]:
     """POST /invoice/{uuid}/status-sync for each staged invoice whose ERP status changed."""
     settings = await flow_settings(credentials_block)
-    summary = await status_sync_task(load_mapping(Path(mapping)).name, settings)
+    name = load_mapping(Path(mapping)).name
+    summary = await status_sync_task(name, quote(settings))
+    store = open_store(settings)
+    try:
+        await publish(f"Status sync of {name}", artifact_key("status-sync", name), [summary], store)
+    finally:
+        store.close()
     if summary.fatal:
-        raise RunStopped(f"status-sync stopped: {summary.fatal}")
+        raise RunStopped(f"status-sync run {summary.run_id} stopped: {summary.fatal}")
     return summary.as_dict()

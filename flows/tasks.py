@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from flows.common import log_summary, only_transient, open_store, publish
+from flows.common import log_summary, only_transient, open_store
 from pipeline.appzen.client import AppZenClient
 from pipeline.load.ratelimit import RateLimiter
 from pipeline.load.status import run_status_sync
@@ -17,6 +16,7 @@ from pipeline.load.summary import RunSummary
 from pipeline.load.sync import Result, SyncJob, SyncOptions, drive
 from pipeline.ops import reports_for
 from pipeline.settings import Settings
+from pipeline.staging import StagingStore
 
 
 @task(
@@ -35,29 +35,26 @@ async def post_batch(job: Any, batch: Any) -> int:
 async def run_job(
     options: SyncOptions,
     settings: Settings,
+    store: StagingStore,
     *,
     client: AppZenClient | None = None,
     limiter: RateLimiter | None = None,
 ) -> RunSummary:
-    """Run a sync/backfill/retry job with one ``post-batch`` task per batch; publish artifacts."""
-    store = open_store(settings)
-    try:
-        job = SyncJob(options, settings, store=store, client=client, limiter=limiter)
+    """Run a sync/backfill/retry job with one ``post-batch`` task per batch; log its summary and
+    write its failed-row report (paths in ``summary.reports``)."""
+    job = SyncJob(options, settings, store=store, client=client, limiter=limiter)
 
-        async def one(batch: list[Result]) -> None:
-            await post_batch(quote(job), quote(batch))
+    async def one(batch: list[Result]) -> None:
+        await post_batch(quote(job), quote(batch))
 
-        async with job:
-            await drive(job, one)
-        summary = job.summary
-        log_summary(summary)
-        reports = reports_for(store, summary, settings.reports_dir)
-        if reports is not None:
-            summary.reports = {"csv": str(reports.csv), "html": str(reports.html)}
-        await publish(_key(options), [summary], reports, store)
-        return summary
-    finally:
-        store.close()
+    async with job:
+        await drive(job, one)
+    summary = job.summary
+    log_summary(summary)
+    reports = reports_for(store, summary, settings.reports_dir)
+    if reports is not None:
+        summary.reports = {"csv": str(reports.csv), "html": str(reports.html)}
+    return summary
 
 
 @task(name="status-sync", cache_policy=NO_CACHE)
@@ -68,15 +65,6 @@ async def status_sync_task(mapping_name: str, settings: Any) -> RunSummary:
     try:
         summary = await run_status_sync(settings, store, mapping_name)
         log_summary(summary)
-        await publish(f"status-sync-{_slug(mapping_name)}", [summary], None, store)
         return summary
     finally:
         store.close()
-
-
-def _key(options: SyncOptions) -> str:
-    return f"{options.flow.replace('_', '-')}-{_slug(Path(options.mapping).stem)}"
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "run"

@@ -32,6 +32,13 @@ def register_settings(settings: Settings) -> None:
         urls.append(settings.erp_database_url.get_secret_value())
     passwords = [urlsplit(url).password for url in urls]
     register(api_key, customer_key, *passwords, *(unquote(p) for p in passwords if p))
+    connector_secrets = (
+        settings.merchant_access_token,
+        settings.merchant_refresh_token,
+        settings.merchant_client_secret,
+        settings.crm_password,
+    )
+    register(*(secret.get_secret_value() for secret in connector_secrets if secret is not None))
 
 
 def scrub(text: str) -> str:
@@ -45,14 +52,23 @@ def scrub(text: str) -> str:
 
 
 class SecretFilter(logging.Filter):
-    """A logging filter that scrubs the rendered message of every record it sees."""
+    """A logging filter that scrubs the rendered message of every record it sees, and the
+    traceback text of a record logged with ``exc_info``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         clean = scrub(message)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
+"""Renders a record's traceback once, so that handlers print the scrubbed text instead."""
 
 
 def install_log_filter(logger: logging.Logger | None = None) -> None:

@@ -1,0 +1,106 @@
+"""The shared AppZen quota: the global-limit check, block permits under concurrency, the pace of a
+partition, and which batch failures a task retries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.client.schemas.objects import State
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Completed, Failed
+
+from flows.common import only_transient
+from flows.limits import BLOCK, GlobalLimitError, GlobalRateLimiter, check_limit, partition_rate
+from flows.tasks import post_batch
+from pipeline.load.clock import SYSTEM_CLOCK
+from pipeline.staging.errors import StagingError
+
+pytestmark = pytest.mark.prefect
+
+
+async def _create(name: str, limit: int, decay: float) -> None:
+    async with get_client() as client:
+        await client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name=name, limit=limit, slot_decay_per_second=decay)
+        )
+
+
+async def _active_slots(name: str) -> int:
+    async with get_client() as client:
+        return (await client.read_global_concurrency_limit_by_name(name)).active_slots
+
+
+@pytest.fixture
+async def limit_name(prefect_server: None) -> AsyncIterator[str]:
+    """A fresh global limit name, deleted afterwards if a test created it."""
+    name = f"appzen-test-{secrets.token_hex(4)}"
+    yield name
+    async with get_client() as client:
+        with contextlib.suppress(ObjectNotFound):  # the test may not have created it
+            await client.delete_global_concurrency_limit_by_name(name)
+
+
+async def test_a_missing_limit_is_named_with_the_command_that_creates_it(limit_name: str) -> None:
+    with pytest.raises(GlobalLimitError) as error:
+        await check_limit(limit_name)
+    assert f"{limit_name!r} does not exist" in str(error.value)
+    assert f"prefect gcl create {limit_name} --limit 20 --slot-decay-per-second 20" in str(
+        error.value
+    )
+
+
+async def test_a_limit_without_slot_decay_cannot_share_a_rate(limit_name: str) -> None:
+    await _create(limit_name, limit=20, decay=0.0)
+    with pytest.raises(GlobalLimitError, match="slot decay > 0"):
+        await check_limit(limit_name)
+
+
+async def test_a_limit_smaller_than_a_block_is_refused(limit_name: str) -> None:
+    await _create(limit_name, limit=BLOCK - 1, decay=10.0)
+    with pytest.raises(GlobalLimitError, match=f"fewer than the {BLOCK}"):
+        await check_limit(limit_name)
+
+
+async def test_concurrent_callers_take_whole_blocks_and_waste_none(limit_name: str) -> None:
+    await _create(limit_name, limit=1000, decay=0.001)
+    await check_limit(limit_name)
+    limiter = GlobalRateLimiter(limit_name, 1000.0, clock=SYSTEM_CLOCK)
+
+    await asyncio.gather(*(limiter.acquire() for _ in range(3 * BLOCK + 1)))
+
+    assert await _active_slots(limit_name) == 4 * BLOCK  # 16 requests: 4 blocks, not 16
+
+
+def test_a_partition_paces_at_its_share_of_the_quota() -> None:
+    assert partition_rate(20.0, 4, None) == 5.0
+    assert partition_rate(20.0, 8, 2) == 10.0  # only two run at once
+    assert partition_rate(20.0, 2, 8) == 10.0  # never more at once than there are partitions
+    assert partition_rate(20.0, 1, 0) == 20.0
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (
+            StagingError("staging database sqlite:///s.db: claiming failed: database is locked"),
+            True,
+        ),
+        (StagingError("staging database x: connection failed: Connection refused (...)"), True),
+        (StagingError("staging database x: password authentication failed for user"), False),
+        (StagingError('staging database x: database "nodb" does not exist'), False),
+        (ValueError("a bug"), False),
+    ],
+)
+async def test_a_batch_is_retried_only_for_a_transient_staging_failure(
+    error: Exception, retried: bool
+) -> None:
+    state: State[Any] = Failed(data=error, message=str(error))
+    assert await only_transient(post_batch, None, state) is retried  # type: ignore[arg-type]
+    assert await only_transient(post_batch, None, Completed(data=1)) is False  # type: ignore[arg-type]

@@ -1,0 +1,194 @@
+"""Scaling out: two workers of one process pool run a spread backfill's partitions against one
+PostgreSQL staging database, sharing the AppZen quota through the global concurrency limit.
+
+Real processes: a Prefect server (PostgreSQL backend: with SQLite, runs of two polling workers
+waited 60 s in Pending on "database is locked"), the ``backfill-partition`` deployment made by
+``prefect deploy`` from this checkout's prefect.yaml, two ``prefect worker`` processes; the
+sandbox and the parent ``backfill`` flow run in the test process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import inspect
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogHandler
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flows.backfill import backfill
+from flows.limits import DEFAULT_LIMIT
+from pipeline.sample_erp import generate
+from pipeline.sandbox import SandboxServer
+from pipeline.staging import StagingStore
+from tests.databases import pg_schema
+from tests.flows.helpers import MAPPING, REPO
+from tests.flows.prefect_processes import (
+    PREFECT,
+    Process,
+    client_env,
+    prefect_database,
+    prefect_server,
+    run_cli,
+    start,
+    stop,
+)
+
+pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.timeout(300)]
+
+QUOTA = 20  # requests/s: the sandbox's token bucket and the global limit
+PACE = 0.9 * QUOTA  # APPZEN_RATE_LIMIT: what the operator configures, a little under the quota
+INVOICES = 200
+PARTITIONS = 4
+POOL = "appzen-etl"  # the pool prefect.yaml names
+WORKERS = ("worker-a", "worker-b")
+
+
+@pytest.fixture
+def quota_sandbox(sandbox: SandboxServer) -> SandboxServer:
+    """The sandbox with a quota of :data:`QUOTA` requests/s."""
+    sandbox.state.configure(rate=QUOTA)
+    return sandbox
+
+
+@pytest.fixture
+def staging_url() -> Iterator[str]:
+    """One PostgreSQL staging database (a schema) for both workers, migrated up front."""
+    with pg_schema("flows_scale") as url:
+        StagingStore.open(url).close()
+        yield url
+
+
+def _settings_env(
+    sandbox: SandboxServer, erp_url: str, staging_url: str, tmp: Path
+) -> dict[str, str]:
+    return {
+        "APPZEN_BASE_URL": sandbox.base_url,
+        "ERP_DATABASE_URL": erp_url,
+        "STAGING_DATABASE_URL": staging_url,
+        "REPORTS_DIR": str(tmp / "reports"),
+        "APPZEN_RATE_LIMIT": str(PACE),
+        "APPZEN_MAX_CONCURRENCY": "8",
+        "APPZEN_READ_TIMEOUT": "20",
+        "BATCH_SIZE": "25",
+    }
+
+
+async def _create_pool_and_limit(api_url: str) -> None:
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
+            await client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(
+                    name=DEFAULT_LIMIT, limit=QUOTA, slot_decay_per_second=QUOTA
+                )
+            )
+
+
+async def _drain() -> None:
+    """Send what this process still queues for the server (logs, events) while it is up."""
+    await APILogHandler.aflush()
+    pending = EventsWorker.drain_all(timeout=10)
+    if inspect.isawaitable(pending):
+        await pending
+
+
+def _max_per_second(times: list[float]) -> int:
+    """The most accepted requests in any 1-second window ``[t, t + 1)``."""
+    ordered = sorted(times)
+    return max((bisect.bisect_left(ordered, t + 1.0) - i for i, t in enumerate(ordered)), default=0)
+
+
+def _ran_by(worker: Process, names: list[str]) -> set[str]:
+    """The partition flow runs whose process wrote to this worker's output."""
+    text = worker.log.read_text(errors="replace")
+    return {n for n in names if re.search(rf"Flow run '{re.escape(n)}' - Beginning", text)}
+
+
+@contextmanager
+def _workers(api_url: str, settings: dict[str, str], folder: Path) -> Iterator[list[Process]]:
+    """Two ``prefect worker`` processes of the pool (two flow runs each at most), stopped on the
+    way out; their output is printed when the block fails."""
+    workers: list[Process] = []
+    try:
+        for name in WORKERS:
+            extra = {**settings, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+            env = client_env(api_url, folder / f"{name}-home", extra)
+            args = [PREFECT, "worker", "start", "--pool", POOL, "--name", name, "--limit", "2"]
+            workers.append(start(name, args, env, folder, REPO))
+        yield workers
+    except BaseException:
+        print("\n".join(w.tail() for w in workers))
+        raise
+    finally:
+        for worker in workers:
+            stop(worker)
+
+
+async def _spread_backfill(api_url: str) -> list[dict[str, object]]:
+    """The parent ``backfill`` flow, in this process, against the server at ``api_url``."""
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        rows = await asyncio.wait_for(
+            backfill(
+                mapping=MAPPING,
+                start=date(2024, 1, 1),
+                end=date(2025, 1, 31),
+                partitions=PARTITIONS,
+                spread=True,
+            ),
+            timeout=180,
+        )
+        await _drain()  # the parent's logs and events, before the server goes
+    return rows
+
+
+async def test_two_workers_share_the_quota_and_send_every_invoice_once(
+    quota_sandbox: SandboxServer,
+    staging_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox = quota_sandbox
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    report = generate(erp_url, invoices=INVOICES, seed=21)
+    clean = report.invoices - len(report.dirty)
+    settings = _settings_env(sandbox, erp_url, staging_url, tmp_path)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)  # the parent flow reads them too
+    deploy_args = ["--no-prompt", "deploy", "--name", "backfill-partition"]
+
+    with prefect_database() as database, prefect_server(tmp_path, database, REPO) as api_url:
+        await _create_pool_and_limit(api_url)
+        deploy_env = client_env(api_url, tmp_path / "deploy-home", {})
+        with _workers(api_url, settings, tmp_path) as workers:  # stopped before the server
+            await asyncio.to_thread(run_cli, deploy_args, deploy_env, REPO)  # while they start
+            rows = await _spread_backfill(api_url)
+
+    invoices = sandbox.state.invoices()
+    assert len(invoices) == clean
+    assert {(r.versions, r.historical) for r in invoices.values()} == {(1, (True,))}
+    store = StagingStore.open(staging_url)
+    try:
+        assert store.count_by_state("sample_erp") == {"sent": clean}
+    finally:
+        store.close()
+
+    assert [row["state"] for row in rows] == ["Completed"] * PARTITIONS
+    names = [str(row["flow_run"]) for row in rows]
+    ran = {worker.name: _ran_by(worker, names) for worker in workers}
+    assert all(ran.values()), f"a worker ran no partition: {ran}"
+    assert set.union(*ran.values()) == set(names)
+
+    responses = sandbox.state.response_counts()
+    assert responses.get(429, 0) <= 0.01 * sum(responses.values()), responses
+    busiest = _max_per_second(sandbox.state.accepted_times())
+    assert busiest <= QUOTA * 1.1, f"{busiest} requests in one second (quota {QUOTA}/s)"

@@ -1,0 +1,93 @@
+"""Retry-failed resends exactly the invoices AppZen refused; every run leaves a markdown summary and
+a failed-rows table as Prefect artifacts."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+from prefect.artifacts import Artifact
+
+from flows.nightly import nightly_sync
+from flows.retry import retry_failed
+from pipeline.sample_erp import GenerationReport
+from pipeline.sandbox import SandboxServer
+from pipeline.settings import Settings
+from tests.flows.helpers import MAPPING, artifact_data, counts_of
+
+pytestmark = pytest.mark.prefect
+
+
+def _busiest_supplier(erp_url: str, dirty: set[str]) -> tuple[str, set[str]]:
+    """The supplier with the most clean invoices, and those invoices."""
+    engine = sa.create_engine(erp_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT document_no, supplier_id FROM erp_invoice"))
+            by_supplier = [(str(s), d) for d, s in rows if s is not None and d not in dirty]
+    finally:
+        engine.dispose()
+    supplier = Counter(s for s, _ in by_supplier).most_common(1)[0][0]
+    return supplier, {d for s, d in by_supplier if s == supplier}
+
+
+@pytest.fixture
+def refused(sandbox: SandboxServer, erp: tuple[str, GenerationReport]) -> set[str]:
+    """Invoices AppZen refuses (a supplier it does not know: a business 400)."""
+    url, report = erp
+    supplier, invoices = _busiest_supplier(url, set(report.dirty_ids))
+    sandbox.state.configure(unknown_suppliers=frozenset({supplier}))
+    return invoices
+
+
+async def test_artifacts_hold_the_counts_and_every_failed_row(
+    flow_env: Settings, sandbox: SandboxServer, erp_report: GenerationReport, refused: set[str]
+) -> None:
+    result = await nightly_sync(mapping=MAPPING)
+
+    sync = result["sync"]
+    assert isinstance(sync, dict)
+    created = sync["counts"]["created"]
+    markdown = await artifact_data("nightly-sample-erp-summary")
+    text = markdown.replace("\\", "")  # Markdown escapes of the punctuation
+    assert "# Nightly sync of sample_erp" in text
+    assert "## sync · run " in text
+    assert "## status_sync · run " in text
+    assert f"| created | {created} |" in text
+    assert f"| failed_appzen | {len(refused)} |" in text
+    assert f"| failed_mapping | {len(erp_report.dirty)} |" in text
+    assert f"{sync['reports']['html']} (HTML)" in text
+
+    rows = await artifact_data("nightly-sample-erp-failed-rows")
+    assert {row["source key"] for row in rows} == refused | set(erp_report.dirty_ids)
+    appzen = [row for row in rows if row["stage"] == "appzen"]
+    assert {row["source key"] for row in appzen} == refused
+    assert all(row["HTTP status"] == "400" and row["x-correlation-id"] for row in appzen)
+    mapping = {row["source key"]: row for row in rows if row["stage"] == "mapping"}
+    for item in erp_report.dirty:
+        assert mapping[item.document_no]["source column"] == item.column
+
+
+async def test_retry_failed_resends_only_what_appzen_refused(
+    flow_env: Settings, sandbox: SandboxServer, erp_report: GenerationReport, refused: set[str]
+) -> None:
+    await nightly_sync(mapping=MAPPING, status_sync=False)
+    sent_before = set(sandbox.state.invoices())
+    assert not sent_before & refused
+    sandbox.state.configure(unknown_suppliers=frozenset())  # AppZen now knows the supplier
+
+    result = await retry_failed(mapping=MAPPING)
+
+    invoices = sandbox.state.invoices()
+    assert set(invoices) == sent_before | refused
+    assert {record.versions for record in invoices.values()} == {1}
+    counts = counts_of(result)
+    assert (counts["created"], counts["requests"]) == (len(refused), len(refused))
+    summary = (await artifact_data("retry-failed-sample-erp-summary")).replace("\\", "")
+    assert f"| created | {len(refused)} |" in summary
+    assert await Artifact.aget("retry-failed-sample-erp-failed-rows") is None  # none failed
+
+    again = await retry_failed(mapping=MAPPING)
+    assert again["status"] == "nothing to retry"
+    assert set(sandbox.state.invoices()) == sent_before | refused
