@@ -6,11 +6,17 @@ pushed, ``POST /invoice/{uuid}/status-sync``: state ``CREATED`` with ``invoice_i
 the invoice. Pushes go through the same :class:`~pipeline.load.dispatch.Dispatcher` as posting
 (rate limit, concurrency, retries). What was pushed is recorded per batch, so an unchanged status
 is never pushed twice; a 404 marks the invoice for re-creation on the next sync.
+
+A status reaches AppZen twice only when its first push's answer was lost, and each such push is
+counted (upper bounds: the lost request may never have arrived): ``repushed_after_lost_answer``
+when a 5xx, timeout or dropped connection was retried within the run, ``repushed_after_crash``
+when the push a killed run sent out (staging's ``push_in_doubt``) is sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,16 +34,17 @@ from pipeline.load.dispatch import CallResult, Dispatcher, describe
 from pipeline.load.retry import RetriesExhausted
 from pipeline.load.summary import RunSummary
 from pipeline.settings import Settings
-from pipeline.staging import StagingStore
+from pipeline.staging import StagingError, StagingStore
 from pipeline.staging.records import PushRecord, RunStatus, StatusCandidate
 
 PAGE = 500
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class StatusSyncResult:
     """Counts (pushed, pushed_error, would_push, recreate, failed_status_sync, skipped_no_status,
-    requests, retries) and the failed rows."""
+    requests, retries, repushed_after_crash, repushed_after_lost_answer) and the failed rows."""
 
     counts: Counter[str]
     failures: list[RowFailure]
@@ -103,6 +110,9 @@ async def push_statuses(
             continue
         # Nothing to report for these: remember their ERP state as handled, so they stop coming.
         await asyncio.to_thread(store.record_pushes, mapping, [_handled(c) for c in idle], moment)
+        # Written before the requests go out: a crash before _record leaves them in doubt.
+        out = [_handled(push.candidate) for push in todo]
+        await asyncio.to_thread(store.mark_pushes_in_doubt, mapping, out)
         report = await dispatcher.run(todo, lambda p: client.status_sync(p.candidate.uuid, p.body))
         result.counts["retries"] += report.retries
         await asyncio.to_thread(_record, store, mapping, report.results, moment, result)
@@ -161,6 +171,7 @@ def _record(
     result: StatusSyncResult,
 ) -> None:
     pushed: list[PushRecord] = []
+    refused: list[str] = []
     for call in results:
         candidate = call.item.candidate
         result.counts["requests"] += call.attempts
@@ -170,7 +181,13 @@ def _record(
             )
             error = bool((candidate.erp_error or {}).get("message"))
             result.counts["pushed_error" if error else "pushed"] += 1
+            _count(result.counts, "repushed_after_crash", candidate.pushed_in_doubt)
+            _count(result.counts, "repushed_after_lost_answer", call.in_doubt)
             continue
+        # The first unclear attempt stays in doubt (the next push counts it); any more are extra.
+        _count(result.counts, "repushed_after_lost_answer", call.in_doubt - 1)
+        if not (call.in_doubt or candidate.pushed_in_doubt):
+            refused.append(candidate.invoice_id)  # AppZen surely did not take this one
         if isinstance(call.error, UnknownInvoice):
             store.mark_recreate(mapping, candidate.invoice_id, "status-sync: AppZen answered 404")
             result.counts["recreate"] += 1
@@ -178,6 +195,13 @@ def _record(
             result.counts["failed_status_sync"] += 1
         result.failures.append(_failure(call))
     store.record_pushes(mapping, pushed, moment)
+    store.clear_pushes_in_doubt(mapping, refused)
+
+
+def _count(counts: Counter[str], key: str, n: int) -> None:
+    """Add ``n`` to a count that only appears when something happened."""
+    if n > 0:
+        counts[key] += n
 
 
 def _failure(call: CallResult[Push, Reply]) -> RowFailure:
@@ -237,7 +261,19 @@ async def run_status_sync(
         summary.duration_s = summary.posting_s = time.monotonic() - started
         summary.status = status
         if summary.run_id is not None:
-            if summary.failures:
-                store.record_failures(summary.run_id, mapping, summary.failures)
-            store.finish_run(summary.run_id, status=status, counts=dict(summary.counts))
+            _close_run(store, summary, mapping, status)
     return summary
+
+
+def _close_run(store: StagingStore, summary: RunSummary, mapping: str, status: RunStatus) -> None:
+    """Record the run's failures and close it. An interrupted run is closing on an error that is
+    already propagating (a staging error, Ctrl-C): that one is reported, not this one's."""
+    assert summary.run_id is not None
+    try:
+        if summary.failures:
+            store.record_failures(summary.run_id, mapping, summary.failures)
+        store.finish_run(summary.run_id, status=status, counts=dict(summary.counts))
+    except StagingError as error:
+        if status != "interrupted":
+            raise
+        log.warning("run %s stays 'running' in staging: %s", summary.run_id, error)

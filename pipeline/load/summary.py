@@ -102,4 +102,7 @@ FAILED_KEYS = (
     "failed_appzen",
     "failed_retries",
     "failed_status_sync",
+    "failed_audit",
+    "failed_merchant",
+    "failed_crm",
 )

@@ -8,16 +8,21 @@ once so the pipe never drains between them; mapping the next batch runs in a wor
 The watermark of an incremental run only advances over invoices that are finished (sent,
 unchanged, rejected, or not mappable): it stops short of the first invoice that is still open
 (retries exhausted, claimed by another worker, left pending by a fatal stop), so the next run
-extracts that one again.
+extracts that one again (:mod:`pipeline.load.watermarks`). What a run counts, and how the counts
+add up: :mod:`pipeline.load.tally`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import inspect
+import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -28,19 +33,24 @@ from pipeline.extract.base import Chunk, Source
 from pipeline.failures import RowFailure
 from pipeline.load.clock import SYSTEM_CLOCK, Clock
 from pipeline.load.dispatch import Dispatcher
+from pipeline.load.fit import fit_staging
 from pipeline.load.poster import PostResult, SendItem, post_invoices
 from pipeline.load.ratelimit import RateLimiter
+from pipeline.load.retry import RetryPolicy
 from pipeline.load.summary import RunSummary
+from pipeline.load.tally import count_decisions, count_extracted, count_posted
+from pipeline.load.watermarks import Watermarks, bindable
 from pipeline.mapping.engine import MappedInvoice, MappingEngine, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
 from pipeline.settings import Settings
-from pipeline.staging import StageItem, StagingStore, new_owner
-from pipeline.staging.records import Decision, SendOutcome
+from pipeline.staging import StageItem, StagingError, StagingStore, new_owner
+from pipeline.staging.records import Decision
 
 Flow = Literal["sync", "backfill", "retry_failed"]
 Result = MappedInvoice | RejectedInvoice
 BATCHES_IN_FLIGHT = 2
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +85,11 @@ class SyncJob:
         clock: Clock = SYSTEM_CLOCK,
         client: AppZenClient | None = None,
         limiter: RateLimiter | None = None,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         self.options = options
         self._limiter = limiter
+        self._retry_policy = retry_policy
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -87,8 +99,7 @@ class SyncJob:
             None, self.spec.name, options.flow, options.historical, options.dry_run
         )
         self._owner = new_owner(options.label or options.flow)
-        self._open_watermarks: list[str] = []
-        self._done_watermarks: list[str] = []
+        self._watermarks = Watermarks()
         self._fatal: FatalError | None = None
         self.on_progress: Callable[[RunSummary], None] | None = None
 
@@ -97,8 +108,9 @@ class SyncJob:
         """Open the mapping's source(s) and check every column it needs exists (before sending)."""
         erp_url = self.settings.erp_database_url
         url = erp_url.get_secret_value() if erp_url is not None else None
-        source = self.spec.open_source(self.options.project_dir, url)
-        lines = self.spec.open_lines_source(self.options.project_dir, url)
+        base = self.options.project_dir
+        source = self.spec.open_source(base, url, settings=self.settings)
+        lines = self.spec.open_lines_source(base, url, settings=self.settings)
         MappingEngine(self.spec).check_columns(
             source.columns(),
             lines.columns() if lines is not None else None,
@@ -112,14 +124,22 @@ class SyncJob:
         since: object = self.options.since
         if since is None and self.options.incremental and self.options.flow == "sync":
             since = self.store.last_watermark(self.spec.name)
-        return {"since": _bindable(since), "until": _bindable(self.options.until)}
+        return {"since": bindable(since), "until": bindable(self.options.until)}
 
-    def results(self, source: Source, lines: Source | None) -> Iterator[Result]:
-        """Every mapped or rejected invoice of the source, in source order."""
+    def results(self, source: Source, lines: Source | None) -> Generator[Result, None, None]:
+        """Every mapped or rejected invoice of the source, in source order. Closing it closes
+        the sources' cursors at once (not in a later garbage collection, when the database
+        connection may already be gone)."""
         params = self.params()
         chunks: Iterator[Chunk] = source.chunks(params)
         line_chunks = lines.chunks(params) if lines is not None else None
-        yield from MappingEngine(self.spec).run(chunks, line_chunks)
+        try:
+            yield from MappingEngine(self.spec).run(chunks, line_chunks)
+        finally:
+            for stream in (chunks, line_chunks):
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
 
     # --- running -----------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -132,7 +152,9 @@ class SyncJob:
             )
         self._client_cm = client_session(self.settings, self._client)
         self._session = await self._client_cm.__aenter__()
-        self.dispatcher = Dispatcher.from_settings(self.settings, self.clock, self._limiter)
+        self.dispatcher = Dispatcher.from_settings(
+            self.settings, self.clock, self._limiter, self._retry_policy
+        )
         return self
 
     async def __aexit__(
@@ -141,19 +163,27 @@ class SyncJob:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Close the run: succeeded, failed (a fatal AppZen answer) or interrupted."""
+        """Close the run: succeeded, failed (a fatal AppZen answer) or interrupted (then its
+        claims are freed at once, so the next run need not wait for the lease to expire)."""
         await self._client_cm.__aexit__(exc_type, exc, tb)
         self.summary.duration_s = time.monotonic() - self._started
-        status = "interrupted" if exc_type else "failed" if self._fatal else "succeeded"
-        self._finish(status)  # type: ignore[arg-type]
+        if exc_type is None:
+            self._finish("failed" if self._fatal else "succeeded")
+            return
+        self._release_claims()
+        try:
+            self._finish("interrupted")
+        except StagingError as error:  # the error that stopped the run is the one to report
+            log.warning("run %s stays 'running' in staging: %s", self.summary.run_id, error)
 
     @property
     def stopped(self) -> bool:
         """True once AppZen gave a fatal answer: send nothing more."""
         return self._fatal is not None
 
-    def batches(self) -> Iterator[list[Result]]:
-        """The source's invoices (mapped or rejected) in batches of ``BATCH_SIZE``."""
+    def batches(self) -> Generator[list[Result], None, None]:
+        """The source's invoices (mapped or rejected) in batches of ``BATCH_SIZE``; close it to
+        close the source's cursor and connection."""
         return _batched(self.results(*self._sources), self.settings.batch_size)
 
     async def process(self, batch: list[Result]) -> None:
@@ -174,10 +204,12 @@ class SyncJob:
     async def _process(
         self, batch: list[Result], client: AppZenClient, dispatcher: Dispatcher
     ) -> None:
+        if self.stopped:  # a fatal answer came while this batch was being mapped
+            return
+        batch = fit_staging(self._in_scope(batch), self.spec)
         mapped = [r for r in batch if isinstance(r, MappedInvoice)]
         failures = [f for r in batch if isinstance(r, RejectedInvoice) for f in r.failures]
-        self._count_extracted(batch)
-        mapped = self._in_scope(mapped)
+        count_extracted(self.summary.counts, batch)
         items = [
             StageItem(
                 m.key,
@@ -193,7 +225,7 @@ class SyncJob:
             for m, d in zip(mapped, decisions, strict=True)
             if d.action == "send"
         ]
-        self._count_decisions(decisions)
+        count_decisions(self.summary.counts, decisions)
         sent_failures = await self._send(sends, client, dispatcher)
         failures += sent_failures
         exhausted = {f.source_key for f in sent_failures if f.stage == "retries_exhausted"}
@@ -210,15 +242,15 @@ class SyncJob:
             return []
         started = time.monotonic()
         posted = await post_invoices(client, dispatcher, sends, historical=self.options.historical)
-        self.summary.posting_s += time.monotonic() - started
+        self.summary.posted(started, time.monotonic())  # batches overlap: a window
         await asyncio.to_thread(self._record, posted)
-        self._count_posted(posted.outcomes, posted)
+        count_posted(self.summary.counts, len(sends), posted.outcomes, posted.retries)
         return posted.failures
 
     async def _report(self, failures: list[RowFailure]) -> None:
         if failures and not self.options.dry_run:
             await asyncio.to_thread(self._record_failures, failures)
-        self.summary.failures.extend(failures)
+        self.summary.add_failures(failures)  # the first ones; staging keeps them all
 
     async def _resend_recreates(self, client: AppZenClient, dispatcher: Dispatcher) -> None:
         """Re-create, from the last acknowledged payload, invoices AppZen said it no longer knows
@@ -254,9 +286,11 @@ class SyncJob:
             self.summary.counts["recreate_resent"] += len(sends)
             await self._report(await self._send(sends, client, dispatcher))
 
-    def _in_scope(self, mapped: list[MappedInvoice]) -> list[MappedInvoice]:
+    def _in_scope(self, batch: list[Result]) -> list[Result]:
+        """The batch's invoices in ``only_keys`` (all without it): the others are not counted,
+        staged nor reported by a run limited to some keys (retry-failed)."""
         keys = self.options.only_keys
-        return mapped if keys is None else [m for m in mapped if m.key in keys]
+        return batch if keys is None else [r for r in batch if r.key in keys]
 
     def _decide(self, items: Sequence[StageItem]) -> list[Decision]:
         if self.options.dry_run:
@@ -287,37 +321,22 @@ class SyncJob:
             self._fatal = posted.fatal
             self.summary.fatal = str(posted.fatal)
 
+    def _release_claims(self) -> None:
+        if self.options.dry_run or self.summary.run_id is None:
+            return
+        try:
+            self.store.release_claims(self._owner, self.spec.name)
+        except StagingError as error:
+            log.warning(
+                "run %s: its claims stay until their lease expires (%s s): %s",
+                self.summary.run_id,
+                self.options.lease_seconds,
+                error,
+            )
+
     def _record_failures(self, failures: list[RowFailure]) -> None:
         assert self.summary.run_id is not None
         self.store.record_failures(self.summary.run_id, self.spec.name, failures)
-
-    # --- counting ----------------------------------------------------------------------------
-    def _count_extracted(self, batch: list[Result]) -> None:
-        counts = self.summary.counts
-        for result in batch:
-            counts["extracted"] += 1
-            if isinstance(result, MappedInvoice):
-                counts["mapped"] += 1
-            else:
-                stage = "validation" if result.failures[0].stage == "validation" else "mapping"
-                counts[f"failed_{stage}"] += 1
-
-    def _count_decisions(self, decisions: list[Decision]) -> None:
-        for decision in decisions:
-            key = decision.action if decision.action != "send" else f"planned_{decision.expect}"
-            self.summary.counts[key] += 1
-
-    def _count_posted(self, outcomes: list[SendOutcome], posted: PostResult) -> None:
-        counts = self.summary.counts
-        counts["retries"] += posted.retries
-        for outcome in outcomes:
-            counts["requests"] += outcome.attempts
-            if outcome.kind == "acked":
-                counts[(outcome.appzen_status or "acked").lower()] += 1
-                if outcome.expect == "create" and outcome.appzen_status == "UPDATED":
-                    counts["resent_after_crash"] += 1
-            else:
-                counts["failed_appzen" if outcome.kind == "rejected" else "failed_retries"] += 1
 
     def _track_watermarks(
         self,
@@ -328,35 +347,21 @@ class SyncJob:
     ) -> None:
         if self.spec.watermark_column is None or self.options.dry_run:
             return
-        open_keys = {d.invoice_id for d in decisions if d.action == "busy"}
+        open_keys = {d.invoice_id for d in decisions if d.action == "busy"} | exhausted
         if self._fatal is not None:
             open_keys |= {s.invoice_id for s in sends}
-        for invoice in mapped:
-            if invoice.watermark is None:
-                continue
-            mark = _text(invoice.watermark)
-            is_open = invoice.key in open_keys or invoice.key in exhausted
-            (self._open_watermarks if is_open else self._done_watermarks).append(mark)
-        self._compact_watermarks()
-
-    def _compact_watermarks(self) -> None:
-        """Keep memory flat: only the smallest open mark and the largest done mark below it
-        matter. Conservative: a done mark dropped here only makes the next run re-read more."""
-        if self._open_watermarks:
-            self._open_watermarks = [min(self._open_watermarks)]
-        below = [
-            m
-            for m in self._done_watermarks
-            if not self._open_watermarks or m < self._open_watermarks[0]
-        ]
-        self._done_watermarks = [max(below)] if below else []
+        marked = [m for m in mapped if m.watermark is not None]
+        self._watermarks.add(
+            done=[m.watermark for m in marked if m.key not in open_keys],
+            still_open=[m.watermark for m in marked if m.key in open_keys],
+        )
 
     def _finish(self, status: Literal["succeeded", "failed", "interrupted"]) -> None:
         self.summary.status = status
         if self.options.dry_run or self.summary.run_id is None:
             return
         incremental = self.options.flow == "sync" and status == "succeeded"
-        watermark = self._done_watermarks[0] if incremental and self._done_watermarks else None
+        watermark = self._watermarks.value if incremental else None
         self.summary.watermark = watermark
         self.store.finish_run(
             self.summary.run_id,
@@ -386,9 +391,14 @@ async def drive(
     run_batch = process or job.process
     batches = job.batches()
     inflight: set[asyncio.Task[None]] = set()
+    # One thread maps every batch: memory stays flat (a pool's threads would each keep a malloc
+    # arena as large as a chunk's working set).
+    mapper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="appzen-mapping")
+    loop = asyncio.get_running_loop()
     try:
         while not job.stopped:
-            batch = await asyncio.to_thread(next, batches, None)
+            pull = functools.partial(contextvars.copy_context().run, next, batches, None)
+            batch = await loop.run_in_executor(mapper, pull)
             if batch is None:
                 break
             inflight.add(asyncio.ensure_future(run_batch(batch)))
@@ -403,38 +413,24 @@ async def drive(
         for task in inflight:
             task.cancel()
         await asyncio.gather(*inflight, return_exceptions=True)
+        if inspect.getgeneratorstate(batches) != inspect.GEN_RUNNING:  # else a thread reads it
+            batches.close()  # now, not in some later garbage collection
+        mapper.shutdown(wait=False)
     await job.finish_up()
 
 
-def _batched(results: Iterator[Result], size: int) -> Iterator[list[Result]]:
-    batch: list[Result] = []
-    for result in results:
-        batch.append(result)
-        if len(batch) >= size:
+def _batched(
+    results: Generator[Result, None, None], size: int
+) -> Generator[list[Result], None, None]:
+    """``results`` in lists of ``size``; closing this generator closes ``results``."""
+    try:
+        batch: list[Result] = []
+        for result in results:
+            batch.append(result)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
             yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _text(value: object) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
-
-
-def _bindable(value: object) -> object:
-    """A watermark or bound as the databases compare it: ``YYYY-MM-DD HH:MM:SS.ffffff`` text.
-
-    Text in that shape compares correctly with timestamp columns on PostgreSQL and MariaDB and
-    with SQLAlchemy's timestamp text on SQLite; anything that is not a date stays as it is.
-    """
-    moment = value
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    if not isinstance(moment, datetime):
-        return value
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    finally:
+        results.close()
