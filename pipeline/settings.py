@@ -18,6 +18,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SANDBOX_URL = "http://127.0.0.1:8765/dictionary-data-services"
 # The local sandbox's own credentials (x-api-key, customer-id, customer-key): not secrets.
 SANDBOX_CREDENTIALS = ("sandbox-api-key", "100094", "sandbox-customer-key")
+# The sandbox's merchant platform (client id, client secret, refresh token) and CRM.COM
+# (username, password, organisation) logins: not secrets, used only against loopback URLs.
+SANDBOX_MERCHANT = ("sandbox-merchant-client", "sandbox-merchant-secret", "sandbox-refresh-0")
+SANDBOX_CRM = ("sandbox-crm-user", "sandbox-crm-password", "SANDBOX")
 DEFAULT_STATE_DIR = Path(".state")
 
 
@@ -28,8 +32,13 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     """Connection, credentials and load tuning for one process."""
 
+    # env_ignore_empty: `NAME=` (as .env.example lists them) means "not set", not "".
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        env_ignore_empty=True,
     )
 
     appzen_base_url: Annotated[
@@ -74,6 +83,30 @@ class Settings(BaseSettings):
     batch_size: Annotated[
         int, Field(ge=1, le=100_000, description="Invoices per unit of work (one commit).")
     ] = 500
+    merchant_base_url: Annotated[
+        str | None,
+        Field(description="Merchant platform API root; overrides the mapping's and connectors'."),
+    ] = None
+    merchant_access_token: Annotated[
+        SecretStr | None, Field(description="Merchant bearer token; refreshed when it expires.")
+    ] = None
+    merchant_refresh_token: Annotated[
+        SecretStr | None, Field(description="Merchant OAuth2 refresh token (secret).")
+    ] = None
+    merchant_client_id: Annotated[
+        str | None, Field(min_length=1, description="Merchant OAuth2 client id.")
+    ] = None
+    merchant_client_secret: Annotated[
+        SecretStr | None, Field(description="Merchant OAuth2 client secret.")
+    ] = None
+    crm_base_url: Annotated[
+        str | None, Field(description="CRM.COM Web API root; overrides connectors.yaml's.")
+    ] = None
+    crm_username: Annotated[str | None, Field(min_length=1, description="CRM.COM login.")] = None
+    crm_password: Annotated[SecretStr | None, Field(description="CRM.COM password.")] = None
+    crm_organisation: Annotated[
+        str | None, Field(min_length=1, description="CRM.COM organisation to log in to.")
+    ] = None
 
     @field_validator("appzen_base_url")
     @classmethod
@@ -82,6 +115,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be an http(s) URL such as https://api.appzen.com/dictionary-data-services"
             )
+        return value.rstrip("/")
+
+    @field_validator("merchant_base_url", "crm_base_url")
+    @classmethod
+    def _optional_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/\s@]+", value) or urlsplit(value).password:
+            raise ValueError("must be an http(s) URL without a password, e.g. https://host/api")
         return value.rstrip("/")
 
     @model_validator(mode="after")

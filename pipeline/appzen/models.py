@@ -290,6 +290,9 @@ def json_bytes(value: object) -> bytes:
 
 
 def _exact_number(value: object) -> orjson.Fragment:
+    if value.__class__ is Decimal and value.is_finite():  # type: ignore[attr-defined]
+        text = str(value)  # C speed; the same text as format(value, "f") unless it has "E"
+        return orjson.Fragment(text if "E" not in text else format(value, "f"))
     if isinstance(value, Decimal) and value.is_finite():
         return orjson.Fragment(format(value, "f"))
     raise TypeError(f"cannot write {type(value).__name__} {value!r} as JSON")
@@ -405,3 +408,60 @@ class InvoiceDetails(WireModel):
     shipping_address: DetailsAddress | None = None
     remit_to_address: DetailsAddress | None = None
     invoice_lines: list[dict[str, JsonValue]] | None = None
+
+
+# --- audit outcomes: search and audit results ------------------------------------------------
+class SearchRequest(WireModel):
+    """Body of ``POST /invoice/search``: the window of last AppZen update time (both required,
+    ISO-8601 UTC) and optional filters. The keys are hyphenated on the wire."""
+
+    from_time: IsoDate = Field(alias="from-last-appzen-update-time")
+    to_time: IsoDate = Field(alias="to-last-appzen-update-time")
+    appzen_invoice_status: str | None = Field(default=None, alias="appzen-invoice-status")
+    erp_invoice_status: str | None = Field(default=None, alias="erp-invoice-status")
+    invoice_id: str | None = Field(default=None, alias="invoice-id")
+    invoice_number: str | None = Field(default=None, alias="invoice-number")
+    supplier_id: str | None = Field(default=None, alias="supplier-id")
+
+
+class SearchHit(WireModel):
+    """One invoice of a search answer (a JSON list of these)."""
+
+    appzen_uuid: Annotated[str, Field(min_length=1, alias="appzen-uuid")]
+    erp_invoice_id: str | None = Field(default=None, alias="erp-invoice-id")
+    erp_invoice_status: str | None = Field(default=None, alias="erp-invoice-status")
+    appzen_invoice_status: str | None = Field(default=None, alias="appzen-invoice-status")
+    last_appzen_update_time: str | None = Field(default=None, alias="last-appzen-update-time")
+
+
+class RiskResults(WireModel):
+    """A rule's risk: ``LOW``, ``MEDIUM``, ``HIGH``."""
+
+    risk_level: str | None = None
+
+
+class AuditRule(WireModel):
+    """One audit rule's result: its code, message and risk."""
+
+    rule_code: str | None = None
+    risk_message: str | None = None
+    risk_results: RiskResults | None = None
+
+    @property
+    def risk_level(self) -> str | None:
+        """The rule's risk level, if AppZen gave one."""
+        return None if self.risk_results is None else self.risk_results.risk_level
+
+
+class AuditSummary(WireModel):
+    """The audit of one invoice: header risk, ``Approved`` / ``Rejected`` and the rules."""
+
+    rules: list[AuditRule] = Field(default_factory=list)
+    risk_level: str | None = None
+    status: str | None = None
+
+
+class AuditResultsResponse(WireModel):
+    """Answer of ``GET /invoice/{uuid}/audit-results``."""
+
+    audit_results: AuditSummary
