@@ -37,9 +37,7 @@ def erp(tmp_path: Path) -> tuple[str, GenerationReport]:
 
 
 @pytest.fixture
-def settings(
-    sandbox: SandboxServer, erp: tuple[str, GenerationReport], tmp_path: Path
-) -> Settings:
+def settings(sandbox: SandboxServer, erp: tuple[str, GenerationReport], tmp_path: Path) -> Settings:
     """Settings for one test: the sandbox, the sample ERP, SQLite staging in ``tmp_path``, a fast
     rate and short timeouts."""
     return load_settings(
