@@ -2,8 +2,9 @@
 
 SQLite: WAL journal (readers never block the writer), ``synchronous=FULL`` (a committed ack
 survives a power cut), foreign keys on, and a busy timeout so two processes on one file wait for
-each other. Write transactions start with ``BEGIN IMMEDIATE``: they take the write lock up front,
-so a transaction never fails half-way on a lock (a deferred one cannot wait once it has read).
+each other (``?timeout=SECONDS`` in the URL overrides the one passed in). Write transactions
+start with ``BEGIN IMMEDIATE``: they take the write lock up front, so a transaction never fails
+half-way on a lock (a deferred one cannot wait once it has read).
 PostgreSQL and MySQL run at READ COMMITTED; claims rely on row locks and conditional updates.
 """
 
@@ -85,9 +86,26 @@ def _sqlite_engine(url: str, parsed: URL, busy_timeout: float) -> Engine:
                 f"staging database {describe_url(url)}: cannot create its directory "
                 f"({error.strerror}); choose a writable path in STAGING_DATABASE_URL"
             ) from None
-    engine = sa.create_engine(parsed, connect_args={"timeout": busy_timeout})
+    engine = sa.create_engine(parsed, connect_args={"timeout": _timeout(url, parsed, busy_timeout)})
     _install_sqlite_events(engine, wal=not in_memory)
     return engine
+
+
+def _timeout(url: str, parsed: URL, default: float) -> float:
+    """The busy timeout: the URL's ``?timeout=`` when given, else ``default``."""
+    given = parsed.query.get("timeout")
+    if given is None:
+        return default
+    try:
+        seconds = float(given if isinstance(given, str) else given[-1])
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise StagingError(
+            f"staging database {describe_url(url)}: ?timeout={given} is not a number of seconds; "
+            "write e.g. sqlite:///.state/staging.db?timeout=30"
+        )
+    return seconds
 
 
 def _install_sqlite_events(engine: Engine, *, wal: bool) -> None:

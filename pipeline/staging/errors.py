@@ -18,12 +18,17 @@ _HINTS: tuple[tuple[str, str], ...] = (
     (
         r"database is locked|database table is locked",
         "another process held the write lock longer than the busy timeout; let it finish, "
-        "or raise the busy timeout (StagingStore.open(..., busy_timeout=...))",
+        "or raise the busy timeout (SQLite: add ?timeout=SECONDS to STAGING_DATABASE_URL)",
     ),
     (
         r"disk is full|disk full|no space left|quota exceeded",
         "the disk holding the staging database is full; free space and rerun "
         "(nothing was committed by the failed transaction)",
+    ),
+    (
+        r"disk I/O error|file too large",
+        "the staging database file could not be written (disk full, a file-size limit or a "
+        "failing disk); fix that and rerun (nothing was committed by the failed transaction)",
     ),
     (
         r"unable to open database file|readonly database|read-only",

@@ -1,5 +1,10 @@
 """Recording what AppZen answered: send outcomes, status-sync pushes, and uuids AppZen lost.
 
+A status push is written down twice: :func:`mark_pushes_in_doubt` before the request goes out
+(``push_in_doubt``), :func:`record_pushes` (or :func:`clear_pushes_in_doubt`) once its outcome is
+known. A push still in doubt when the next status-sync comes was cut off by a crash: pushing the
+same status again may repeat it in AppZen, and status-sync counts it (``repushed_after_crash``).
+
 Statements are executemany updates with bound parameters. SET clauses read only columns the same
 statement does not assign (or are ordered explicitly), because MySQL evaluates assignments left to
 right and the other dialects all at once.
@@ -172,6 +177,7 @@ def mark_recreate(
             error_message=reason,
             pushed_status=None,
             pushed_error=None,
+            push_in_doubt=None,
             push_pending=sa.or_(inv.c.erp_status.is_not(None), inv.c.erp_error.is_not(None)),
             updated_at=now,
         )
@@ -199,6 +205,7 @@ def record_pushes(
             ),
             pushed_status=status,
             pushed_error=error,
+            push_in_doubt=None,
             pushed_at=_NOW,
             push_count=inv.c.push_count + 1,
             updated_at=_NOW,
@@ -215,3 +222,40 @@ def record_pushes(
         for push in sorted(pushed, key=lambda push: push.invoice_id)
     ]
     conn.execute(stmt, rows)
+
+
+def push_intent(status: str | None, error_json: str | None) -> str:
+    """What ``push_in_doubt`` holds for a push of ``status`` and ``error_json`` (the canonical JSON
+    text ``erp_error`` is stored as)."""
+    return dump_json({"status": status, "error": error_json}) or ""
+
+
+def mark_pushes_in_doubt(
+    conn: Connection, mapping: str, pushes: Sequence[PushRecord], at: datetime
+) -> None:
+    """Before pushing: remember what each push reports, until its outcome is recorded."""
+    if not pushes:
+        return
+    stmt = sa.update(inv).where(_where()).values(push_in_doubt=_P("p_doubt"), updated_at=_NOW)
+    rows = [
+        {
+            "p_mapping": mapping,
+            "p_id": push.invoice_id,
+            "p_doubt": push_intent(push.status, dump_json(push.error)),
+            "p_now": at,
+        }
+        for push in sorted(pushes, key=lambda push: push.invoice_id)
+    ]
+    conn.execute(stmt, rows)
+
+
+def clear_pushes_in_doubt(
+    conn: Connection, mapping: str, invoice_ids: Sequence[str], at: datetime
+) -> None:
+    """AppZen surely did not take these pushes (it refused them, or never answered but 429)."""
+    for chunk in chunks(sorted(invoice_ids)):
+        conn.execute(
+            sa.update(inv)
+            .where(inv.c.mapping == mapping, inv.c.invoice_id.in_(chunk))
+            .values(push_in_doubt=None, updated_at=at)
+        )

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipeline.staging.outcomes import push_intent
 from pipeline.staging.records import InvoiceRecord, StatusCandidate
 from pipeline.staging.tables import invoices as inv
 
@@ -71,6 +72,7 @@ def status_candidates(
         inv.c.erp_error,
         inv.c.pushed_status,
         inv.c.pushed_error,
+        inv.c.push_in_doubt,
     ).where(
         inv.c.mapping == mapping,
         inv.c.push_pending == sa.true(),
@@ -88,6 +90,8 @@ def status_candidates(
             _json(row.erp_error),
             row.pushed_status,
             _json(row.pushed_error),
+            row.push_in_doubt is not None
+            and row.push_in_doubt == push_intent(row.erp_status, row.erp_error),
         )
         for row in conn.execute(query)
     ]

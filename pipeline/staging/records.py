@@ -109,6 +109,9 @@ class StatusCandidate:
     erp_error: dict[str, object] | None
     pushed_status: str | None
     pushed_error: dict[str, object] | None
+    pushed_in_doubt: bool = False
+    """An earlier status-sync sent this very status and never recorded the answer (it died):
+    AppZen may have it already, so pushing it again may repeat it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,8 @@ class InvoiceRecord:
     claim_expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    push_in_doubt: str | None = None
+    """The status push out for this invoice whose outcome is not recorded yet (JSON), if any."""
 
 
 @dataclass(frozen=True, slots=True)

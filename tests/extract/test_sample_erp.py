@@ -27,7 +27,8 @@ from pipeline.sample_erp import (
     supplier,
     touch,
 )
-from tests.extract.conftest import DIALECTS, REPO, MakeDatabase
+from tests.databases import DIALECTS
+from tests.extract.conftest import REPO, MakeDatabase
 
 Tables = dict[str, list[dict[str, Any]]]
 CURRENCIES = {"EUR", "USD", "GBP", "CHF"}

@@ -32,7 +32,12 @@ def test_an_empty_database_is_migrated_to_the_latest_version(empty_url: str) -> 
             rows = conn.exec_driver_sql(
                 "SELECT version, name FROM schema_migrations ORDER BY version"
             ).all()
-        assert [tuple(row) for row in rows] == [(1, "initial"), (2, "push_pending")]
+        assert [tuple(row) for row in rows] == [
+            (1, "initial"),
+            (2, "push_pending"),
+            (3, "outcomes"),
+            (4, "push_in_doubt"),
+        ]
         assert store.migrate() == [], "reopening applies nothing"
 
 
@@ -106,7 +111,7 @@ def test_upgrade_from_001_keeps_the_data_and_backfills(empty_url: str) -> None:
                     watermark="2025-01-31",
                 )
             )
-        assert store.migrate() == [2]
+        assert store.migrate() == list(range(2, LATEST + 1))
         assert store.schema_version == LATEST
         assert store.count_by_state("m") == {"sent": 5}
         assert store.last_watermark("m") == "2025-01-31"
@@ -153,7 +158,7 @@ def test_a_database_newer_than_the_code_is_refused(empty_url: str) -> None:
             "VALUES (99, 'future', '2030-01-01 00:00:00')"
         )
     with pytest.raises(
-        StagingError, match=r"schema version 99 but this appzen-etl knows .* up to 2"
+        StagingError, match=rf"schema version 99 but this appzen-etl knows .* up to {LATEST}"
     ):
         StagingStore.open(empty_url)
 
@@ -221,11 +226,11 @@ def test_percent_signs_in_migrations_reach_the_server_unchanged(
     probe.close()
     folder = tmp_path / "m" / backend
     shutil.copytree(discover(backend)[0].path.parent, folder)
-    (folder / "003_percent.sql").write_text(
+    (folder / f"{LATEST + 1:03d}_percent.sql").write_text(
         "INSERT INTO runs (flow, mapping, parameters, historical, started_at, status, watermark)\n"
         "SELECT 'n%', 'm', '{}', false, applied_at, 'succeeded', '100%' FROM schema_migrations\n"
         "WHERE name LIKE 'init%';\n"
     )
     with StagingStore.open(empty_url, migrations_dir=folder.parent) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == LATEST + 1
         assert store.last_watermark("m") == "100%"

@@ -1,0 +1,1 @@
+"""Reliability, crash-safety and hostile-input suite (marker ``reliability``)."""
