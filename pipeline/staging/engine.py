@@ -10,6 +10,8 @@ PostgreSQL and MySQL run at READ COMMITTED; claims rely on row locks and conditi
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +88,9 @@ def _sqlite_engine(url: str, parsed: URL, busy_timeout: float) -> Engine:
                 f"staging database {describe_url(url)}: cannot create its directory "
                 f"({error.strerror}); choose a writable path in STAGING_DATABASE_URL"
             ) from None
-    engine = sa.create_engine(parsed, connect_args={"timeout": _timeout(url, parsed, busy_timeout)})
-    _install_sqlite_events(engine, wal=not in_memory)
+    timeout = _timeout(url, parsed, busy_timeout)
+    engine = sa.create_engine(parsed, connect_args={"timeout": timeout})
+    _install_sqlite_events(engine, wal=not in_memory, timeout=timeout)
     return engine
 
 
@@ -108,14 +111,31 @@ def _timeout(url: str, parsed: URL, default: float) -> float:
     return seconds
 
 
-def _install_sqlite_events(engine: Engine, *, wal: bool) -> None:
+def _enter_wal(cursor: Any, timeout: float) -> None:
+    """Switch the file to WAL. SQLite answers "database is locked" at once, without waiting on
+    the busy timeout, when two connections make the switch together (two processes opening a new
+    staging file): poll until it is WAL or the busy timeout has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+        else:
+            return
+
+
+def _install_sqlite_events(engine: Engine, *, wal: bool, timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
         cursor = dbapi_connection.cursor()
         try:
             if wal:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enter_wal(cursor, timeout)
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
