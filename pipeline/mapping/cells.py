@@ -28,6 +28,9 @@ from pipeline.mapping.transforms import (
 
 _LIMIT = Decimal(10) ** MAX_INTEGER_DIGITS
 _EXACT_KEYS = frozenset({str, int, bool, date, datetime})
+_TEXT_OR_NULL = frozenset({str, type(None)})
+_BLANK_RAISES = frozenset({"decimal", "integer", "date", "datetime", "currency"})
+"""Leaf types whose converter raises on blank text ("", spaces): see :func:`_optimistic`."""
 
 
 class Mark:
@@ -74,20 +77,36 @@ def column_converter(convert: Converter, plain: str | None) -> ColumnConverter:
 
     def column(values: list[object]) -> list[object]:
         kinds = set(map(type, values))
-        if len(kinds) != 1:
-            return list(map(cell, values))
-        kind = kinds.pop()
-        fast = _fast(plain, kind, values)
-        if fast is not None:
-            return fast
-        if kind in _EXACT_KEYS:  # equal values of these types convert alike (not so 1.0 / 1.00)
-            distinct = set(values)
-            if len(distinct) * 2 <= len(values):
-                table = {value: cell(value) for value in distinct}
-                return list(map(table.__getitem__, values))
+        if len(kinds) == 1:
+            kind = kinds.pop()
+            fast = _fast(plain, kind, values)
+            if fast is not None:
+                return fast
+            if kind in _EXACT_KEYS:  # equal values of these types convert alike (not 1.0 / 1.00)
+                distinct = set(values)
+                if len(distinct) * 2 <= len(values):
+                    table = {value: cell(value) for value in distinct}
+                    return list(map(table.__getitem__, values))
+        elif plain == "string" and kinds == _TEXT_OR_NULL:
+            return [BLANK if value is None else value.strip() or BLANK for value in values]  # type: ignore[attr-defined]
+        if plain in _BLANK_RAISES and kinds <= _TEXT_OR_NULL:
+            converted = _optimistic(convert, values)
+            if converted is not None:
+                return converted
         return list(map(cell, values))
 
     return column
+
+
+def _optimistic(convert: Converter, values: list[object]) -> list[object] | None:
+    """Every cell converted without the per-cell wrapper (``None`` → :data:`BLANK`), or ``None``
+    as soon as one cell fails: the caller then converts cell by cell, which marks the failures.
+    Only for converters that raise on every blank text (so no blank can pass as a value)."""
+    try:
+        out = [BLANK if value is None else convert(value) for value in values]
+    except (ConversionError, ValueError, TypeError, ArithmeticError):
+        return None
+    return None if None in out else out
 
 
 def _fast(plain: str | None, kind: type, values: list[object]) -> list[object] | None:

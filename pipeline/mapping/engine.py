@@ -7,19 +7,23 @@ others; only a fatal cause does (:class:`MappingError`: a column the mapping nee
 
 Speed: the mapping is compiled once into closures (:mod:`pipeline.mapping.plan`); each chunk's
 needed columns are taken out of pandas once (``tolist``) and zipped into row tuples; header
-fields are read once per invoice; each invoice is validated once.
+fields are read once per invoice; each invoice is validated once, against the AppZen model's own
+rules but into plain data (:mod:`pipeline.appzen.plain`: no model objects to build and dump again).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+import pandas as pd
 from pydantic import ValidationError
 
-from pipeline.appzen.models import ErrorData, Invoice, payload_json
+from pipeline.appzen.models import ErrorData, Invoice, json_bytes
+from pipeline.appzen.plain import plain_validator
 from pipeline.extract.base import Chunk
 from pipeline.mapping.grouping import (
     Group,
@@ -46,7 +50,7 @@ __all__ = ["MappedInvoice", "MappingEngine", "RejectedInvoice", "Result"]
 from pipeline.mapping.spec import MappingError, MappingSpec
 from pipeline.mapping.transforms import ConversionError, is_blank, to_text
 
-_validate = Invoice.__pydantic_validator__.validate_python
+_validate = plain_validator(Invoice).validate_python
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,18 +106,21 @@ class MappingEngine:
             if plan is None:
                 plan = self._plan_for(list(map(str, chunk.frame.columns)), None, chunk.origin)
             rows, keys = self._rows(chunk, plan.header, plan.key_at)
+            where = locator(chunk)
+            del chunk  # the frame is freed before the source reads the next chunk
             for key, start, end in runs(keys):
                 if pending is not None and key == pending.key and start == 0:
-                    pending.add(rows[start:end], chunk, start, limit)
+                    pending.add(rows[start:end], where, start, limit)
                     continue
                 if pending is not None:
                     yield self._finish(pending, plan, recent)
                     pending = None
                 if key is None:
-                    yield self._orphan(Orphan(None, chunk.location(start), 1, "blank_key"))
+                    yield self._orphan(Orphan(None, where.location(start), 1, "blank_key"))
                     continue
-                pending = Group(key, rows[start], (chunk, start))
-                pending.add(rows[start:end], chunk, start, limit)
+                pending = Group(key, rows[start], (where, start))
+                pending.add(rows[start:end], where, start, limit)
+            del rows, keys  # only the rows of the pending invoice stay
         if pending is not None and plan is not None:
             yield self._finish(pending, plan, recent)
 
@@ -229,14 +236,14 @@ class MappingEngine:
         data = plan.invoice(group.header, ctx, "")
         failures = ctx.failures
         try:
-            invoice = _validate(data)
+            body = _validate(data)
         except ValidationError as error:
             failures = failures + validation_failures(error, group, plan.columns_by_path, failures)
             return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
         if failures:
             return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
         try:
-            payload = payload_json(invoice)
+            payload = json_bytes(body)
         except (ValueError, UnicodeError) as error:  # a lone surrogate in the source text
             failures = unencodable(data, group, plan.columns_by_path) or [
                 invoice_failure(
@@ -248,20 +255,19 @@ class MappingEngine:
                 )
             ]
             return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
-        return self._mapped(group, plan, invoice, payload)
+        return self._mapped(group, plan, payload)
 
     def _orphan(self, orphan: Orphan) -> RejectedInvoice:
         return orphan_rejection(
             orphan, key_column=self.spec.invoice_key, line_key=self.spec.line_key
         )
 
-    def _mapped(self, group: Group, plan: _Plan, invoice: Invoice, payload: bytes) -> Result:
+    def _mapped(self, group: Group, plan: _Plan, payload: bytes) -> Result:
         status, message, code, exception = (
             None if at is None else _text(group.header[at]) for at in plan.status_at
         )
         return MappedInvoice(
             key=group.key,
-            invoice=invoice,
             payload=payload,
             payload_hash=hashlib.sha256(payload).hexdigest(),
             location=group.locate(-1),
@@ -286,6 +292,15 @@ class MappingEngine:
             return max(values)  # type: ignore[type-var]
         except TypeError:
             return max(values, key=str)
+
+
+_NO_ROWS = pd.DataFrame()
+
+
+def locator(chunk: Chunk) -> Chunk:
+    """``chunk`` without its rows: enough to name row locations, without keeping the frame
+    (and every cell of the chunk) alive while an invoice waits for its next rows."""
+    return dataclasses.replace(chunk, frame=_NO_ROWS)
 
 
 def _text(value: object) -> str | None:

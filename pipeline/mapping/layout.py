@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pipeline.failures import RowFailure, shorten
+from pipeline.gcpause import collector_paused
 from pipeline.mapping.cells import ColumnConverter, Mark
 from pipeline.mapping.spec import KeyPath
 from pipeline.mapping.transforms import ConversionError
@@ -90,7 +91,8 @@ class RowTable:
         """Rows of one chunk from its raw column lists."""
         raw = [columns[name] for name in self.raw]
         converted = [convert(columns[column]) for column, convert in self.slots.values()]
-        return list(zip(*raw, *converted, strict=True))
+        with collector_paused():  # C code only: the tuples hold no cycles
+            return list(zip(*raw, *converted, strict=True))
 
 
 @dataclass

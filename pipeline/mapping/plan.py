@@ -7,7 +7,7 @@ AppZen path of the enclosing list entry, ``invoice_lines.2.``) and returns the v
 :data:`OMIT`. Objects read their fields' slots inline; a blank or failed cell is resolved by the
 field (default, omit, or a :class:`RowFailure` in ``ctx``), so every failure of an invoice is
 collected. Row shapes live in :mod:`pipeline.mapping.layout`, conversion chains in
-:mod:`pipeline.mapping.chain`.
+:mod:`pipeline.mapping.chain`, the node closures in :mod:`pipeline.mapping.nodes`.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from pipeline.mapping.layout import (
     RowTable,
 )
 from pipeline.mapping.leaves import CustomJsonSpec, OthersValue, Strict, ValueSpec, template_parts
+from pipeline.mapping.nodes import list_node, object_node, sum_node
 from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.transforms import (
     CANONICAL,
@@ -117,7 +118,7 @@ class Compiler:
             ),
         )
         if spec.sum_lines is not None:
-            return (name, -1, _sum_node(spec.sum_lines.split("."), leaf)), []
+            return (name, -1, sum_node(spec.sum_lines.split("."), leaf)), []
         if spec.multiply is not None:
             formats = field_formats(spec, self.formats)
             factor = decimal_converter(formats.decimal_separator, formats.thousands_separator)
@@ -224,7 +225,7 @@ class Compiler:
         model = appzen_model_of(type(spec))
         assert model is not None
         children, positions = self._children(spec, model, place)
-        return _object_node(children, positions if optional else [], optional=optional), positions
+        return object_node(children, positions if optional else [], optional=optional), positions
 
     def _children(
         self, spec: Strict, model: type[WireModel], place: Place
@@ -286,7 +287,7 @@ class Compiler:
             node, used = self.obj(spec, inner, optional=True)
             nodes.append((node, each))
             positions.extend([] if each else used)
-        return _list_node(f"{place.rel}{name}.", nodes), positions
+        return list_node(f"{place.rel}{name}.", nodes), positions
 
     def custom_json(self, spec: CustomJsonSpec, place: Place) -> tuple[Node, list[int]]:
         """``custom_json``: chosen columns as the source gives them, plus named value specs."""
@@ -299,7 +300,7 @@ class Compiler:
             self.leaf(key, value, "auto", False, place.down("fields"))
             for key, value in spec.fields.items()
         ]
-        fields_node = _object_node([child for child, _ in named], [], optional=False)
+        fields_node = object_node([child for child, _ in named], [], optional=False)
         rel = place.rel
 
         def node(row: Row, ctx: Ctx, prefix: str) -> object:
@@ -332,69 +333,3 @@ class Compiler:
             return out
 
         return node
-
-
-def _object_node(children: list[Child], probe: list[int], *, optional: bool) -> Node:
-    def node(row: Row, ctx: Ctx, prefix: str) -> object:
-        if probe:
-            for index in probe:
-                if (row[~index] is not BLANK) if index < 0 else not is_blank(row[index]):
-                    break
-            else:
-                return OMIT
-        out = {}
-        for name, slot, arg in children:
-            if slot >= 0:
-                value = row[slot]
-                if value.__class__ is Mark:
-                    value = arg.resolve(value, ctx, prefix)
-                    if value is OMIT:
-                        continue
-            else:
-                value = arg(row, ctx, prefix)
-                if value is OMIT:
-                    continue
-            out[name] = value
-        return OMIT if optional and not out else out
-
-    return node
-
-
-def _sum_node(path: list[str], leaf: Leaf) -> Node:
-    def node(row: Row, ctx: Ctx, prefix: str) -> object:
-        total = Decimal(0)
-        for line in ctx.lines:
-            value: Any = line
-            for part in path:
-                value = value.get(part) if isinstance(value, dict) else None
-            if isinstance(value, Decimal):
-                try:
-                    total = WIDE.add(total, value)
-                except ArithmeticError:
-                    problem = ConversionError("decimal", "the sum of the lines is not exact")
-                    return leaf.resolve(Mark("failed", value, problem), ctx, prefix)
-        return total
-
-    return node
-
-
-def _list_node(rel: str, entries: list[tuple[Node, bool]]) -> Node:
-    def node(row: Row, ctx: Ctx, prefix: str) -> object:
-        items: list[object] = []
-        for entry, each in entries:
-            if not each:
-                value = entry(row, ctx, f"{prefix}{rel}{len(items)}.")
-                if value is not OMIT:
-                    items.append(value)
-                continue
-            seen: set[str] = set()
-            for index, line_row in enumerate(ctx.rows):
-                ctx.row = index
-                value = entry(line_row, ctx, f"{prefix}{rel}{len(items)}.")
-                if value is not OMIT and repr(value) not in seen:
-                    seen.add(repr(value))
-                    items.append(value)
-            ctx.row = -1
-        return items or OMIT
-
-    return node

@@ -1,0 +1,79 @@
+"""Pipeline runs for the benchmarks: settings that point at a sandbox process, timed sync runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.load.summary import RunSummary
+from pipeline.load.sync import Flow, SyncOptions
+from pipeline.ops import open_store, run_status, run_sync
+from pipeline.settings import Settings, load_settings
+from pipeline.staging import StagingStore
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_MAPPING = REPO / "mappings" / "sample_erp.yaml"
+
+
+def settings_for(
+    base_url: str,
+    erp_url: str,
+    folder: Path,
+    *,
+    rate: float,
+    concurrency: int = 16,
+    staging: str = "staging.db",
+) -> Settings:
+    """Settings for one benchmark run: the sandbox, the ERP, SQLite staging in ``folder``."""
+    return load_settings(
+        appzen_base_url=base_url,
+        erp_database_url=erp_url,
+        staging_database_url=f"sqlite:///{folder / staging}",
+        reports_dir=folder / "reports",
+        appzen_rate_limit=rate,
+        appzen_max_concurrency=concurrency,
+        appzen_read_timeout=30,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """A run's summary and its wall-clock seconds."""
+
+    summary: RunSummary
+    seconds: float
+
+    @property
+    def requests(self) -> int:
+        """AppZen requests the run sent (every attempt)."""
+        return int(self.summary.counts["requests"])
+
+
+def sync(
+    settings: Settings,
+    store: StagingStore,
+    *,
+    flow: Flow = "backfill",
+    mapping: Path = SAMPLE_MAPPING,
+) -> Timed:
+    """One full (not incremental) run of ``mapping``, timed."""
+    options = SyncOptions(mapping, flow=flow, historical=flow == "backfill", incremental=False)
+    started = time.perf_counter()
+    summary = run_sync(options, settings, store)
+    seconds = time.perf_counter() - started
+    if summary.fatal:
+        raise RuntimeError(f"benchmark run stopped: {summary.fatal}")
+    return Timed(summary, seconds)
+
+
+def status_sync(settings: Settings, store: StagingStore, mapping: Path = SAMPLE_MAPPING) -> Timed:
+    """One status-sync run, timed."""
+    started = time.perf_counter()
+    summary = run_status(mapping, settings, store)
+    return Timed(summary, time.perf_counter() - started)
+
+
+def store_for(settings: Settings) -> StagingStore:
+    """The (migrated) staging store of ``settings``."""
+    return open_store(settings)
