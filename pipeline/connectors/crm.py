@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import httpx
 
@@ -27,7 +26,14 @@ from pipeline.connectors.errors import (
     by_http_status,
     error_for,
 )
-from pipeline.connectors.http import http_client, json_body, retry_after, send, text_of
+from pipeline.connectors.http import (
+    PooledClient,
+    http_client,
+    json_body,
+    retry_after,
+    send,
+    text_of,
+)
 from pipeline.load.clock import SYSTEM_CLOCK, Clock
 from pipeline.settings import SANDBOX_CRM, Settings, SettingsError, is_loopback
 
@@ -87,7 +93,7 @@ def crm_credentials(settings: Settings, base_url: str) -> CrmCredentials:
     return credentials
 
 
-class CrmClient:
+class CrmClient(PooledClient):
     """Calls CRM.COM with a token it renews; ``async with CrmClient(endpoint, credentials):``."""
 
     def __init__(
@@ -112,21 +118,6 @@ class CrmClient:
             connections=endpoint.connections,
             transport=transport,
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
 
     async def login(self) -> None:
         """``POST authentication/token``: a new token, valid ``token_ttl_s`` from now."""

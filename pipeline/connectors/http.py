@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import httpx
 
@@ -63,3 +64,24 @@ def text_of(value: object, limit: int = 300) -> str:
     """A value from an answer as one short line of text."""
     text = " ".join(str(value).split()) if value is not None else ""
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+class PooledClient:
+    """Base of the connector clients: an ``httpx.AsyncClient`` in ``_http``, closed on exit."""
+
+    _http: httpx.AsyncClient
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()

@@ -13,8 +13,7 @@ import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
@@ -26,7 +25,14 @@ from pipeline.connectors.errors import (
     by_http_status,
     error_for,
 )
-from pipeline.connectors.http import http_client, json_body, retry_after, send, text_of
+from pipeline.connectors.http import (
+    PooledClient,
+    http_client,
+    json_body,
+    retry_after,
+    send,
+    text_of,
+)
 from pipeline.settings import SANDBOX_MERCHANT, Settings, SettingsError, is_loopback
 
 Record = dict[str, Any]
@@ -124,7 +130,7 @@ def invoices_of(body: object) -> list[Record]:
     return invoices
 
 
-class MerchantClient:
+class MerchantClient(PooledClient):
     """Calls the merchant platform; ``async with MerchantClient(endpoint, credentials):``."""
 
     def __init__(
@@ -148,21 +154,6 @@ class MerchantClient:
             transport=transport,
             headers={"x-accept-version": endpoint.accept_version},
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
 
     async def list_invoices(
         self, store_ids: Sequence[int] = (), invoice_ids: Sequence[int] = ()
