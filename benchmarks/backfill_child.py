@@ -24,8 +24,8 @@ def peak_rss_kib() -> int:
 
 def main(mapping: str, staging_url: str, erp_url: str | None) -> None:
     """Run the dry-run backfill and print what it did and its peak RSS."""
+    from pipeline.jobs import open_store, run_sync  # noqa: PLC0415
     from pipeline.load.sync import SyncOptions  # noqa: PLC0415 - measured after imports
-    from pipeline.ops import open_store, run_sync  # noqa: PLC0415
     from pipeline.settings import load_settings  # noqa: PLC0415
 
     settings = load_settings(

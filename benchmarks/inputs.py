@@ -1,9 +1,8 @@
 """Benchmark inputs: the sample ERP at scale (SQLite or PostgreSQL) and a flat CSV export.
 
-Large sample ERPs are drawn with :func:`pipeline.sample_erp.generate` once (``base`` invoices),
-then copied in SQL with shifted keys until they hold the number asked for: the same realistic
-rows (non-ASCII names, NULLs, ERP errors, dirty rows if asked), at database speed.
-"""
+Large sample ERPs are drawn with :func:`pipeline.devkit.sample_erp.generate` once (``base``
+invoices), then copied in SQL with shifted keys until they hold the number asked for: the same
+realistic rows (non-ASCII names, NULLs, ERP errors, dirty rows if asked), at database speed."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from pipeline.sample_erp import generate, invoice, invoice_line
+from pipeline.devkit.sample_erp import generate, invoice, invoice_line
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -19,7 +19,7 @@ from benchmarks.report import Figure
 from benchmarks.runs import settings_for, status_sync, store_for, sync
 from benchmarks.sandbox import SandboxProcess
 from benchmarks.seed import Seeded
-from pipeline.sample_erp import invoice
+from pipeline.devkit.sample_erp import invoice
 from pipeline.staging import StagingStore
 from pipeline.staging.records import PushRecord
 

@@ -6,11 +6,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.load.summary import RunSummary
+from pipeline.jobs import open_store, run_status, run_sync
 from pipeline.load.sync import Flow, SyncOptions
-from pipeline.ops import open_store, run_status, run_sync
 from pipeline.settings import Settings, load_settings
 from pipeline.staging import StagingStore
+from pipeline.summary import RunSummary
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_MAPPING = REPO / "mappings" / "sample_erp.yaml"

@@ -1,10 +1,10 @@
 """The AppZen sandbox in its own process (so it never shares the benchmark's GIL), driven by pipe.
 
-The child (``python -m benchmarks.sandbox``) starts a :class:`~pipeline.sandbox.SandboxServer`
-on a free loopback port, prints ``{"port": P}`` and then answers one JSON line per command read
-from stdin: ``counts`` (responses by status, accepted request times; no invoice bodies, so it
-stays cheap with 100,000 invoices stored), ``seed`` (store stub invoices as creates would, answer
-their uuids), ``configure`` (knobs), ``reset`` and ``stop``.
+The child (``python -m benchmarks.sandbox``) starts a
+:class:`~pipeline.devkit.sandbox.SandboxServer` on a free loopback port, prints ``{"port": P}`` and
+then answers one JSON line per command read from stdin: ``counts`` (responses by status, accepted
+request times; no invoice bodies, so it stays cheap with 100,000 invoices stored), ``seed`` (store
+stub invoices as creates would, answer their uuids), ``configure`` (knobs), ``reset`` and ``stop``.
 """
 
 from __future__ import annotations
@@ -157,8 +157,8 @@ class SandboxProcess:
 
 
 def _child(knobs: dict[str, Any]) -> None:
-    from pipeline.sandbox import SandboxServer  # noqa: PLC0415 - only the child serves
-    from pipeline.sandbox.knobs import SandboxConfigError  # noqa: PLC0415
+    from pipeline.devkit.sandbox import SandboxServer  # noqa: PLC0415 - only the child serves
+    from pipeline.devkit.sandbox.knobs import SandboxConfigError  # noqa: PLC0415
 
     with SandboxServer(**knobs) as server:
         _say({"port": server.port})

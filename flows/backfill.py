@@ -26,16 +26,16 @@ from flows.common import artifact_key, flow_settings, open_store, publish
 from flows.limits import DEFAULT_LIMIT, GlobalRateLimiter, check_limit, partition_rate
 from flows.tasks import run_job
 from pipeline.errors import RunStopped
-from pipeline.load.clock import SYSTEM_CLOCK
 from pipeline.load.partition import partition_range
-from pipeline.load.ratelimit import AdaptiveRateLimiter, RateLimiter
-from pipeline.load.summary import RunSummary
 from pipeline.load.sync import SyncOptions
 from pipeline.mapping.loader import load_mapping
 from pipeline.report.summary import md
+from pipeline.runtime.clock import SYSTEM_CLOCK
+from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 from pipeline.staging.records import RunRecord
+from pipeline.summary import RunSummary
 
 Ranges = list[tuple[str | None, str | None]]
 POLL_SECONDS = 2.0

@@ -17,13 +17,13 @@ from prefect.blocks.system import Secret
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
-from pipeline.load.summary import RunSummary
 from pipeline.redact import SecretFilter, register_settings, scrub
 from pipeline.report import report_rows
 from pipeline.report.summary import md
 from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.staging import StagingStore
 from pipeline.staging.errors import StagingError
+from pipeline.summary import RunSummary
 
 _LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs", "")
 _BLOCK_FIELDS = ("api_key", "customer_id", "customer_key")

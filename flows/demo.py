@@ -32,7 +32,7 @@ def _prepare_environment(base_url: str) -> None:
 
 
 def _seed_erp(console: Console) -> None:
-    from pipeline.sample_erp import generate, touch  # noqa: PLC0415 - after the environment
+    from pipeline.devkit.sample_erp import generate, touch  # noqa: PLC0415 - after the environment
 
     url = os.environ["ERP_DATABASE_URL"]
     if (DEMO / "erp.db").exists():
@@ -70,14 +70,14 @@ def main() -> int:
     """Run the demo; the exit code says whether the flow completed."""
     console = Console(highlight=False)
     DEMO.mkdir(parents=True, exist_ok=True)
-    from pipeline.sandbox.server import SandboxServer  # noqa: PLC0415
+    from pipeline.devkit.sandbox.server import SandboxServer  # noqa: PLC0415
 
     with SandboxServer() as sandbox:
         _prepare_environment(sandbox.base_url)
         _seed_erp(console)
         from flows.nightly import nightly_sync  # noqa: PLC0415 - Prefect reads the environment
-        from pipeline.cli_render import summary_table  # noqa: PLC0415
-        from pipeline.load.summary import RunSummary  # noqa: PLC0415
+        from pipeline.cli.render import summary_table  # noqa: PLC0415
+        from pipeline.summary import RunSummary  # noqa: PLC0415
 
         console.print(f"AppZen sandbox: {sandbox.base_url}; running the nightly-sync flow…")
         result = asyncio.run(nightly_sync(mapping="mappings/sample_erp.yaml"))

@@ -20,8 +20,8 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.asyncio import rate_limit
 from prefect.exceptions import ObjectNotFound
 
-from pipeline.load.clock import Clock
-from pipeline.load.ratelimit import AdaptiveRateLimiter
+from pipeline.runtime.clock import Clock
+from pipeline.runtime.ratelimit import AdaptiveRateLimiter
 
 BLOCK = 5
 DEFAULT_LIMIT = "appzen-api"
@@ -70,7 +70,7 @@ def partition_rate(rate: float, partitions: int, parallel: int | None) -> float:
 
 
 class GlobalRateLimiter:
-    """A :class:`~pipeline.load.ratelimit.RateLimiter` that also holds a global-limit permit for
+    """A :class:`~pipeline.runtime.ratelimit.RateLimiter` that also holds a global-limit permit for
     every request it lets through."""
 
     def __init__(self, name: str, rate: float, *, clock: Clock, block: int = BLOCK) -> None:

@@ -11,8 +11,8 @@ from prefect.utilities.annotations import quote
 from flows.common import artifact_key, flow_settings, open_store, publish
 from flows.tasks import run_job, status_sync_task
 from pipeline.errors import RunStopped
-from pipeline.load.summary import RunSummary
 from pipeline.load.sync import SyncOptions
+from pipeline.summary import RunSummary
 
 
 @flow(name="nightly-sync", log_prints=False)

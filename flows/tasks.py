@@ -10,13 +10,13 @@ from prefect.utilities.annotations import quote
 
 from flows.common import log_summary, only_transient, open_store
 from pipeline.appzen.client import AppZenClient
-from pipeline.load.ratelimit import RateLimiter
-from pipeline.load.status import run_status_sync
-from pipeline.load.summary import RunSummary
+from pipeline.jobs import reports_for
 from pipeline.load.sync import Result, SyncJob, SyncOptions, drive
-from pipeline.ops import reports_for
+from pipeline.runtime.ratelimit import RateLimiter
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
+from pipeline.status.push import run_status_sync
+from pipeline.summary import RunSummary
 
 
 @task(

@@ -11,10 +11,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from flows.common import artifact_key, flow_settings, log_summary, open_store, publish
-from pipeline.connectors import WritebackOptions, run_writeback
 from pipeline.errors import RunStopped
-from pipeline.load.summary import RunSummary
-from pipeline.ops import reports_for
+from pipeline.jobs import reports_for
+from pipeline.summary import RunSummary
+from pipeline.writeback import WritebackOptions, run_writeback
 
 
 @task(name="writeback", cache_policy=NO_CACHE)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pipeline.appzen.errors import FatalError
+from pipeline.devkit.sandbox.knobs import SandboxConfigError
 from pipeline.extract.base import ExtractError
 from pipeline.mapping.spec import MappingError
-from pipeline.sandbox.knobs import SandboxConfigError
 from pipeline.settings import SettingsError
 from pipeline.staging.errors import StagingError
 

@@ -9,7 +9,7 @@ Only what was sent is compared: keys AppZen adds (document links, defaults) are 
 key AppZen lacks is. Numbers compare as exact decimals (``200.00`` equals ``200.0``; floats never
 enter), booleans only with booleans. A 404 is an invoice *missing* in AppZen; an invoice that could
 not be read (retries exhausted, another row-level answer) is *unreadable*. Reads go through the
-:class:`~pipeline.load.dispatch.Dispatcher`, so they share the configured rate limit and retries.
+:class:`~pipeline.runtime.dispatch.Dispatcher`, so they share the configured rate limit and retries.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any, Final, Literal
 from pipeline.appzen.client import AppZenClient, client_session
 from pipeline.appzen.errors import UnknownInvoice
 from pipeline.appzen.models import InvoiceDetails, json_bytes
-from pipeline.load.clock import SYSTEM_CLOCK, Clock
-from pipeline.load.dispatch import CallResult, Dispatcher, describe
+from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
+from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 from pipeline.staging.records import InvoiceRecord

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sample_erp import GenerationReport, generate
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sample_erp import GenerationReport, generate
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.jobs import open_store
 from pipeline.settings import Settings, load_settings
+from pipeline.staging import StagingStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,3 +53,11 @@ def settings(sandbox: SandboxServer, erp: tuple[str, GenerationReport], tmp_path
         appzen_retry_attempts=3,
         batch_size=25,
     )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[StagingStore]:
+    """The test's SQLite staging store (migrated), closed afterwards."""
+    staging = open_store(settings)
+    yield staging
+    staging.close()

@@ -17,12 +17,12 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.devkit.sandbox.wire import details_view
 from pipeline.reconcile import ABSENT, compare, flatten_details, render_value, verify
-from pipeline.sandbox import SandboxServer
-from pipeline.sandbox.wire import details_view
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
-from tests.load.status_helpers import MAPPING, MAPPING_NAME, open_store, sent_ids, sync
+from tests.status.status_helpers import MAPPING, MAPPING_NAME, open_store, sent_ids, sync
 
 CLI = Path(sys.executable).with_name("appzen-etl")
 

@@ -8,9 +8,7 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Literal, Self, TypeVar
 from urllib.parse import quote
@@ -38,12 +36,12 @@ from pipeline.appzen.models import (
     StatusSyncRequest,
     payload_json,
 )
+from pipeline.runtime.http import response_retry_after
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "x-correlation-id"
-MAX_RETRY_AFTER = 300.0
 _Body = TypeVar("_Body", CreateResponse, InvoiceDetails, AuditResultsResponse)
 _SEARCH_HITS: TypeAdapter[list[SearchHit]] = TypeAdapter(list[SearchHit])
 
@@ -278,7 +276,7 @@ def _error_from(operation: Operation, response: httpx.Response) -> AppZenError:
         detail=body.detail,
         error_code=body.error_code,
         correlation_id=response.headers.get(CORRELATION_HEADER),
-        retry_after=_retry_after(response.headers.get("retry-after")),
+        retry_after=response_retry_after(response),
     )
 
 
@@ -288,21 +286,6 @@ def _error_body(response: httpx.Response) -> ErrorBody:
     except ValidationError:
         text = response.text.strip()
         return ErrorBody(message=text[:500] or response.reason_phrase)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), capped at 5 minutes."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = (moment - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _parse_body(response: httpx.Response, model: type[_Body]) -> _Body:

@@ -1,21 +1,4 @@
-"""ERP-side systems that hear AppZen's outcomes: the merchant platform (its invoice note gets the
-AppZen uuid and state) and CRM.COM (an invoice AppZen rejects is rejected there while DRAFT).
-
-Outcomes come from polling AppZen (``poll``) or an exported CSV (``outcomes``); ``writeback``
-runs it all as one recorded run, configured by ``mappings/connectors.yaml`` (``config``). Each
-system's answers are read through one table (``errors``), and its calls go through the shared
-Dispatcher: the same rate limiting, retries and failed-row reports as AppZen's.
+"""Clients of the ERP-side systems: the merchant platform (a source of invoices and a place to
+write AppZen's outcomes) and CRM.COM V4 (reject a DRAFT invoice). Each system's answers are read
+through one table (``errors``); the write-back that uses them lives in :mod:`pipeline.writeback`.
 """
-
-from __future__ import annotations
-
-from pipeline.connectors.config import ConnectorsFileError, ConnectorsSpec, load_connectors
-from pipeline.connectors.writeback import WritebackOptions, run_writeback
-
-__all__ = [
-    "ConnectorsFileError",
-    "ConnectorsSpec",
-    "WritebackOptions",
-    "load_connectors",
-    "run_writeback",
-]

@@ -26,15 +26,15 @@ from pipeline.connectors.errors import (
     by_http_status,
     error_for,
 )
-from pipeline.connectors.http import (
+from pipeline.connectors.http import send
+from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
+from pipeline.runtime.http import (
     PooledClient,
     http_client,
     json_body,
-    retry_after,
-    send,
+    response_retry_after,
     text_of,
 )
-from pipeline.load.clock import SYSTEM_CLOCK, Clock
 from pipeline.settings import SANDBOX_CRM, Settings, SettingsError, is_loopback
 
 IdentifierField = Literal["reference_number", "id", "number"]
@@ -266,5 +266,5 @@ def _error(meaning: Meaning, detail: str, response: httpx.Response, code: str | 
         detail,
         status=response.status_code,
         code=code,
-        retry_after=retry_after(response),
+        retry_after=response_retry_after(response),
     )

@@ -2,7 +2,7 @@
 one table from code to action, and the errors those actions raise.
 
 The errors are the AppZen outcome families (:mod:`pipeline.appzen.errors`), so the shared retry
-loop and :class:`~pipeline.load.dispatch.Dispatcher` treat a connector's answers exactly as
+loop and :class:`~pipeline.runtime.dispatch.Dispatcher` treat a connector's answers exactly as
 AppZen's (classification apart from the loop that waits)::
 
     AppZenError

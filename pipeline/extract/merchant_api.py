@@ -31,8 +31,8 @@ from pipeline.connectors.merchant import (
 )
 from pipeline.extract.base import ExtractError
 from pipeline.extract.json import JsonSource, Located
-from pipeline.load.clock import SYSTEM_CLOCK
-from pipeline.load.retry import RetriesExhausted, RetryPolicy, call_with_retries
+from pipeline.runtime.clock import SYSTEM_CLOCK
+from pipeline.runtime.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:

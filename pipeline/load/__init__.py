@@ -1,1 +1,1 @@
-"""The load stage: pacing, retrying and posting invoices to AppZen (clock, ratelimit, retry)."""
+"""The load stage: one sync run end to end (extract, map, stage, post, record)."""

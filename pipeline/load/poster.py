@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pipeline.appzen.client import Acknowledgement, AppZenClient
 from pipeline.appzen.errors import FatalError, RowError
 from pipeline.failures import RowFailure
-from pipeline.load.dispatch import CallResult, Dispatcher, describe
-from pipeline.load.retry import RetriesExhausted
+from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
+from pipeline.runtime.retry import RetriesExhausted
 from pipeline.staging.records import Expect, SendOutcome
 
 

@@ -31,21 +31,21 @@ from pipeline.appzen.client import AppZenClient, client_session
 from pipeline.appzen.errors import FatalError
 from pipeline.extract.base import Chunk, Source
 from pipeline.failures import RowFailure
-from pipeline.load.clock import SYSTEM_CLOCK, Clock
-from pipeline.load.dispatch import Dispatcher
 from pipeline.load.fit import fit_staging
 from pipeline.load.poster import PostResult, SendItem, post_invoices
-from pipeline.load.ratelimit import RateLimiter
-from pipeline.load.retry import RetryPolicy
-from pipeline.load.summary import RunSummary
 from pipeline.load.tally import count_decisions, count_extracted, count_posted
 from pipeline.load.watermarks import Watermarks, bindable
 from pipeline.mapping.engine import MappedInvoice, MappingEngine, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
+from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
+from pipeline.runtime.dispatch import Dispatcher
+from pipeline.runtime.ratelimit import RateLimiter
+from pipeline.runtime.retry import RetryPolicy
 from pipeline.settings import Settings
 from pipeline.staging import StageItem, StagingError, StagingStore, new_owner
 from pipeline.staging.records import Decision
+from pipeline.summary import RunSummary
 
 Flow = Literal["sync", "backfill", "retry_failed"]
 Result = MappedInvoice | RejectedInvoice

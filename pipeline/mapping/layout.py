@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pipeline.failures import RowFailure, shorten
-from pipeline.gcpause import collector_paused
 from pipeline.mapping.cells import ColumnConverter, Mark
 from pipeline.mapping.spec import KeyPath
 from pipeline.mapping.transforms import ConversionError
+from pipeline.runtime.gcpause import collector_paused
 
 Row = tuple[Any, ...]
 

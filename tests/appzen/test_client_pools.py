@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.appzen.client import POOL_CONNECTIONS, AppZenClient, _pool_sizes
 from pipeline.appzen.models import Invoice, payload_json
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sandbox import SandboxServer
 from pipeline.settings import load_settings
 from tests.sandbox.helpers import make_invoice
 

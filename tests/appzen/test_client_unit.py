@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from pipeline.appzen import errors
-from pipeline.appzen.client import AppZenClient, _retry_after
+from pipeline.appzen.client import AppZenClient
 from pipeline.appzen.models import Invoice, StatusSyncRequest
 from pipeline.settings import Settings, load_settings
 
@@ -165,14 +165,6 @@ async def test_429_carries_retry_after() -> None:
         with pytest.raises(errors.QuotaExceeded) as caught:
             await client.create_or_update(invoice(), historical=False)
     assert caught.value.retry_after == 7.0
-
-
-def test_retry_after_forms() -> None:
-    assert _retry_after(None) is None
-    assert _retry_after("2.5") == 2.5
-    assert _retry_after("99999") == 300.0
-    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
-    assert _retry_after("soon") is None
 
 
 async def test_a_non_json_error_body_still_gives_its_text() -> None:

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from benchmarks.inputs import flat_csv, sample_erp
 from benchmarks.report import Figure, Machine, render_text, write_results
 from benchmarks.sandbox import Counts, SandboxProcess
+from pipeline.devkit.sample_erp import invoice, invoice_line
 from pipeline.mapping import MappedInvoice, load_mapping, map_source
-from pipeline.sample_erp import invoice, invoice_line
 from pipeline.settings import SANDBOX_CREDENTIALS
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sandbox import SandboxServer
 from tests.cli.support import Project
 
 

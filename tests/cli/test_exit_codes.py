@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sandbox import SandboxServer
 from tests.cli.support import FLAT_MAPPING, Project, Result, invoice_row
 
 MAPPING = str(FLAT_MAPPING)

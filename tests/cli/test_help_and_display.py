@@ -17,9 +17,9 @@ import httpx
 from typer.main import get_command
 
 from pipeline.cli import app
-from pipeline.cli_render import RateWindow, progress_line
-from pipeline.load.summary import RunSummary
-from pipeline.sandbox import SandboxServer
+from pipeline.cli.render import RateWindow, progress_line
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.summary import RunSummary
 from tests.cli.support import (
     APPZEN_ETL,
     FLAT_MAPPING,

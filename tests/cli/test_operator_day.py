@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sandbox import SandboxServer
 from tests.cli.support import (
     FLAT_MAPPING,
     Project,

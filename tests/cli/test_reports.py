@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.devkit.sandbox import SandboxServer
 from pipeline.report.cells import FORMULA_STARTS
-from pipeline.sandbox import SandboxServer
 from tests.cli.support import (
     FLAT_MAPPING,
     Project,

@@ -21,8 +21,8 @@ from sqlalchemy.pool import NullPool
 from typer.main import get_command
 
 from pipeline.cli import app
-from pipeline.sample_erp import generate
-from pipeline.sandbox import Credentials, SandboxServer
+from pipeline.devkit.sample_erp import generate
+from pipeline.devkit.sandbox import Credentials, SandboxServer
 from tests.cli.support import REPO, Project, Result, read_csv_report
 from tests.databases import pg_schema
 

@@ -13,14 +13,14 @@ import pytest
 import yaml
 
 from pipeline.connectors.merchant import MerchantEndpoint, merchant_credentials
-from pipeline.load.retry import RetryPolicy
-from pipeline.load.summary import RunSummary
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.devkit.sandbox.crm import CrmState
+from pipeline.devkit.sandbox.merchant import MerchantState
 from pipeline.load.sync import SyncJob, SyncOptions
-from pipeline.sandbox import SandboxServer
-from pipeline.sandbox.crm import CrmState
-from pipeline.sandbox.merchant import MerchantState
+from pipeline.runtime.retry import RetryPolicy
 from pipeline.settings import Settings, load_settings
 from pipeline.staging import SendOutcome, StageItem, StagingStore
+from pipeline.summary import RunSummary
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "merchant_invoices.json"

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.sandbox import SandboxServer
-from pipeline.sandbox.crm import CrmState
-from pipeline.sandbox.merchant import MerchantState
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.devkit.sandbox.crm import CrmState
+from pipeline.devkit.sandbox.merchant import MerchantState
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 from tests.connectors.conftest import sync_merchant, write_connectors

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.connectors import ConnectorsFileError, load_connectors
 from pipeline.settings import SettingsError, load_settings
+from pipeline.writeback import ConnectorsFileError, load_connectors
 from tests.connectors.conftest import REPO
 
 

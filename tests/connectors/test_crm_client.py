@@ -6,7 +6,6 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pipeline.connectors.config import ReasonsSpec
 from pipeline.connectors.crm import CrmClient, CrmCredentials, CrmEndpoint, crm_credentials
 from pipeline.connectors.errors import (
     ConnectorFatal,
@@ -14,10 +13,11 @@ from pipeline.connectors.errors import (
     ConnectorThrottled,
     NotDraft,
 )
-from pipeline.load.clock import FakeClock
-from pipeline.sandbox import SandboxServer
-from pipeline.sandbox.crm import CrmState
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.devkit.sandbox.crm import CrmState
+from pipeline.runtime.clock import FakeClock
 from pipeline.settings import Settings, SettingsError, load_settings
+from pipeline.writeback.config import ReasonsSpec
 
 REASON = ("name", "Reject Due to Error")
 

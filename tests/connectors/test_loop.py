@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipeline.connectors import WritebackOptions, run_writeback
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.devkit.sandbox.crm import CrmState
+from pipeline.devkit.sandbox.merchant import MerchantState
 from pipeline.report import write_reports
-from pipeline.sandbox import SandboxServer
-from pipeline.sandbox.crm import CrmState
-from pipeline.sandbox.merchant import MerchantState
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
+from pipeline.writeback import WritebackOptions, run_writeback
 from tests.connectors.conftest import FAST, sync_merchant, write_connectors
 
 DUPLICATE = {

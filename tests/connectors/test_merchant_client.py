@@ -22,11 +22,11 @@ from pipeline.connectors.merchant import (
     with_appzen_note,
     without_appzen_note,
 )
-from pipeline.load.clock import SYSTEM_CLOCK, FakeClock
-from pipeline.load.dispatch import Dispatcher
-from pipeline.load.ratelimit import AdaptiveRateLimiter
-from pipeline.load.retry import RetriesExhausted, RetryPolicy, call_with_retries
-from pipeline.sandbox.merchant import MerchantState
+from pipeline.devkit.sandbox.merchant import MerchantState
+from pipeline.runtime.clock import SYSTEM_CLOCK, FakeClock
+from pipeline.runtime.dispatch import Dispatcher
+from pipeline.runtime.ratelimit import AdaptiveRateLimiter
+from pipeline.runtime.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from pipeline.settings import SANDBOX_MERCHANT
 
 INVOICE = 880100

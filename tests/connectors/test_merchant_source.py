@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.devkit.sandbox.merchant import MerchantState
 from pipeline.extract.base import ExtractError
 from pipeline.extract.json import JsonSource
 from pipeline.extract.merchant_api import MerchantApiSource
@@ -17,7 +18,6 @@ from pipeline.mapping import (
     RejectedInvoice,
     load_mapping,
 )
-from pipeline.sandbox.merchant import MerchantState
 from pipeline.settings import Settings
 from tests.connectors.conftest import REPO
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.appzen.models import AuditSummary, SearchHit
-from pipeline.connectors import WritebackOptions, run_writeback
-from pipeline.connectors.outcomes import from_audit, outcome_state, read_outcomes_file
-from pipeline.sandbox import SandboxServer
-from pipeline.sandbox.crm import CrmState
-from pipeline.sandbox.merchant import MerchantState
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.devkit.sandbox.crm import CrmState
+from pipeline.devkit.sandbox.merchant import MerchantState
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
+from pipeline.writeback import WritebackOptions, run_writeback
+from pipeline.writeback.outcomes import from_audit, outcome_state, read_outcomes_file
 from tests.connectors.conftest import FAST, sync_merchant, write_connectors
 
 

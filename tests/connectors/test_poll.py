@@ -10,14 +10,14 @@ import pytest
 
 from pipeline.appzen.client import AppZenClient
 from pipeline.appzen.errors import EndpointNotFound, UnexpectedResponse
-from pipeline.connectors.config import PollSpec
-from pipeline.connectors.poll import Poller, windows
-from pipeline.load.clock import FakeClock
-from pipeline.load.dispatch import Dispatcher
-from pipeline.sandbox import Credentials, SandboxServer
-from pipeline.sandbox.merchant import MerchantState
+from pipeline.devkit.sandbox import Credentials, SandboxServer
+from pipeline.devkit.sandbox.merchant import MerchantState
+from pipeline.runtime.clock import FakeClock
+from pipeline.runtime.dispatch import Dispatcher
 from pipeline.settings import Settings, load_settings
 from pipeline.staging import StagingStore
+from pipeline.writeback.config import PollSpec
+from pipeline.writeback.poll import Poller, windows
 from tests.connectors.conftest import FAST, sync_merchant
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

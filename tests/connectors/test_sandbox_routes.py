@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import httpx
 
-from pipeline.sandbox import SandboxServer
-from pipeline.sandbox.merchant import MerchantState
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.devkit.sandbox.merchant import MerchantState
 from pipeline.settings import SANDBOX_CREDENTIALS
 
 APPZEN_HEADERS = dict(

@@ -9,12 +9,12 @@ from pipeline.connectors.merchant import (
     MerchantEndpoint,
     with_appzen_note,
 )
-from pipeline.connectors.targets import NoteWriter
-from pipeline.load.clock import FakeClock
-from pipeline.load.dispatch import Dispatcher
-from pipeline.load.ratelimit import AdaptiveRateLimiter
-from pipeline.sandbox.merchant import MerchantState
+from pipeline.devkit.sandbox.merchant import MerchantState
+from pipeline.runtime.clock import FakeClock
+from pipeline.runtime.dispatch import Dispatcher
+from pipeline.runtime.ratelimit import AdaptiveRateLimiter
 from pipeline.staging import StagingStore
+from pipeline.writeback.targets import NoteWriter
 from tests.connectors.conftest import FAST, stage_sent
 
 MAPPING = "merchant_api"

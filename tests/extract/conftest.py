@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sample_erp import GenerationReport, generate
+from pipeline.devkit.sample_erp import GenerationReport, generate
 from tests import databases
 from tests.databases import DIALECTS
 

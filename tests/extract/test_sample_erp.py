@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from pipeline.sample_erp import (
+from pipeline.devkit.sample_erp import (
     BAD_DATES,
     STATUSES,
     UNKNOWN_CURRENCY,

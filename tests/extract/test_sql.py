@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from pipeline.devkit.sample_erp import GenerationReport, generate, invoice, touch
 from pipeline.extract.base import Chunk, ExtractError
 from pipeline.extract.sql import QueryChunk, SqlSource
-from pipeline.sample_erp import GenerationReport, generate, invoice, touch
 from tests.databases import DIALECTS, PG_ADMIN
 from tests.extract.conftest import EXTRACT_SQL, REPO, MakeDatabase
 

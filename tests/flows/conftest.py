@@ -23,7 +23,7 @@ from pathlib import Path
 import hypothesis  # noqa: F401
 import pytest
 
-from pipeline.sample_erp import GenerationReport
+from pipeline.devkit.sample_erp import GenerationReport
 from pipeline.settings import Settings
 
 PREFECT_HOME = Path(tempfile.mkdtemp(prefix="appzen-etl-prefect-"))

@@ -12,10 +12,10 @@ from datetime import date, datetime
 import pytest
 
 from flows.backfill import backfill
+from pipeline.devkit.sample_erp import GenerationReport
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.devkit.sandbox.knobs import Credentials
 from pipeline.load.partition import partition_range
-from pipeline.sample_erp import GenerationReport
-from pipeline.sandbox import SandboxServer
-from pipeline.sandbox.knobs import Credentials
 from pipeline.settings import Settings
 from tests.flows.helpers import MAPPING, artifact_data, counts_of, in_days, updated_at
 

@@ -19,7 +19,7 @@ from prefect.states import Completed, Failed
 from flows.common import only_transient
 from flows.limits import BLOCK, GlobalLimitError, GlobalRateLimiter, check_limit, partition_rate
 from flows.tasks import post_batch
-from pipeline.load.clock import SYSTEM_CLOCK
+from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.staging.errors import StagingError
 
 pytestmark = pytest.mark.prefect

@@ -27,8 +27,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.backfill import backfill
 from flows.limits import DEFAULT_LIMIT
-from pipeline.sample_erp import generate
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sample_erp import generate
+from pipeline.devkit.sandbox import SandboxServer
 from pipeline.staging import StagingStore
 from tests.databases import pg_schema
 from tests.flows.helpers import MAPPING, REPO

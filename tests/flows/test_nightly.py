@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from flows.nightly import nightly_sync
-from pipeline.sample_erp import GenerationReport, touch
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sample_erp import GenerationReport, touch
+from pipeline.devkit.sandbox import SandboxServer
 from pipeline.settings import Settings
 from tests.flows.helpers import MAPPING, updated_at
 

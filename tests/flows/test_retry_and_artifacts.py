@@ -11,8 +11,8 @@ from prefect.artifacts import Artifact
 
 from flows.nightly import nightly_sync
 from flows.retry import retry_failed
-from pipeline.sample_erp import GenerationReport
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sample_erp import GenerationReport
+from pipeline.devkit.sandbox import SandboxServer
 from pipeline.settings import Settings
 from tests.flows.helpers import MAPPING, artifact_data, counts_of
 

@@ -16,8 +16,8 @@ from prefect.client.schemas.objects import State
 from flows import credentials
 from flows.common import flow_settings
 from flows.nightly import nightly_sync
-from pipeline.sandbox import SandboxServer
-from pipeline.sandbox.knobs import Credentials
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.devkit.sandbox.knobs import Credentials
 from pipeline.settings import Settings
 from tests.databases import pg_schema
 from tests.flows.helpers import MAPPING, artifact_data, flow_run_id, logs_of

@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from pipeline.jobs import open_store, run_sync
 from pipeline.load.sync import SyncOptions
-from pipeline.ops import open_store, run_sync
 from pipeline.settings import load_settings
 
 MAPPING = Path(__file__).resolve().parents[2] / "mappings" / "sample_erp.yaml"

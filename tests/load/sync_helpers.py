@@ -9,16 +9,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pipeline.load.retry import RetryPolicy
-from pipeline.load.summary import RunSummary
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.devkit.sandbox.wire import dumps_exact, loads_exact
+from pipeline.jobs import mapped_results
 from pipeline.load.sync import SyncJob, SyncOptions
 from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
-from pipeline.ops import mapped_results
-from pipeline.sandbox import SandboxServer
-from pipeline.sandbox.wire import dumps_exact, loads_exact
+from pipeline.runtime.retry import RetryPolicy
 from pipeline.settings import Settings
 from pipeline.staging import InvoiceRecord, StagingStore
+from pipeline.summary import RunSummary
 
 REPO = Path(__file__).resolve().parents[2]
 MAPPING = REPO / "mappings" / "sample_erp.yaml"

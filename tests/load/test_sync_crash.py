@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.load.summary import RunSummary
+from pipeline.devkit.sample_erp import GenerationReport, touch
+from pipeline.devkit.sandbox import SandboxServer, StoredInvoice
+from pipeline.jobs import run_sync
 from pipeline.load.sync import SyncJob
-from pipeline.ops import run_sync
-from pipeline.sample_erp import GenerationReport, touch
-from pipeline.sandbox import SandboxServer, StoredInvoice
 from pipeline.settings import Settings
 from pipeline.staging import InvoiceRecord, StagingStore
+from pipeline.summary import RunSummary
 from tests.load.crash_worker import BATCH_SIZE
 from tests.load.sync_helpers import (
     NAME,

@@ -8,8 +8,8 @@ import re
 import pytest
 from pydantic import SecretStr
 
-from pipeline.ops import run_retry_failed, run_sync
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.jobs import run_retry_failed, run_sync
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 from tests.load.sync_helpers import (

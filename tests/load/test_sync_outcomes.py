@@ -9,10 +9,10 @@ import httpx
 import sqlalchemy as sa
 
 from pipeline.appzen.client import AppZenClient
+from pipeline.devkit.sample_erp import GenerationReport, touch
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.jobs import run_sync
 from pipeline.load.sync import SyncJob
-from pipeline.ops import run_sync
-from pipeline.sample_erp import GenerationReport, touch
-from pipeline.sandbox import SandboxServer
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 from pipeline.staging.tables import failures, invoices, runs

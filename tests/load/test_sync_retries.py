@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from pipeline.devkit.sample_erp import generate
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.jobs import run_sync
 from pipeline.load.sync import SyncJob
-from pipeline.ops import run_sync
-from pipeline.sample_erp import generate
-from pipeline.sandbox import SandboxServer
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 from tests.load.sync_helpers import (

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pipeline.devkit.sample_erp import generate
+from pipeline.devkit.sample_erp.schema import drop_schema
 from pipeline.mapping import MappedInvoice, RejectedInvoice, load_mapping, map_source
-from pipeline.sample_erp import generate
-from pipeline.sample_erp.schema import drop_schema
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.sandbox import SandboxServer, StatusPush
-from pipeline.sandbox.wire import dumps_exact, loads_exact
+from pipeline.devkit.sandbox import SandboxServer, StatusPush
+from pipeline.devkit.sandbox.wire import dumps_exact, loads_exact
 from pipeline.staging import InvoiceRecord, InvoiceState, StagingStore
 from tests.reliability.world import NAME, Expected, World
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sample_erp import GenerationReport, generate
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sample_erp import GenerationReport, generate
+from pipeline.devkit.sandbox import SandboxServer
 from tests.reliability.world import World, open_world
 
 INVOICES = 60

@@ -12,7 +12,7 @@ import multiprocessing
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from pipeline import ops
+from pipeline import jobs as ops
 from tests.reliability.world import Runs, scenario_settings
 
 

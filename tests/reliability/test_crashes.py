@@ -13,8 +13,8 @@ from multiprocessing.process import BaseProcess
 
 import pytest
 
-from pipeline.sample_erp import touch
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sample_erp import touch
+from pipeline.devkit.sandbox import SandboxServer
 from tests.reliability import crash_worker
 from tests.reliability.checks import (
     assert_all,

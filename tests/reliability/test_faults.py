@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.sample_erp import touch
-from pipeline.sandbox import Credentials, SandboxServer
+from pipeline.devkit.sample_erp import touch
+from pipeline.devkit.sandbox import Credentials, SandboxServer
 from tests.reliability.checks import assert_all, assert_no_unacknowledged_send, staged
 from tests.reliability.world import World, poll, settle
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sandbox import SandboxServer
 from tests.reliability.checks import STATES
 from tests.reliability.hostile_cases import (
     CSV_CASES,

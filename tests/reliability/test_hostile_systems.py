@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pipeline.devkit.sample_erp import generate, invoice_line
+from pipeline.devkit.sandbox import SandboxServer
 from pipeline.load.sync import SyncJob, SyncOptions
-from pipeline.sample_erp import generate, invoice_line
-from pipeline.sandbox import SandboxServer
 from pipeline.settings import load_settings
 from pipeline.staging import StagingStore
 from tests.cli.support import invoice_row

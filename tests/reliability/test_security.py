@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pipeline.cli import sandbox as sandbox_command
-from pipeline.sample_erp import generate, invoice
-from pipeline.sandbox import SandboxServer, serve
+from pipeline.cli.commands import sandbox as sandbox_command
+from pipeline.devkit.sample_erp import generate, invoice
+from pipeline.devkit.sandbox import SandboxServer, serve
 from pipeline.settings import load_settings
 from tests.cli.support import invoice_row
 from tests.databases import DIALECTS, empty_database

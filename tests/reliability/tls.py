@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pipeline.sandbox import SandboxApp, SandboxState
-from pipeline.sandbox.app import PREFIX
+from pipeline.devkit.sandbox import SandboxApp, SandboxState
+from pipeline.devkit.sandbox.app import PREFIX
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:

@@ -15,20 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import ops
-from pipeline.load.clock import SYSTEM_CLOCK
-from pipeline.load.dispatch import Dispatcher
-from pipeline.load.retry import RetryPolicy
-from pipeline.load.status import run_status_sync
-from pipeline.load.summary import RunSummary
+from pipeline import jobs as ops
+from pipeline.devkit.sample_erp import GenerationReport
+from pipeline.devkit.sandbox import SandboxServer
 from pipeline.load.sync import SyncJob, SyncOptions
 from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.report import write_reports
-from pipeline.sample_erp import GenerationReport
-from pipeline.sandbox import SandboxServer
+from pipeline.runtime.clock import SYSTEM_CLOCK
+from pipeline.runtime.dispatch import Dispatcher
+from pipeline.runtime.retry import RetryPolicy
 from pipeline.settings import Settings, load_settings
 from pipeline.staging import StagingStore
+from pipeline.status.push import run_status_sync
+from pipeline.summary import RunSummary
 
 REPO = Path(__file__).resolve().parents[2]
 MAPPING = REPO / "mappings" / "sample_erp.yaml"

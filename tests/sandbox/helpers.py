@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from pipeline.appzen.models import ErrorBody
-from pipeline.sandbox.wire import dumps_exact
+from pipeline.devkit.sandbox.wire import dumps_exact
 from pipeline.settings import SANDBOX_CREDENTIALS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.sandbox import PathError, SandboxServer, UnknownInvoiceError
+from pipeline.devkit.sandbox import PathError, SandboxServer, UnknownInvoiceError
 from tests.sandbox.helpers import body, create, error_of, make_invoice, sync_body
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pipeline.sandbox import Credentials, SandboxServer
+from pipeline.devkit.sandbox import Credentials, SandboxServer
 from tests.sandbox.helpers import (
     API_KEY,
     AUTH,

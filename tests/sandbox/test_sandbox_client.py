@@ -9,7 +9,7 @@ import pytest
 from pipeline.appzen import errors
 from pipeline.appzen.client import AppZenClient
 from pipeline.appzen.models import Invoice, StatusSyncRequest
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sandbox import SandboxServer
 from pipeline.settings import load_settings
 from tests.sandbox.helpers import make_invoice, sync_body
 

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from pipeline.sandbox import SandboxConfigError, SandboxServer
+from pipeline.devkit.sandbox import SandboxConfigError, SandboxServer
 from tests.sandbox.helpers import AUTH, body, create, error_of, make_invoice, sync_body
 
 NO_ANSWER = (httpx.RemoteProtocolError, httpx.ReadError)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from pipeline.appzen.models import InvoiceDetails
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sandbox import SandboxServer
 from tests.sandbox.helpers import (
     UUID4,
     body,

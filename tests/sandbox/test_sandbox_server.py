@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.sandbox import SandboxConfigError, SandboxServer, SandboxState, serve
+from pipeline.devkit.sandbox import SandboxConfigError, SandboxServer, SandboxState, serve
 from tests.sandbox.helpers import AUTH, body, make_invoice
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ def free_port() -> int:
 
 def test_serve_runs_in_the_foreground_until_interrupted() -> None:
     port = free_port()
-    code = f"from pipeline.sandbox import serve; serve(port={port}, rate=7, latency_ms=1)"
+    code = f"from pipeline.devkit.sandbox import serve; serve(port={port}, rate=7, latency_ms=1)"
     process = subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=ROOT,

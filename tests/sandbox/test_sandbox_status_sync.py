@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pipeline.sandbox import SandboxServer
+from pipeline.devkit.sandbox import SandboxServer
 from tests.sandbox.helpers import body, create, error_of, make_invoice, sync_body
 
 

@@ -11,9 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.appzen.models import ErrorBody, Invoice
-from pipeline.sandbox import Knobs, PathError, SandboxConfigError, SandboxState
-from pipeline.sandbox.knobs import TokenBucket, parse_knobs, retry_after_header
-from pipeline.sandbox.wire import (
+from pipeline.devkit.sandbox import Knobs, PathError, SandboxConfigError, SandboxState
+from pipeline.devkit.sandbox.knobs import TokenBucket, parse_knobs, retry_after_header
+from pipeline.devkit.sandbox.wire import (
     BodyError,
     describe_validation,
     details_view,

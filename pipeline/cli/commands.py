@@ -1,0 +1,455 @@
+"""The operator's command line, ``appzen-etl`` (typer + rich).
+
+Exit codes: 0 all good, 1 some rows failed, 2 configuration or credential error (one line on
+stderr naming what and where, never a traceback), 130 interrupted. The pipeline (pandas,
+SQLAlchemy, httpx) is imported inside the commands, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import subprocess
+import sys
+import webbrowser
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from pipeline.cli import render
+from pipeline.cli import runs as runner
+from pipeline.cli.render import console
+from pipeline.cli.runs import (
+    EXIT_CONFIG,
+    EXIT_ROWS_FAILED,
+    OptionError,
+    Runs,
+    operator_errors,
+)
+from pipeline.cli.runs import load_operator_settings as _settings
+from pipeline.cli.runs import open_store as _store
+from pipeline.redact import install_log_filter
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from pipeline.reconcile import ReconcileReport
+
+app = typer.Typer(
+    name="appzen-etl",
+    help="Move accounts-payable invoices from your ERP into AppZen and keep both sides in step."
+    "\n\nExample: [bold]appzen-etl sync --mapping mappings/sample_erp.yaml[/]",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+mapping_app = typer.Typer(
+    help="Check mapping files.\n\nExample: [bold]appzen-etl mapping check mappings/x.yaml[/]",
+    no_args_is_help=True,
+)
+app.add_typer(mapping_app, name="mapping")
+
+MappingOpt = Annotated[
+    Path, typer.Option("--mapping", "-m", help="Mapping file, e.g. mappings/sample_erp.yaml.")
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout (automation).")
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Plan only: send and record nothing.")]
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress at INFO.")] = False,
+) -> None:
+    """appzen-etl: extract invoices, map them, post them to AppZen, push ERP status back.
+
+    Example: [bold]appzen-etl sync --mapping mappings/sample_erp.yaml[/]
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_log_filter()
+
+
+@app.command()
+@operator_errors
+def sync(
+    mapping: MappingOpt,
+    dry_run: DryRunOpt = False,
+    force: Annotated[bool, typer.Option(help="Resend unchanged invoices too.")] = False,
+    since: Annotated[str | None, typer.Option(help="Override the stored watermark.")] = None,
+    status_sync: Annotated[bool, typer.Option(help="Push ERP statuses afterwards.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Nightly behaviour: send what changed since the last run, then push ERP statuses.
+
+    Writes the failed-row report (CSV + HTML) of each run and prints their paths.
+
+    Example: [bold]appzen-etl sync --mapping mappings/sample_erp.yaml[/] (add [bold]--dry-run[/]
+    to see what would be created, updated, skipped or fail, sending nothing).
+    """
+    settings = _settings()
+    store = _store(settings)
+    from pipeline.load.sync import SyncOptions  # noqa: PLC0415 - heavy: after the cheap checks
+
+    options = SyncOptions(mapping, flow="sync", since=since, force=force, dry_run=dry_run)
+    runs: Runs = [("sync", runner.sync_run(options, settings, store))]
+    if status_sync and not runs[0][1].fatal:
+        runs.append(("status_sync", runner.status_run(mapping, settings, store, dry_run)))
+    runner.finish("sync", runs, as_json)
+
+
+@app.command()
+@operator_errors
+def backfill(
+    mapping: MappingOpt,
+    start: Annotated[date | None, typer.Option("--from", help="First day (inclusive).")] = None,
+    end: Annotated[date | None, typer.Option("--to", help="Last day (inclusive).")] = None,
+    partitions: Annotated[int, typer.Option(min=1, help="Date ranges, run in turn.")] = 1,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send historical invoices (header [bold]historical: true[/]) updated in a date range.
+
+    Resumable: a rerun skips what AppZen already acknowledged. Each partition is a run with its
+    own failed-row report. The range binds the SQL query's :since and :until (a CSV or JSON
+    source has no date filter: leave --from/--to out).
+
+    Example:
+    [bold]appzen-etl backfill -m mappings/sample_erp.yaml --from 2024-01-01 --to 2024-06-30[/]
+    """
+    settings = _settings()
+    runner.check_backfill_range(mapping, start, end)
+    store = _store(settings)
+    from pipeline.load.partition import partition_range  # noqa: PLC0415 - after the checks
+    from pipeline.load.sync import SyncOptions  # noqa: PLC0415
+
+    runs: Runs = []
+    for index, (since, until) in enumerate(partition_range(start, end, partitions), start=1):
+        options = SyncOptions(
+            mapping,
+            flow="backfill",
+            historical=True,
+            incremental=False,
+            since=since,
+            until=until,
+            dry_run=dry_run,
+            label=f"backfill-{index}",
+        )
+        summary = runner.sync_run(options, settings, store)
+        runs.append((runner.backfill_name(since, until), summary))
+        if summary.fatal:
+            break
+    runner.finish("backfill", runs, as_json)
+
+
+@app.command("retry-failed")
+@operator_errors
+def retry_failed(
+    mapping: MappingOpt,
+    run: Annotated[
+        int | None, typer.Option("--run", help="Retry this run's failures (default: latest).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Resend only the invoices that failed, re-mapped from the source so fixed data is used.
+
+    Those AppZen rejected or gave up on, and those that failed mapping or validation in the run
+    (default: the mapping's latest sync, backfill or retry-failed run). Unchanged invoices are
+    not resent.
+
+    Example: fix the rows the report names in the ERP, then
+    [bold]appzen-etl retry-failed -m mappings/sample_erp.yaml[/]
+    """
+    settings = _settings()
+    store = _store(settings)
+    runner.require_run(store, run, "retry-failed")
+    from pipeline import jobs as ops  # noqa: PLC0415 - heavy: after the cheap checks
+    from pipeline.load.sync import SyncOptions  # noqa: PLC0415
+    from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
+
+    name = load_mapping(mapping).name
+    source = runner.retry_source_run(store, name, run)
+    keys = store.failed_invoice_ids(name, source)
+    if not keys:
+        runner.nothing_to_retry(name, source, as_json)
+        return
+    summary = runner.content_run(
+        lambda show: ops.run_retry_failed(
+            SyncOptions(mapping), settings, store, run_id=source, on_progress=show
+        ),
+        settings,
+        store,
+        total=len(keys),
+    )
+    runner.finish("retry-failed", [("retry_failed", summary)], as_json)
+
+
+@app.command("status-sync")
+@operator_errors
+def status_sync(mapping: MappingOpt, dry_run: DryRunOpt = False, as_json: JsonOpt = False) -> None:
+    """Push every changed ERP status (POSTED, PAID, … or the ERP's error) to AppZen.
+
+    Example: [bold]appzen-etl status-sync --mapping mappings/sample_erp.yaml[/]
+    """
+    settings = _settings()
+    store = _store(settings)
+    summary = runner.status_run(mapping, settings, store, dry_run)
+    runner.finish("status-sync", [("status_sync", summary)], as_json)
+
+
+@app.command()
+@operator_errors
+def writeback(
+    connectors: Annotated[
+        Path, typer.Option("--connectors", "-c", help="Connectors file (mappings/CONNECTORS.md).")
+    ] = Path("mappings/connectors.yaml"),
+    outcomes: Annotated[
+        Path | None, typer.Option("--outcomes", help="Import an exported outcomes CSV first.")
+    ] = None,
+    poll: Annotated[bool, typer.Option(help="Poll AppZen for audit outcomes.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tell the ERP-side systems AppZen's outcomes: the AppZen uuid and state in each merchant
+    invoice's note, and a CRM.COM rejection (while DRAFT) for each invoice AppZen rejected.
+
+    Example: [bold]appzen-etl writeback[/] or
+    [bold]appzen-etl writeback --outcomes exports/outcomes.csv --no-poll[/]
+    """
+    import asyncio  # noqa: PLC0415
+
+    from pipeline.writeback import WritebackOptions, run_writeback  # noqa: PLC0415
+
+    settings = _settings()
+    store = _store(settings)
+    options = WritebackOptions(connectors, outcomes_file=outcomes, poll=poll)
+    with render.activity("writeback: reading AppZen outcomes, telling the ERP-side systems…"):
+        summary = asyncio.run(run_writeback(settings, store, options))
+    runner.attach_reports(store, settings, summary)
+    runner.finish("writeback", [("writeback", summary)], as_json)
+
+
+@app.command()
+@operator_errors
+def verify(
+    mapping: MappingOpt,
+    sample: Annotated[int, typer.Option("--sample", "-n", min=1, help="Invoices to check.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read a random sample of sent invoices back from AppZen and list every field that differs
+    from what was sent (exit 1 when any differs, is missing in AppZen or cannot be read). Uses
+    AppZen's [bold]deprecated[/] get-details endpoint; nothing else calls it.
+
+    Example: [bold]appzen-etl verify -m mappings/sample_erp.yaml --sample 50[/]
+    """
+    import asyncio  # noqa: PLC0415
+
+    from pipeline import reconcile  # noqa: PLC0415
+    from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
+    from pipeline.redact import scrub  # noqa: PLC0415
+
+    render.error(reconcile.DEPRECATION_NOTE, prefix="note")
+    name = load_mapping(mapping).name
+    settings = _settings()
+    found = asyncio.run(reconcile.verify(settings, _store(settings), name, sample))
+    if as_json:
+        console.out(scrub(found.to_json().decode()), highlight=False)
+    else:
+        console.print(_drift_table(found))
+    if found.fatal:
+        render.error(found.fatal, prefix="stopped")
+        raise typer.Exit(EXIT_CONFIG)
+    if found.drifted:
+        raise typer.Exit(EXIT_ROWS_FAILED)
+
+
+def _drift_table(found: ReconcileReport) -> Table:
+    """Every drift, one line each; the title says how many invoices were read and differ."""
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    from pipeline.redact import scrub  # noqa: PLC0415
+
+    table = Table(
+        title=f"verify · {found.mapping} · {found.checked} of {found.sampled} read back · "
+        f"{found.count('differs')} fields differ · {found.count('missing')} missing in AppZen · "
+        f"{found.count('unreadable')} unreadable"
+    )
+    for column in ("invoice_id", "uuid", "field", "sent", "AppZen"):
+        table.add_column(column, overflow="fold")
+    for row in found.rows():
+        table.add_row(*(Text(scrub(text)) for text in row))  # values are data, not markup
+    return table
+
+
+@app.command()
+@operator_errors
+def runs(
+    limit: Annotated[int, typer.Option(min=1, help="How many.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the latest runs with their counts (extracted, sent, skipped, failed).
+
+    Example: [bold]appzen-etl runs --limit 5[/]
+    """
+    records = _store(_settings()).list_runs(limit)
+    if as_json:
+        render.print_json({"runs": [render.run_json(record) for record in records]})
+    else:
+        console.print(render.runs_table(records))
+
+
+@app.command()
+@operator_errors
+def report(
+    run: Annotated[
+        int | None, typer.Option("--run", help="Run id (default: the latest sync/backfill/retry).")
+    ] = None,
+    fmt: Annotated[Literal["csv", "html"], typer.Option("--format")] = "html",
+    open_it: Annotated[bool, typer.Option("--open", help="Open it in the browser.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the failed-row report (CSV and HTML) of a run again and print its path.
+
+    Example: [bold]appzen-etl report --run 12 --format csv[/] or
+    [bold]appzen-etl report --open[/]
+    """
+    settings = _settings()
+    store = _store(settings)
+    record = runner.require_run(store, run, "report") or runner.latest_run(store)
+    record = record or runner.latest_run(store, flows=("status_sync",))
+    if record is None:
+        raise OptionError("report: no runs in staging yet; run `appzen-etl sync` first")
+    from pipeline.report import write_reports  # noqa: PLC0415
+
+    failures = store.failures_for_run(record.id)
+    paths = write_reports(record, failures, settings.reports_dir)
+    path = (paths.csv if fmt == "csv" else paths.html).resolve()
+    if as_json:
+        render.print_json(
+            render.run_json(record)
+            | {
+                "failed_rows": len(failures),
+                "csv": str(paths.csv.resolve()),
+                "html": str(paths.html.resolve()),
+            }
+        )
+    else:
+        console.out(str(path), highlight=False)
+    if open_it:
+        webbrowser.open(path.as_uri())
+
+
+@app.command()
+@operator_errors
+def preview(
+    mapping: MappingOpt,
+    limit: Annotated[int, typer.Option(min=1, help="Invoices to print.")] = 10,
+) -> None:
+    """Print the AppZen JSON payloads a mapping produces, one per line; sends nothing.
+
+    Rows that fail are listed on stderr (exit code 1).
+
+    Example: [bold]appzen-etl preview -m mappings/flat_csv.yaml --limit 3[/]
+    """
+    from pipeline import jobs as ops  # noqa: PLC0415
+    from pipeline.mapping.engine import MappedInvoice  # noqa: PLC0415
+    from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
+    from pipeline.report.cells import visible  # noqa: PLC0415
+
+    spec = load_mapping(mapping)
+    shown = failed = 0
+    # closing(): stopping early closes the source (its database connection) at once
+    with contextlib.closing(ops.mapped_results(spec, _settings())) as results:
+        for result in results:
+            if isinstance(result, MappedInvoice):
+                console.out(result.payload.decode(), highlight=False)
+                shown += 1
+            else:
+                failed += 1
+                for failure in result.failures:
+                    where = f"{failure.source_location}: {failure.message}"
+                    render.error(visible(where), prefix="failed")  # data: controls shown
+            if shown >= limit:
+                break
+    if failed:
+        raise typer.Exit(EXIT_ROWS_FAILED)
+
+
+@mapping_app.command("check")
+@operator_errors
+def mapping_check(
+    file: Annotated[Path, typer.Argument(help="The mapping file.")],
+    rows: Annotated[int, typer.Option(min=1, help="Invoices of the source to try.")] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate a mapping file, then map the first invoices of its source and list the failures.
+
+    Example: [bold]appzen-etl mapping check mappings/sample_erp.yaml[/]
+    """
+    from pipeline import jobs as ops  # noqa: PLC0415
+    from pipeline.mapping.engine import MappedInvoice  # noqa: PLC0415
+    from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
+
+    spec = load_mapping(file)
+    with contextlib.closing(ops.mapped_results(spec, _settings())) as mapped_results:
+        results = list(itertools.islice(mapped_results, rows))
+    failures = [f for r in results if not isinstance(r, MappedInvoice) for f in r.failures]
+    mapped = sum(isinstance(r, MappedInvoice) for r in results)
+    if as_json:
+        render.print_json(
+            {
+                "file": str(file),
+                "mapping": spec.name,
+                "valid": True,
+                "invoices": len(results),
+                "mapped": mapped,
+                "failures": [render.failure_json(f) for f in failures[:1000]],
+            }
+        )
+    else:
+        console.out(f"{file}: valid; {mapped} of {len(results)} invoices mapped", highlight=False)
+        if failures:
+            console.print(render.failures_table(failures))
+    if failures:
+        raise typer.Exit(EXIT_ROWS_FAILED)
+
+
+@app.command()
+def demo() -> None:
+    """Run the nightly flow on the embedded default: sample ERP, local sandbox, SQLite staging.
+
+    Example: [bold]appzen-etl demo[/] (the same as [bold]make demo[/])
+    """
+    # flows/ orchestrates pipeline/, never the other way round: run it as its own process.
+    code = subprocess.call([sys.executable, "-m", "flows.demo"])
+    raise typer.Exit(code)
+
+
+@app.command()
+@operator_errors
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option(help="Interface; loopback by default.")] = "127.0.0.1",
+    rate: Annotated[float | None, typer.Option(help="Quota in requests/s (429 above).")] = None,
+    latency_ms: Annotated[float, typer.Option(help="Delay before each answer.")] = 0.0,
+    fail_rate: Annotated[float, typer.Option(help="Share of requests answered 500.")] = 0.0,
+) -> None:
+    """Run the local AppZen sandbox (create-or-update, get-details, status-sync) in the foreground.
+
+    Example: [bold]appzen-etl sandbox --port 8765 --rate 50 --latency-ms 100[/]
+    """
+    from pipeline.devkit.sandbox.server import serve  # noqa: PLC0415 - uvicorn only when serving
+
+    console.out(f"AppZen sandbox on http://{host}:{port}/dictionary-data-services (Ctrl-C stops)")
+    serve(host=host, port=port, rate=rate, latency_ms=latency_ms, fail_rate=fail_rate)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,294 @@
+"""How the CLI shows things: the live progress line, summary tables, run history, failures, JSON.
+
+Tables and progress go through rich; JSON goes straight to stdout (one document, ASCII, every text
+scrubbed of secrets). Nothing here imports pandas or SQLAlchemy, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from pipeline.redact import scrub
+
+if TYPE_CHECKING:
+    from pipeline.failures import RowFailure
+    from pipeline.staging.records import RunRecord
+    from pipeline.summary import RunSummary
+
+PIPE_WIDTH = 160
+"""Columns for tables written to a pipe or file (no terminal to fit; ``COLUMNS`` overrides)."""
+
+
+def _console(*, stderr: bool) -> Console:
+    made = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not made.is_terminal and "COLUMNS" not in os.environ:
+        made.width = PIPE_WIDTH
+    return made
+
+
+console = _console(stderr=False)
+err_console = _console(stderr=True)
+
+SUMMARY_ROWS = (
+    ("extracted", "invoices extracted"),
+    ("mapped", "mapped"),
+    ("unchanged", "unchanged (skipped)"),
+    ("rejected_unchanged", "rejected before, unchanged (skipped)"),
+    ("busy", "claimed by another worker (skipped)"),
+    ("planned_create", "to create"),
+    ("planned_update", "to update"),
+    ("created", "created"),
+    ("updated", "updated"),
+    ("resent_after_crash", "resent after a crash (UPDATED)"),
+    ("left_pending", "left pending by the stop (sent next run)"),
+    ("recreate_resent", "re-created (AppZen lost them)"),
+    ("pushed", "statuses pushed"),
+    ("pushed_error", "ERP errors pushed"),
+    ("repushed_after_crash", "pushed again after a crash (AppZen may have it twice)"),
+    ("repushed_after_lost_answer", "pushed again after a lost answer (may be twice)"),
+    ("would_push", "statuses to push"),
+    ("recreate", "unknown to AppZen (re-created next sync)"),
+    ("failed_mapping", "failed: mapping"),
+    ("failed_validation", "failed: validation"),
+    ("failed_appzen", "failed: AppZen rejected"),
+    ("failed_retries", "failed: retries exhausted"),
+    ("failed_status_sync", "failed: status-sync"),
+    ("requests", "AppZen requests"),
+    ("retries", "retries"),
+)
+
+ALWAYS_SHOWN = {
+    "content": (
+        "extracted",
+        "mapped",
+        "unchanged",
+        "created",
+        "updated",
+        "failed_mapping",
+        "failed_validation",
+        "failed_appzen",
+        "failed_retries",
+    ),
+    "dry_run": ("extracted", "mapped", "unchanged", "planned_create", "planned_update"),
+    "status_sync": ("pushed", "pushed_error", "failed_status_sync"),
+    "status_sync_dry_run": ("would_push", "failed_status_sync"),
+}
+"""Rows a summary table shows even at zero (other rows only when they count something)."""
+
+DONE_KEYS = (
+    "created",
+    "updated",
+    "unchanged",
+    "rejected_unchanged",
+    "busy",
+    "failed_mapping",
+    "failed_validation",
+    "failed_appzen",
+    "failed_retries",
+)
+"""Counts that together say how many in-scope invoices a run has finished (for the ETA)."""
+
+
+def _shown_always(summary: RunSummary) -> tuple[str, ...]:
+    kind = "status_sync" if summary.flow == "status_sync" else "content"
+    if summary.dry_run:
+        kind = "status_sync_dry_run" if kind == "status_sync" else "dry_run"
+    return ALWAYS_SHOWN[kind]
+
+
+def summary_table(title: str, summary: RunSummary) -> Table:
+    """The end-of-run table: counts by outcome (failures by stage), rate and duration."""
+    name = f"{title} · run {summary.run_id}" if summary.run_id else f"{title} (dry run)"
+    heading = Text(f"{name} · {summary.mapping} · {summary.status}", style="table.title")
+    table = Table(title=heading, show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    always = _shown_always(summary)
+    for key, label in SUMMARY_ROWS:
+        if summary.counts.get(key) or key in always:
+            style = "red" if key.startswith("failed") and summary.counts.get(key) else None
+            table.add_row(label, f"{summary.counts.get(key, 0):,}", style=style)
+    table.add_row("rate", f"{summary.rate:.1f} requests/s")
+    table.add_row("duration", f"{summary.duration_s:.1f} s")
+    return table
+
+
+def _main_counts(counts: Mapping[str, int]) -> tuple[str, str, str, str]:
+    sent = counts.get("created", 0) + counts.get("updated", 0) + counts.get("pushed", 0)
+    sent += counts.get("pushed_error", 0)
+    failed = sum(v for k, v in counts.items() if k.startswith("failed_"))
+    skipped = counts.get("unchanged", 0) + counts.get("rejected_unchanged", 0)
+    return str(counts.get("extracted", 0)), str(sent), str(skipped), str(failed)
+
+
+def runs_table(runs: Sequence[RunRecord]) -> Table:
+    """Run history: id, flow, mapping, status, start and the main counts (fits 80 columns)."""
+    table = Table(title="runs (latest first)", box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
+    for column in ("id", "flow", "mapping", "status", "started UTC"):
+        table.add_column(column, no_wrap=column != "mapping")
+    for column in ("extracted", "sent", "skipped", "failed"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for run in runs:
+        cells = (str(run.id), run.flow, run.mapping, run.status)
+        table.add_row(
+            *(Text(cell) for cell in cells),  # data, never markup
+            run.started_at.strftime("%m-%d %H:%M"),
+            *_main_counts(run.counts),
+        )
+    return table
+
+
+def run_json(run: RunRecord) -> dict[str, object]:
+    """One run of the history as JSON-ready data."""
+    duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    return {
+        "run_id": run.id,
+        "flow": run.flow,
+        "mapping": run.mapping,
+        "status": run.status,
+        "historical": run.historical,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "duration_s": round(duration, 3) if duration is not None else None,
+        "counts": dict(sorted(run.counts.items())),
+        "watermark": run.watermark,
+    }
+
+
+def failures_table(failures: Sequence[RowFailure], limit: int = 50) -> Table:
+    """The first failures, one line each: where, which field, why. Source text is shown, never
+    obeyed: no markup, controls and bidi marks made visible (as in the reports)."""
+    table = Table(
+        title=f"{len(failures)} failed rows"
+        + (f" (first {limit})" if len(failures) > limit else "")
+    )
+    for column in ("location", "key", "field", "rule", "message"):
+        table.add_column(column, overflow="fold")
+    from pipeline.report.cells import visible  # noqa: PLC0415 - heavy package; rows exist now
+
+    for failure in failures[:limit]:
+        cells = (
+            failure.source_location,
+            failure.source_key,
+            failure.field_path,
+            failure.rule,
+            failure.message,
+        )
+        table.add_row(*(Text(visible(scrub(cell or ""))) for cell in cells))  # data, not markup
+    return table
+
+
+def failure_json(failure: RowFailure) -> dict[str, object]:
+    """A failure as JSON-ready data (the same fields the report has)."""
+    return {
+        "source_key": failure.source_key,
+        "source_location": failure.source_location,
+        "stage": failure.stage,
+        "rule": failure.rule,
+        "field_path": failure.field_path,
+        "source_column": failure.source_column,
+        "value": failure.value,
+        "message": failure.message,
+    }
+
+
+def scrubbed(value: object) -> object:
+    """``value`` (JSON-ready data) with every string scrubbed of secrets."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, Mapping):
+        return {str(k): scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrubbed(v) for v in value]
+    return value
+
+
+def print_json(document: object) -> None:
+    """Write ``document`` to stdout as one JSON document (ASCII, secrets scrubbed)."""
+    sys.stdout.write(json.dumps(scrubbed(document), indent=2, ensure_ascii=True) + "\n")
+    sys.stdout.flush()
+
+
+def error(message: str, prefix: str = "error") -> None:
+    """One clear message on stderr (secrets scrubbed; never wrapped mid-word)."""
+    err_console.print(f"[bold red]{prefix}:[/] ", end="", markup=True)
+    err_console.out(scrub(message), highlight=False)
+
+
+class RateWindow:
+    """Requests per second over the last ``window_s`` seconds: the *current* rate."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, moment: float, requests: int) -> float:
+        """Record the request count at ``moment``; the rate over the window ending there."""
+        self._samples.append((moment, requests))
+        while len(self._samples) > 2 and moment - self._samples[1][0] >= self.window_s:
+            self._samples.popleft()
+        first_moment, first_requests = self._samples[0]
+        span = moment - first_moment
+        return (requests - first_requests) / span if span > 0 else 0.0
+
+
+def progress_line(summary: RunSummary, elapsed: float, rate: float, total: int | None) -> str:
+    """The live line: extracted, sent, unchanged, failed, current rate, elapsed time, and an ETA
+    when the number of invoices in scope is known."""
+    c = summary.counts
+    line = (
+        f"{summary.flow}: extracted {c['extracted']:,} · sent {c['created'] + c['updated']:,} · "
+        f"unchanged {c['unchanged']:,} · failed {summary.failed:,} · {rate:.1f} requests/s · "
+        f"{elapsed:.0f} s"
+    )
+    if total:
+        done = min(sum(c[k] for k in DONE_KEYS), total)
+        speed = done / max(elapsed, 1e-6)
+        eta = f"ETA {(total - done) / speed:.0f} s" if speed > 0 else "ETA …"
+        line += f" · {done:,}/{total:,} · {eta}"
+    return line
+
+
+@contextlib.contextmanager
+def progress_display(
+    *, enabled: bool = True, total: int | None = None
+) -> Iterator[Callable[[RunSummary], None]]:
+    """A live line on stderr while a run goes on, only when stderr is a terminal; ``total``
+    (invoices in scope, when known) adds an ETA. Yields the ``on_progress`` callback."""
+    if not enabled or not err_console.is_terminal:
+        yield lambda summary: None
+        return
+    started = time.monotonic()
+    window = RateWindow()
+    window.add(started, 0)
+    with Live("starting…", console=err_console, transient=True, refresh_per_second=4) as live:
+
+        def show(summary: RunSummary) -> None:
+            now = time.monotonic()
+            rate = window.add(now, summary.counts["requests"])
+            live.update(progress_line(summary, now - started, rate, total))
+
+        yield show
+
+
+@contextlib.contextmanager
+def activity(message: str) -> Iterator[None]:
+    """A spinner on stderr with ``message`` while work without counts goes on (terminal only)."""
+    if not err_console.is_terminal:
+        yield
+        return
+    with err_console.status(message):
+        yield

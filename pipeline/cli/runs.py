@@ -1,0 +1,237 @@
+"""What the CLI does around a run: operator errors and exit codes, settings and staging, runs with
+live progress and their failed-row reports, the closing summary (tables or JSON).
+
+Heavy modules (pandas, SQLAlchemy, httpx) are imported inside the functions that need them, so
+``appzen-etl --help`` does not pay for them.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+import typer
+
+from pipeline.cli import render
+from pipeline.cli.render import console
+from pipeline.redact import register_settings
+from pipeline.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from pipeline.load.sync import SyncOptions
+    from pipeline.staging import StagingStore
+    from pipeline.staging.records import RunRecord
+    from pipeline.summary import RunSummary
+
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+CONTENT_FLOWS = ("sync", "backfill", "retry_failed")
+"""Flows that extract and send invoices (status_sync only pushes statuses)."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Runs = list[tuple[str, "RunSummary"]]
+"""The runs a command made, each with the name its summary table and JSON give it."""
+Progress = Callable[["RunSummary"], None]
+
+
+class OptionError(Exception):
+    """Options that do not fit together or name nothing (exit code 2)."""
+
+
+def operator_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the errors a person must fix into one clear message and exit code 2 (no traceback);
+    Ctrl-C into exit code 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            render.error("interrupted; run the command again to resume", prefix="stopped")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as error:
+            if not is_operator_error(error):
+                raise
+            render.error(str(error))
+            raise typer.Exit(EXIT_CONFIG) from None
+
+    return wrapper
+
+
+def is_operator_error(error: Exception) -> bool:
+    """True for the errors a person must fix (exit code 2). The usual early ones are told apart
+    without importing the whole pipeline (pandas …) just to name every error type."""
+    if isinstance(error, SettingsError | OptionError | FileNotFoundError):
+        return True
+    staging = sys.modules.get("pipeline.staging.errors")
+    if staging is not None and isinstance(error, staging.StagingError):
+        return True
+    from pipeline.errors import CONFIG_ERRORS  # noqa: PLC0415
+    from pipeline.report import ReportError  # noqa: PLC0415
+
+    return isinstance(error, (*CONFIG_ERRORS, ReportError))
+
+
+def load_operator_settings() -> Settings:
+    """The settings, their secrets registered so no message can show them."""
+    settings = load_settings()
+    register_settings(settings)
+    return settings
+
+
+def open_store(settings: Settings) -> StagingStore:
+    """The staging store (migrated); an unreachable database is a StagingError (exit 2)."""
+    from pipeline.staging import StagingStore  # noqa: PLC0415 - SQLAlchemy only when needed
+
+    return StagingStore.open(settings.staging_database_url.get_secret_value())
+
+
+# --- running -------------------------------------------------------------------------------
+def attach_reports(store: StagingStore, settings: Settings, summary: RunSummary) -> None:
+    """Write the failed-row reports (CSV + HTML) of a recorded run; remember their paths."""
+    from pipeline import jobs as ops  # noqa: PLC0415
+
+    paths = ops.reports_for(store, summary, settings.reports_dir)
+    if paths is not None:
+        summary.reports = {"csv": str(paths.csv.resolve()), "html": str(paths.html.resolve())}
+
+
+def content_run(
+    run: Callable[[Progress], RunSummary],
+    settings: Settings,
+    store: StagingStore,
+    total: int | None = None,
+) -> RunSummary:
+    """One sync/backfill/retry run (``run(on_progress)``) with live progress, then its reports;
+    ``total`` (invoices in scope, when known) gives the progress line an ETA."""
+    with render.progress_display(total=total) as show:
+        summary = run(show)
+    attach_reports(store, settings, summary)
+    return summary
+
+
+def sync_run(options: SyncOptions, settings: Settings, store: StagingStore) -> RunSummary:
+    """A sync or backfill run of ``options`` with progress and reports."""
+    from pipeline import jobs as ops  # noqa: PLC0415
+
+    return content_run(
+        lambda show: ops.run_sync(options, settings, store, on_progress=show), settings, store
+    )
+
+
+def status_run(mapping: Path, settings: Settings, store: StagingStore, dry_run: bool) -> RunSummary:
+    """A status-sync run (a spinner while it pushes), then its reports."""
+    from pipeline import jobs as ops  # noqa: PLC0415
+
+    with render.activity("status-sync: pushing ERP statuses to AppZen…"):
+        summary = ops.run_status(mapping, settings, store, dry_run=dry_run)
+    attach_reports(store, settings, summary)
+    return summary
+
+
+def latest_run(
+    store: StagingStore, mapping: str | None = None, flows: tuple[str, ...] = CONTENT_FLOWS
+) -> RunRecord | None:
+    """The newest run of ``flows`` (of ``mapping`` when given) among the last 500."""
+    for record in store.list_runs(500):
+        if record.flow in flows and mapping in (None, record.mapping):
+            return record
+    return None
+
+
+def require_run(store: StagingStore, run: int | None, command: str) -> RunRecord | None:
+    """The run ``--run`` names (None without ``--run``); an unknown id is an OptionError."""
+    if run is None:
+        return None
+    record = store.get_run(run)
+    if record is None:
+        raise OptionError(f"{command}: no run {run} in staging; `appzen-etl runs` lists the runs")
+    return record
+
+
+def retry_source_run(store: StagingStore, mapping: str, run: int | None) -> int | None:
+    """The run whose failures to retry: ``--run``, else the mapping's latest one."""
+    if run is not None:
+        return run
+    latest = latest_run(store, mapping)
+    return latest.id if latest is not None else None
+
+
+def check_backfill_range(mapping: Path, start: date | None, end: date | None) -> None:
+    """Refuse a reversed range, and a range on a file source (which has no date filter)."""
+    from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
+
+    if start is not None and end is not None and end < start:
+        raise OptionError(f"backfill: --to {end} is before --from {start}; swap them")
+    kind = load_mapping(mapping).source.kind
+    if (start or end) and kind != "sql":
+        raise OptionError(
+            f"backfill: {mapping} reads a {kind} file, which has no date filter, so --from/--to "
+            "would send every row; leave them out to backfill the whole file"
+        )
+
+
+def backfill_name(since: str | None, until: str | None) -> str:
+    """``backfill 2024-01-01..2024-06-30`` from a partition's exclusive/inclusive edges."""
+    return f"backfill {_edge_day(since, timedelta(microseconds=1))}..{_edge_day(until)}"
+
+
+def _edge_day(edge: str | None, shift: timedelta = timedelta()) -> str:
+    if edge is None:
+        return "…"
+    return (datetime.strptime(edge, "%Y-%m-%d %H:%M:%S.%f") + shift).date().isoformat()
+
+
+# --- closing -------------------------------------------------------------------------------
+def exit_code(runs: Runs) -> int:
+    """2 when a run stopped on a fatal answer, 1 when rows failed, else 0."""
+    if any(summary.fatal for _, summary in runs):
+        return EXIT_CONFIG
+    return EXIT_ROWS_FAILED if any(summary.failed for _, summary in runs) else EXIT_OK
+
+
+def finish(command: str, runs: Runs, as_json: bool) -> None:
+    """Print the summaries (tables and report paths, or one JSON document) and exit with the
+    code they call for; a fatal stop is one line on stderr."""
+    code = exit_code(runs)
+    if as_json:
+        render.print_json(
+            {
+                "command": command,
+                "exit_code": code,
+                "failed": sum(summary.failed for _, summary in runs),
+                "runs": [{"name": name} | summary.as_dict() for name, summary in runs],
+            }
+        )
+    else:
+        print_runs(runs)
+    fatal = next((summary.fatal for _, summary in runs if summary.fatal), None)
+    if fatal:
+        render.error(fatal, prefix="stopped")
+    if code:
+        raise typer.Exit(code)
+
+
+def print_runs(runs: Runs) -> None:
+    """Each run's summary table and report paths; a dry run also lists its failures."""
+    for name, summary in runs:
+        console.print(render.summary_table(name, summary))
+        if summary.dry_run and summary.failures:
+            console.print(render.failures_table(summary.failures, limit=20))
+        for kind, path in summary.reports.items():
+            console.out(f"run {summary.run_id} failed-row report ({kind}): {path}", highlight=False)
+    if runs and all(summary.dry_run for _, summary in runs):
+        console.out("dry run: nothing was sent to AppZen and nothing recorded in staging")
+
+
+def nothing_to_retry(mapping: str, run: int | None, as_json: bool) -> None:
+    """Say that retry-failed found nothing to resend (exit code 0)."""
+    if as_json:
+        render.print_json({"command": "retry-failed", "exit_code": 0, "failed": 0, "runs": []})
+    else:
+        scope = f"run {run} and staging hold" if run is not None else "staging holds"
+        console.out(f"nothing to retry: {scope} no failed invoice of mapping {mapping}")

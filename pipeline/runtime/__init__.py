@@ -1,0 +1,2 @@
+"""The shared runtime layer below every stage: clock, retry policy, rate limiter, dispatcher and
+HTTP helpers."""

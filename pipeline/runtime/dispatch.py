@@ -1,0 +1,163 @@
+"""One AppZen call per item, many at once: bounded concurrency, one shared rate limiter, retries.
+
+Posting invoices and pushing statuses both go through :class:`Dispatcher`, so they share the rate
+limit, the bound on requests in flight and the retry policy. A fatal answer (401/403, wrong URL)
+stops the dispatcher for good: every call still waiting or in flight in that :meth:`run` is
+cancelled, and no call of any other :meth:`run` on the same dispatcher (the other batch in
+flight) starts another request. Those items get no result and stay pending in staging, which is
+safe because AppZen upserts on ``invoice_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from pipeline.appzen.errors import AppZenError, FatalError, RowError, ServerError, TransportError
+from pipeline.runtime.clock import Clock
+from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
+from pipeline.runtime.retry import RetriesExhausted, RetryEvent, RetryPolicy, call_with_retries
+from pipeline.settings import Settings
+
+I = TypeVar("I")  # noqa: E741 - the item type
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult(Generic[I, T]):
+    """How one item's call ended: ``value`` on success, else ``error`` (row-level or exhausted).
+
+    ``in_doubt``: attempts that failed without a clear answer (5xx, timeout, dropped connection),
+    each of which AppZen may have acted on: copies of the call AppZen may have seen too many."""
+
+    item: I
+    attempts: int
+    value: T | None = None
+    error: RowError | RetriesExhausted | None = None
+    in_doubt: int = 0
+
+
+@dataclass(slots=True)
+class DispatchReport(Generic[I, T]):
+    """The results of the items that finished, and the fatal error that stopped the rest, if any."""
+
+    results: list[CallResult[I, T]] = field(default_factory=list)
+    fatal: FatalError | None = None
+    retries: int = 0
+
+
+class Dispatcher:
+    """Runs calls under a shared :class:`RateLimiter`, at most ``concurrency`` in flight."""
+
+    def __init__(
+        self,
+        *,
+        limiter: RateLimiter,
+        policy: RetryPolicy,
+        clock: Clock,
+        concurrency: int,
+        on_result: Callable[[CallResult[object, object]], None] | None = None,
+    ) -> None:
+        self.limiter = limiter
+        self.policy = policy
+        self.clock = clock
+        self._slots = asyncio.Semaphore(concurrency)
+        self._on_result = on_result
+        self._running: set[asyncio.Future[None]] = set()
+        self.fatal: FatalError | None = None
+        """The fatal answer that stopped this dispatcher for good; no call starts after it."""
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        clock: Clock,
+        limiter: RateLimiter | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> Dispatcher:
+        """The dispatcher a run uses: configured rate (adaptive, or ``limiter`` when one is
+        shared across processes), concurrency and attempts (or ``policy``, e.g. shorter waits)."""
+        return cls(
+            limiter=limiter or AdaptiveRateLimiter(settings.appzen_rate_limit, clock=clock),
+            policy=policy or RetryPolicy(settings.appzen_retry_attempts),
+            clock=clock,
+            concurrency=settings.appzen_max_concurrency,
+        )
+
+    async def run(
+        self, items: Sequence[I], call: Callable[[I], Awaitable[T]]
+    ) -> DispatchReport[I, T]:
+        """Call ``call(item)`` for every item; return when all finished or a fatal answer came
+        (in this run or in another run on this dispatcher: ``report.fatal``)."""
+        report: DispatchReport[I, T] = DispatchReport()
+        if self.fatal is None:
+            tasks = [asyncio.ensure_future(self._one(item, call, report)) for item in items]
+            self._running.update(tasks)
+            try:
+                outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                self._running.difference_update(tasks)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException) and not (
+                    self.fatal is not None and isinstance(outcome, asyncio.CancelledError)
+                ):
+                    raise outcome
+        report.fatal = self.fatal
+        return report
+
+    def _stop(self, error: FatalError) -> None:
+        """Remember the first fatal answer and cancel every other call of every run."""
+        if self.fatal is None:
+            self.fatal = error
+        current = asyncio.current_task()
+        for task in list(self._running):
+            if task is not current:
+                task.cancel()
+
+    async def _one(
+        self, item: I, call: Callable[[I], Awaitable[T]], report: DispatchReport[I, T]
+    ) -> None:
+        failed_attempts = 0
+        in_doubt = 0
+
+        def count_retry(event: RetryEvent) -> None:
+            nonlocal failed_attempts, in_doubt
+            failed_attempts = event.attempt
+            in_doubt += _unclear(event.error)
+            report.retries += 1
+
+        async with self._slots:
+            try:
+                done = await call_with_retries(
+                    lambda: call(item),
+                    self.policy,
+                    self.clock,
+                    limiter=self.limiter,
+                    on_retry=count_retry,
+                )
+                result: CallResult[I, T] = CallResult(
+                    item, done.attempts, value=done.value, in_doubt=in_doubt
+                )
+            except RowError as error:
+                result = CallResult(item, failed_attempts + 1, error=error, in_doubt=in_doubt)
+            except RetriesExhausted as error:
+                doubt = in_doubt + _unclear(error.last_error)
+                result = CallResult(item, error.attempts, error=error, in_doubt=doubt)
+            except FatalError as error:
+                self._stop(error)
+                return
+        report.results.append(result)
+        if self._on_result is not None:
+            self._on_result(result)  # type: ignore[arg-type]
+
+
+def describe(error: AppZenError | RetriesExhausted) -> AppZenError:
+    """The AppZen error behind a result (the last attempt's, for an exhausted retry budget)."""
+    return error.last_error if isinstance(error, RetriesExhausted) else error
+
+
+def _unclear(error: AppZenError) -> bool:
+    """A failure AppZen may have acted on all the same: a 5xx or no answer at all."""
+    return isinstance(error, ServerError | TransportError)

@@ -1,0 +1,244 @@
+"""The adaptive rate limiter in front of AppZen: even pacing, FIFO fairness, AIMD on 429s.
+
+Pacing (virtual scheduling)
+    Every send gets a theoretical slot ``S``; consecutive slots are exactly ``1 / rate`` apart, so
+    the long-run rate never exceeds the current rate. A caller that finds the next slot in the
+    future sleeps until it. A caller that arrives after its slot (the event loop woke it late, or
+    every worker was busy) sends at once and the schedule keeps its slot, so a small lateness is
+    made up by the next sends: up to 5 ms (timer granularity; without it, rates of several
+    hundred per second lose a tenth or more to late wake-ups), or ``burst - 1`` intervals if
+    that is longer. More lateness restarts the schedule at now. That catch-up is the only burst
+    there is: after an idle spell the first send goes at once and the next one ``1 / rate``
+    later, an idle limiter never banks a burst.
+
+Fairness and waiting
+    Callers queue in arrival order. Only the head of the queue sleeps on the clock; the others wait
+    on their own future until the head has sent and hands over. One sleep per send (plus one per
+    rate change or pause that moves a slot later), no polling. A cancelled waiter leaves the queue
+    and hands over if it was the head. Rate changes and pauses apply to every send not yet made:
+    the head checks the schedule again when it wakes.
+
+Adaptation (AIMD)
+    :meth:`AdaptiveRateLimiter.on_throttled` (a 429) multiplies the rate by ``decrease`` (0.7), at
+    most once per ``cooldown`` seconds, because the requests already in flight when the quota ran
+    out come back as a burst of 429s that is one signal. A ``Retry-After`` pauses every send until
+    now + retry_after (capped at ``max_pause``); the schedule restarts after the pause without a
+    burst. :meth:`~AdaptiveRateLimiter.on_success` adds ``increase`` requests/s (default 5% of
+    ``max_rate``) for every second of successes, up to ``max_rate`` (the start rate unless given):
+    gaps without traffic count for at most one second, time inside a cooldown not at all. From 0.9x
+    the rate at which the last 429 came, the increase runs at a fifth of its speed, so the limiter
+    lingers just under the quota it found instead of hitting it again at once (fewer 429s and
+    Retry-After pauses); past 1.1x that rate it forgets it (the quota has grown).
+
+    Simulated against a server token bucket of ``capacity = quota`` (tests/load/test_ratelimit.py,
+    16 workers, 20-160 ms round trips): started at the quota, 100% of it with no 429; started at
+    twice the quota, ~100% of the quota with < 1% of requests answered 429 (~98% when every 429
+    carries ``Retry-After: 1``).
+
+Sharing a limit across processes
+    :class:`RateLimiter` is the whole surface the poster uses: ``acquire()`` is the only way in.
+    A variant backed by a Prefect global concurrency limit (``rate_limit(name, occupy=N,
+    strict=True)`` per block of N permits, paced locally) implements the same protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from typing import Protocol
+
+from pipeline.runtime.clock import Clock
+from pipeline.runtime.http import MAX_RETRY_AFTER
+
+_EARLY = 1e-6
+"""Seconds a clock may wake a sleeper early and still count as on time."""
+
+_CATCH_UP = 0.005
+"""Seconds of lateness always made up: about the event loop's timer granularity (epoll: 1 ms)."""
+
+_PROBE_FROM = 0.9
+_PROBE_SPEED = 0.2
+_FORGET_ABOVE = 1.1
+"""Near the rate of the last 429 (from 0.9x), additive increase runs at a fifth of its speed;
+past 1.1x that rate the memory is dropped."""
+
+MAX_PAUSE = MAX_RETRY_AFTER
+"""Longest Retry-After pause honoured (seconds): the one cap of :mod:`pipeline.runtime.http`."""
+
+
+class RateLimiter(Protocol):
+    """What the poster needs from a rate limiter."""
+
+    @property
+    def current_rate(self) -> float:
+        """Requests per second allowed right now (for progress display)."""
+        ...
+
+    async def acquire(self) -> None:
+        """Wait until the caller may send one request."""
+        ...
+
+    def on_success(self) -> None:
+        """A request was answered without throttling."""
+        ...
+
+    def on_throttled(self, retry_after: float | None) -> None:
+        """A request was answered 429; ``retry_after`` seconds if the server said so."""
+        ...
+
+
+class AdaptiveRateLimiter:
+    """Paces sends at ``current_rate`` requests/s and adapts the rate to 429 answers (AIMD)."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Clock,
+        min_rate: float = 0.5,
+        max_rate: float | None = None,
+        burst: float | None = None,
+        decrease: float = 0.7,
+        increase: float | None = None,
+        cooldown: float = 1.0,
+        max_pause: float = MAX_PAUSE,
+    ) -> None:
+        """``rate`` is the start rate (requests/s); ``increase`` defaults to 5% of ``max_rate``
+        per second of success; ``burst`` (≥ 1, default 1) bounds catch-up after late sends;
+        ``min_rate`` is lowered to ``rate`` when the start rate is below it."""
+        self._max_rate = float(rate if max_rate is None else max_rate)
+        min_rate = min(min_rate, rate)
+        _check(
+            rate,
+            min_rate=min_rate,
+            max_rate=self._max_rate,
+            decrease=decrease,
+            cooldown=cooldown,
+            pause=max_pause,
+        )
+        self._burst = 1.0 if burst is None else float(burst)
+        self._increase = 0.05 * self._max_rate if increase is None else float(increase)
+        if self._burst < 1 or self._increase < 0:
+            raise ValueError(
+                f"AdaptiveRateLimiter: burst={burst} must be ≥ 1 and increase={increase} ≥ 0"
+            )
+        self._rate = min(max(float(rate), min_rate), self._max_rate)
+        self._min_rate = float(min_rate)
+        self._decrease = float(decrease)
+        self._cooldown = float(cooldown)
+        self._max_pause = float(max_pause)
+        self._clock = clock
+        self._last_slot = -math.inf
+        self._paused_until = -math.inf
+        self._last_decrease = -math.inf
+        self._last_increase = -math.inf
+        self._throttled_at = math.inf
+        self._queue: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def current_rate(self) -> float:
+        """Requests per second allowed right now."""
+        return self._rate
+
+    @property
+    def max_rate(self) -> float:
+        """The ceiling additive increase climbs back to."""
+        return self._max_rate
+
+    @property
+    def paused_until(self) -> float | None:
+        """Clock time before which nothing is sent (a Retry-After), or None when not paused."""
+        return self._paused_until if self._paused_until > self._clock.monotonic() else None
+
+    @property
+    def waiting(self) -> int:
+        """Callers queued in :meth:`acquire`."""
+        return len(self._queue)
+
+    async def acquire(self) -> None:
+        """Wait, in arrival order, until the caller may send one request."""
+        if not self._queue and self._take_if_due():
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        try:
+            if self._queue[0] is not turn:
+                await turn
+            while not self._take_if_due():
+                now = self._clock.monotonic()
+                await self._clock.sleep(self._next_slot(now) - now)
+        finally:
+            self._leave(turn)
+
+    def on_success(self) -> None:
+        """Additive increase: ``increase`` requests/s per second of success, up to ``max_rate``
+        (a fifth of that near the rate the last 429 came at)."""
+        now = self._clock.monotonic()
+        since = max(self._last_increase, self._last_decrease + self._cooldown)
+        self._last_increase = now
+        if now <= since:
+            return
+        if self._rate > _FORGET_ABOVE * self._throttled_at:
+            self._throttled_at = math.inf  # well past the old limit: the quota has grown
+        near = self._rate >= _PROBE_FROM * self._throttled_at
+        step = self._increase * (_PROBE_SPEED if near else 1.0) * min(now - since, 1.0)
+        self._rate = min(self._max_rate, self._rate + step)
+
+    def on_throttled(self, retry_after: float | None = None) -> None:
+        """Multiplicative decrease (once per cooldown) and a pause for ``retry_after`` seconds."""
+        now = self._clock.monotonic()
+        if retry_after is not None and retry_after > 0:
+            pause_end = now + min(retry_after, self._max_pause)
+            self._paused_until = max(self._paused_until, pause_end)
+        self._last_increase = now
+        if now - self._last_decrease >= self._cooldown:
+            self._throttled_at = self._rate
+            self._rate = max(self._min_rate, self._rate * self._decrease)
+            self._last_decrease = now
+
+    def _next_slot(self, now: float) -> float:
+        """The theoretical slot of the next send: on schedule, or now when too late to catch up."""
+        slot = max(self._last_slot + 1.0 / self._rate, self._paused_until)
+        if now - slot > max((self._burst - 1.0) / self._rate, _CATCH_UP):
+            return max(now, self._paused_until)
+        return slot
+
+    def _take_if_due(self) -> bool:
+        """Claim the next slot if it is due; the caller then sends at once."""
+        now = self._clock.monotonic()
+        slot = self._next_slot(now)
+        if slot - now > _EARLY:
+            return False
+        self._last_slot = slot
+        return True
+
+    def _leave(self, turn: asyncio.Future[None]) -> None:
+        """Leave the queue; when the head leaves (sent or cancelled), wake the next one."""
+        was_head = bool(self._queue) and self._queue[0] is turn
+        self._queue.remove(turn)
+        if was_head and self._queue and not self._queue[0].done():
+            self._queue[0].set_result(None)
+
+
+def _check(
+    rate: float,
+    *,
+    min_rate: float,
+    max_rate: float,
+    decrease: float,
+    cooldown: float,
+    pause: float,
+) -> None:
+    """Reject settings the limiter cannot work with; the message names the argument."""
+    problems = []
+    if not (math.isfinite(rate) and rate > 0):
+        problems.append(f"rate={rate} must be a finite number > 0 (requests per second)")
+    if not (0 < min_rate <= max_rate and math.isfinite(max_rate)):
+        problems.append(f"need 0 < min_rate ({min_rate}) ≤ max_rate ({max_rate}) < inf")
+    if not 0 < decrease < 1:
+        problems.append(f"decrease={decrease} must be between 0 and 1 (e.g. 0.7)")
+    if cooldown < 0 or pause < 0:
+        problems.append(f"cooldown={cooldown} and max_pause={pause} must be ≥ 0 seconds")
+    if problems:
+        raise ValueError("AdaptiveRateLimiter: " + "; ".join(problems))

@@ -1,0 +1,1 @@
+"""Status-sync: tell AppZen what the ERP did with each invoice (posted, paid, or its error)."""

@@ -1,0 +1,279 @@
+"""Status push-back: tell AppZen the ERP-side state of every invoice whose ERP status changed.
+
+For each staged invoice with a uuid whose (ERP status, ERP error) differs from what was last
+pushed, ``POST /invoice/{uuid}/status-sync``: state ``CREATED`` with ``invoice_id`` and
+``invoice_status``, or ``ERROR`` with ``error_data`` when the ERP reported that it could not take
+the invoice. Pushes go through the same :class:`~pipeline.runtime.dispatch.Dispatcher` as posting
+(rate limit, concurrency, retries). What was pushed is recorded per batch, so an unchanged status
+is never pushed twice; a 404 marks the invoice for re-creation on the next sync.
+
+A status reaches AppZen twice only when its first push's answer was lost, and each such push is
+counted (upper bounds: the lost request may never have arrived): ``repushed_after_lost_answer``
+when a 5xx, timeout or dropped connection was retried within the run, ``repushed_after_crash``
+when the push a killed run sent out (staging's ``push_in_doubt``) is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from pipeline.appzen.client import AppZenClient, Reply, client_session
+from pipeline.appzen.errors import FatalError, UnknownInvoice
+from pipeline.appzen.models import StatusSyncRequest
+from pipeline.failures import RowFailure
+from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
+from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
+from pipeline.runtime.retry import RetriesExhausted
+from pipeline.settings import Settings
+from pipeline.staging import StagingError, StagingStore
+from pipeline.staging.records import PushRecord, RunStatus, StatusCandidate
+from pipeline.summary import RunSummary
+
+PAGE = 500
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class StatusSyncResult:
+    """Counts (pushed, pushed_error, would_push, recreate, failed_status_sync, skipped_no_status,
+    requests, retries, repushed_after_crash, repushed_after_lost_answer) and the failed rows."""
+
+    counts: Counter[str]
+    failures: list[RowFailure]
+    fatal: FatalError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """One status-sync call to make: the staged invoice and the body to send."""
+
+    candidate: StatusCandidate
+    body: StatusSyncRequest
+
+
+def status_body(candidate: StatusCandidate, now: datetime) -> StatusSyncRequest | None:
+    """The status-sync body for a candidate; ``None`` when the ERP has no status to report.
+
+    Raises :class:`~pydantic.ValidationError` (paths such as ``error_data.message``) when the
+    staged ERP error does not make a valid body."""
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    error = candidate.erp_error or {}
+    if error.get("message"):
+        body = {
+            "appzen_invoice_state": "ERROR",
+            "invoice_id": candidate.invoice_id,
+            "invoice_status": candidate.erp_status,
+            "timestamp": stamp,
+            "error_data": error,
+        }
+        return StatusSyncRequest.model_validate({k: v for k, v in body.items() if v is not None})
+    if not candidate.erp_status:
+        return None
+    return StatusSyncRequest(
+        appzen_invoice_state="CREATED",
+        invoice_id=candidate.invoice_id,
+        invoice_status=candidate.erp_status,
+        timestamp=stamp,
+    )
+
+
+async def push_statuses(
+    store: StagingStore,
+    client: AppZenClient,
+    dispatcher: Dispatcher,
+    mapping: str,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    page: int = PAGE,
+    dry_run: bool = False,
+) -> StatusSyncResult:
+    """Push every pending status change of ``mapping``, a page at a time."""
+    result = StatusSyncResult(Counter(), [])
+    after: str | None = None
+    while result.fatal is None:
+        candidates = await asyncio.to_thread(store.status_candidates, mapping, page, after)
+        if not candidates:
+            break
+        after = candidates[-1].invoice_id
+        moment = now()
+        todo, idle = _plan(candidates, moment, result)
+        if dry_run:
+            result.counts["would_push"] += len(todo)
+            continue
+        # Nothing to report for these: remember their ERP state as handled, so they stop coming.
+        await asyncio.to_thread(store.record_pushes, mapping, [_handled(c) for c in idle], moment)
+        # Written before the requests go out: a crash before _record leaves them in doubt.
+        out = [_handled(push.candidate) for push in todo]
+        await asyncio.to_thread(store.mark_pushes_in_doubt, mapping, out)
+        report = await dispatcher.run(todo, lambda p: client.status_sync(p.candidate.uuid, p.body))
+        result.counts["retries"] += report.retries
+        await asyncio.to_thread(_record, store, mapping, report.results, moment, result)
+        result.fatal = report.fatal
+    return result
+
+
+def _plan(
+    candidates: list[StatusCandidate], moment: datetime, result: StatusSyncResult
+) -> tuple[list[Push], list[StatusCandidate]]:
+    """The pushes to make and the candidates with nothing to report; a body that cannot be
+    built (the ERP error columns hold something that is not text) is a failed row."""
+    todo: list[Push] = []
+    idle: list[StatusCandidate] = []
+    for candidate in candidates:
+        try:
+            body = status_body(candidate, moment)
+        except ValidationError as error:
+            result.counts["failed_status_sync"] += 1
+            result.failures.append(_invalid_body(candidate, error))
+            continue
+        if body is None:
+            idle.append(candidate)
+        else:
+            todo.append(Push(candidate, body))
+    if idle:
+        result.counts["skipped_no_status"] += len(idle)
+    return todo, idle
+
+
+def _handled(candidate: StatusCandidate) -> PushRecord:
+    return PushRecord(candidate.invoice_id, candidate.erp_status, candidate.erp_error)
+
+
+def _invalid_body(candidate: StatusCandidate, error: ValidationError) -> RowFailure:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['msg']}"
+        for item in error.errors(include_url=False, include_input=False)
+    )
+    return RowFailure(
+        source_key=candidate.invoice_id,
+        source_location=f"uuid {candidate.uuid}",
+        stage="status_sync",
+        rule="status_sync_body",
+        message=f"cannot build the status-sync body: {problems}",
+        hint="the ERP error columns (message, status, exception) must be text; fix the mapping's "
+        "status.error columns, then sync and status-sync again",
+    )
+
+
+def _record(
+    store: StagingStore,
+    mapping: str,
+    results: list[CallResult[Push, Reply]],
+    moment: datetime,
+    result: StatusSyncResult,
+) -> None:
+    pushed: list[PushRecord] = []
+    refused: list[str] = []
+    for call in results:
+        candidate = call.item.candidate
+        result.counts["requests"] += call.attempts
+        if call.error is None:
+            pushed.append(
+                PushRecord(candidate.invoice_id, candidate.erp_status, candidate.erp_error)
+            )
+            error = bool((candidate.erp_error or {}).get("message"))
+            result.counts["pushed_error" if error else "pushed"] += 1
+            _count(result.counts, "repushed_after_crash", candidate.pushed_in_doubt)
+            _count(result.counts, "repushed_after_lost_answer", call.in_doubt)
+            continue
+        # The first unclear attempt stays in doubt (the next push counts it); any more are extra.
+        _count(result.counts, "repushed_after_lost_answer", call.in_doubt - 1)
+        if not (call.in_doubt or candidate.pushed_in_doubt):
+            refused.append(candidate.invoice_id)  # AppZen surely did not take this one
+        if isinstance(call.error, UnknownInvoice):
+            store.mark_recreate(mapping, candidate.invoice_id, "status-sync: AppZen answered 404")
+            result.counts["recreate"] += 1
+        else:
+            result.counts["failed_status_sync"] += 1
+        result.failures.append(_failure(call))
+    store.record_pushes(mapping, pushed, moment)
+    store.clear_pushes_in_doubt(mapping, refused)
+
+
+def _count(counts: Counter[str], key: str, n: int) -> None:
+    """Add ``n`` to a count that only appears when something happened."""
+    if n > 0:
+        counts[key] += n
+
+
+def _failure(call: CallResult[Push, Reply]) -> RowFailure:
+    assert call.error is not None
+    error = describe(call.error)
+    unknown = isinstance(call.error, UnknownInvoice)
+    exhausted = isinstance(call.error, RetriesExhausted)
+    hint = (
+        "AppZen does not know this uuid: the next sync re-creates the invoice"
+        if unknown
+        else "retried on the next status-sync"
+        if exhausted
+        else "AppZen refused the status body; check the ERP status columns"
+    )
+    return RowFailure(
+        source_key=call.item.candidate.invoice_id,
+        source_location=f"uuid {call.item.candidate.uuid}",
+        stage="retries_exhausted" if exhausted else "status_sync",
+        rule="appzen_404_unknown_uuid" if unknown else f"status_sync_{error.status or 'error'}",
+        message=str(call.error) if exhausted else error.message,
+        hint=hint,
+        http_status=error.status,
+        error_code=error.error_code,
+        correlation_id=error.correlation_id,
+        attempts=call.attempts,
+    )
+
+
+async def run_status_sync(
+    settings: Settings,
+    store: StagingStore,
+    mapping: str,
+    *,
+    dry_run: bool = False,
+    client: AppZenClient | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    dispatcher: Dispatcher | None = None,
+) -> RunSummary:
+    """Push every pending status change of ``mapping`` as one recorded run (flow status_sync).
+
+    ``dispatcher`` shares a rate limiter and retry policy with other work (the sync before it);
+    by default one is built from ``settings``, exactly as posting builds its own."""
+    summary = RunSummary(None, mapping, "status_sync", False, dry_run)
+    started = time.monotonic()
+    if not dry_run:
+        summary.run_id = store.start_run("status_sync", mapping, {}, historical=False)
+    status: RunStatus = "interrupted"
+    try:
+        async with client_session(settings, client) as session:
+            calls = dispatcher or Dispatcher.from_settings(settings, clock)
+            result = await push_statuses(store, session, calls, mapping, dry_run=dry_run)
+        summary.counts.update(result.counts)
+        summary.failures = result.failures
+        summary.fatal = str(result.fatal) if result.fatal else None
+        status = "failed" if result.fatal else "succeeded"
+    finally:
+        summary.duration_s = summary.posting_s = time.monotonic() - started
+        summary.status = status
+        if summary.run_id is not None:
+            _close_run(store, summary, mapping, status)
+    return summary
+
+
+def _close_run(store: StagingStore, summary: RunSummary, mapping: str, status: RunStatus) -> None:
+    """Record the run's failures and close it. An interrupted run is closing on an error that is
+    already propagating (a staging error, Ctrl-C): that one is reported, not this one's."""
+    assert summary.run_id is not None
+    try:
+        if summary.failures:
+            store.record_failures(summary.run_id, mapping, summary.failures)
+        store.finish_run(summary.run_id, status=status, counts=dict(summary.counts))
+    except StagingError as error:
+        if status != "interrupted":
+            raise
+        log.warning("run %s stays 'running' in staging: %s", summary.run_id, error)
