@@ -8,6 +8,7 @@ serialize, hash and plan every batch against staging, send nothing. Prints one J
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -24,8 +25,9 @@ def peak_rss_kib() -> int:
 
 def main(mapping: str, staging_url: str, erp_url: str | None) -> None:
     """Run the dry-run backfill and print what it did and its peak RSS."""
-    from pipeline.jobs import open_store, run_sync  # noqa: PLC0415
-    from pipeline.load.sync import SyncOptions  # noqa: PLC0415 - measured after imports
+    from pipeline.jobs import sync as sync_job  # noqa: PLC0415 - measured after imports
+    from pipeline.jobs.store import open_store  # noqa: PLC0415
+    from pipeline.load.sync import SyncOptions  # noqa: PLC0415
     from pipeline.settings import load_settings  # noqa: PLC0415
 
     settings = load_settings(
@@ -39,7 +41,7 @@ def main(mapping: str, staging_url: str, erp_url: str | None) -> None:
     )
     started = time.perf_counter()
     try:
-        summary = run_sync(options, settings, store)
+        summary = asyncio.run(sync_job.run(settings, store, options))
     finally:
         store.close()
     print(

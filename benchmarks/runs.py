@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.jobs import open_store, run_status, run_sync
-from pipeline.load.sync import Flow, SyncOptions
+from pipeline.jobs.store import open_store
+from pipeline.load.sync import Flow, SyncJob, SyncOptions
+from pipeline.mapping.loader import load_mapping
 from pipeline.settings import Settings, load_settings
 from pipeline.staging import StagingStore
+from pipeline.status.push import run_status_sync
 from pipeline.summary import RunSummary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +63,7 @@ def sync(
     """One full (not incremental) run of ``mapping``, timed."""
     options = SyncOptions(mapping, flow=flow, historical=flow == "backfill", incremental=False)
     started = time.perf_counter()
-    summary = run_sync(options, settings, store)
+    summary = asyncio.run(SyncJob(options, settings, store=store).run())  # no report files
     seconds = time.perf_counter() - started
     if summary.fatal:
         raise RuntimeError(f"benchmark run stopped: {summary.fatal}")
@@ -70,7 +73,8 @@ def sync(
 def status_sync(settings: Settings, store: StagingStore, mapping: Path = SAMPLE_MAPPING) -> Timed:
     """One status-sync run, timed."""
     started = time.perf_counter()
-    summary = run_status(mapping, settings, store)
+    name = load_mapping(mapping).name
+    summary = asyncio.run(run_status_sync(settings, store, name))  # no report files
     return Timed(summary, time.perf_counter() - started)
 
 

@@ -11,7 +11,7 @@ Spread partitions share the AppZen quota through the Prefect global concurrency 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,36 +22,24 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import arun_deployment
 from prefect.utilities.annotations import quote
 
-from flows.common import artifact_key, flow_settings, open_store, publish
+from flows.common import artifact_key, flow_settings, log_summary, publish
 from flows.limits import DEFAULT_LIMIT, GlobalRateLimiter, check_limit, partition_rate
-from flows.tasks import run_job
+from flows.tasks import batch_task
 from pipeline.errors import RunStopped
-from pipeline.load.partition import partition_range
-from pipeline.load.sync import SyncOptions
+from pipeline.jobs import backfill as backfill_job
+from pipeline.jobs.backfill import BackfillPartition, BackfillPlan, ParentRun
+from pipeline.jobs.store import open_store
 from pipeline.mapping.loader import load_mapping
 from pipeline.report.summary import md
 from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
-from pipeline.staging.records import RunRecord
 from pipeline.summary import RunSummary
 
-Ranges = list[tuple[str | None, str | None]]
 POLL_SECONDS = 2.0
 """How often a spread backfill asks the server whether its partitions have finished."""
-
-
-def _options(mapping: str, since: str | None, until: str | None, index: int) -> SyncOptions:
-    return SyncOptions(
-        Path(mapping),
-        flow="backfill",
-        historical=True,
-        incremental=False,
-        since=since,
-        until=until,
-        label=f"backfill-{index}",
-    )
+Rows = list[dict[str, object]]
 
 
 @flow(name="backfill-partition")
@@ -63,21 +51,22 @@ async def backfill_partition(
     rate: float | None = None,
     global_limit: str | None = DEFAULT_LIMIT,
     credentials_block: str | None = None,
+    parent_run_id: int | None = None,
 ) -> dict[str, object]:
     """One partition of a backfill, run by whichever worker picks it up: ``since < updated_at <=
     until`` at ``rate`` requests/s (default APPZEN_RATE_LIMIT), every request holding a permit
-    of the global limit ``global_limit`` (the quota all workers share) unless that is None."""
+    of the global limit ``global_limit`` (the quota all workers share) unless that is None.
+    ``parent_run_id``: the staging run of the backfill that started it."""
     settings = await flow_settings(credentials_block)
     pace = rate or settings.appzen_rate_limit
     limiter: RateLimiter = AdaptiveRateLimiter(pace, clock=SYSTEM_CLOCK)
     if global_limit:
         await check_limit(global_limit)
         limiter = GlobalRateLimiter(global_limit, pace, clock=SYSTEM_CLOCK)
+    part = BackfillPartition(Path(mapping), index, since, until, parent_run_id)
     store = open_store(settings)
     try:
-        summary = await run_job(
-            _options(mapping, since, until, index), settings, store, limiter=limiter
-        )
+        summary = await _run_partition(settings, store, part, limiter)
         title = f"Backfill partition {index} of {summary.mapping} ({since} to {until})"
         await publish(title, None, [summary], store)
     finally:
@@ -88,17 +77,22 @@ async def backfill_partition(
 
 
 @task(name="backfill-partition", cache_policy=NO_CACHE)
-async def partition_task(
-    mapping: str, since: str | None, until: str | None, index: int, settings: Any, limiter: Any
-) -> RunSummary:
+async def partition_task(part: Any, settings: Any, limiter: Any) -> RunSummary:
     """One partition in this process, sharing the parent's rate limiter with its siblings."""
     store = open_store(settings)
     try:
-        return await run_job(
-            _options(mapping, since, until, index), settings, store, limiter=limiter
-        )
+        return await _run_partition(settings, store, part, limiter)
     finally:
         store.close()
+
+
+async def _run_partition(
+    settings: Settings, store: StagingStore, part: BackfillPartition, limiter: RateLimiter
+) -> RunSummary:
+    summary = await backfill_job.run_partition(
+        settings, store, part, limiter=limiter, per_batch=batch_task
+    )
+    return log_summary(summary)
 
 
 @flow(name="backfill")
@@ -115,28 +109,23 @@ async def backfill(
 ) -> list[dict[str, object]]:
     """Backfill ``[start, end]`` (whole days; open ends allowed) in ``partitions`` date ranges.
     With ``spread``, each range is a run of ``deployment`` (any worker of the pool); ``parallel``
-    says how many of them the pool runs at once (default: all), to split the quota."""
+    says how many of them the pool runs at once (default: all), to split the quota. The backfill
+    is a staging run of its own that every partition's run names (``parent_run_id``)."""
     settings = await flow_settings(credentials_block)
-    name = load_mapping(Path(mapping)).name
-    ranges = partition_range(start, end, partitions)
+    plan = BackfillPlan(Path(mapping), start, end, partitions)
+    name = load_mapping(plan.mapping).name
     store = open_store(settings)
     try:
-        if spread:
-            rows, summaries = await _spread(
-                settings,
-                store,
-                deployment,
-                mapping,
-                ranges,
-                parallel,
-                global_limit,
-                credentials_block,
-            )
-        else:
-            rows, summaries = await _local(settings, mapping, ranges)
+        with backfill_job.parent_run(store, plan) as parent:
+            parts = plan.partitions_of(parent.id)
+            if spread:
+                spec = _Spread(deployment, parallel, global_limit, credentials_block)
+                rows = await _spread(settings, store, parts, spec, parent)
+            else:
+                rows = await _local(settings, parts, parent)
         notes = _partition_table(rows)
         title = f"Backfill of {name} ({start or 'the beginning'} to {end or 'now'})"
-        await publish(title, artifact_key("backfill", name), summaries, store, notes)
+        await publish(title, artifact_key("backfill", name), parent.summaries, store, notes)
     finally:
         store.close()
     stopped = [
@@ -147,130 +136,87 @@ async def backfill(
     return rows
 
 
-async def _local(
-    settings: Settings, mapping: str, ranges: Ranges
-) -> tuple[list[dict[str, object]], list[RunSummary]]:
+async def _local(settings: Settings, parts: list[BackfillPartition], parent: ParentRun) -> Rows:
     """Every partition as a task of this flow run, all sharing one rate limiter."""
     limiter = AdaptiveRateLimiter(settings.appzen_rate_limit, clock=SYSTEM_CLOCK)
     run_partition: Any = partition_task  # an async task: awaitable, whatever the stubs say
     states: list[State[RunSummary]] = await asyncio.gather(
         *(
-            run_partition(
-                mapping, since, until, i, quote(settings), quote(limiter), return_state=True
-            )
-            for i, (since, until) in enumerate(ranges, start=1)
+            run_partition(quote(part), quote(settings), quote(limiter), return_state=True)
+            for part in parts
         )
     )
-    rows: list[dict[str, object]] = []
-    summaries: list[RunSummary] = []
-    for i, ((since, until), state) in enumerate(zip(ranges, states, strict=True), start=1):
+    rows: Rows = []
+    for part, state in zip(parts, states, strict=True):
         outcome = await state.aresult(raise_on_failure=False)
         summary = outcome if isinstance(outcome, RunSummary) else None
         if summary is not None:
-            summaries.append(summary)
+            parent.add(summary)
         label = "Stopped" if summary is not None and summary.fatal else state.name
-        rows.append(_row(i, since, until, label or "Unknown", None, summary))
-    return rows, summaries
+        rows.append(_row(part, label or "Unknown", None, summary))
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class _Spread:
+    """Where a spread backfill's partitions run and how they share the quota."""
+
+    deployment: str
+    parallel: int | None
+    global_limit: str | None
+    credentials_block: str | None
 
 
 async def _spread(
     settings: Settings,
     store: StagingStore,
-    deployment: str,
-    mapping: str,
-    ranges: Ranges,
-    parallel: int | None,
-    global_limit: str | None,
-    credentials_block: str | None,
-) -> tuple[list[dict[str, object]], list[RunSummary]]:
-    """Every partition as a run of ``deployment`` (any worker of its pool); their staging runs
-    are read back for the summary."""
-    if global_limit:
-        await check_limit(global_limit)
-    rate = partition_rate(settings.appzen_rate_limit, len(ranges), parallel)
-    before = _last_run_id(store)
+    parts: list[BackfillPartition],
+    spread: _Spread,
+    parent: ParentRun,
+) -> Rows:
+    """Every partition as a run of the deployment (any worker of its pool); their staging runs
+    are found by the parent's id and read back for the summary."""
+    if spread.global_limit:
+        await check_limit(spread.global_limit)
+    rate = partition_rate(settings.appzen_rate_limit, len(parts), spread.parallel)
     runs: list[FlowRun] = await asyncio.gather(
         *(
             arun_deployment(
-                deployment,
+                spread.deployment,
                 parameters={
-                    "mapping": mapping,
-                    "since": since,
-                    "until": until,
-                    "index": i,
+                    "mapping": str(part.mapping),
+                    "since": part.since,
+                    "until": part.until,
+                    "index": part.index,
                     "rate": rate,
-                    "global_limit": global_limit,
-                    "credentials_block": credentials_block,
+                    "global_limit": spread.global_limit,
+                    "credentials_block": spread.credentials_block,
+                    "parent_run_id": part.parent_run_id,
                 },
                 timeout=None,
                 poll_interval=POLL_SECONDS,
             )
-            for i, (since, until) in enumerate(ranges, start=1)
+            for part in parts
         )
     )
-    records = _partition_runs(store, before, load_mapping(Path(mapping)).name, len(ranges))
-    rows: list[dict[str, object]] = []
-    summaries: list[RunSummary] = []
-    for i, ((since, until), run) in enumerate(zip(ranges, runs, strict=True), start=1):
-        record = records.get((since, until))
-        summary = _from_record(record) if record is not None else None
+    assert parent.id is not None  # a flow's backfill is never a dry run
+    summaries = backfill_job.summaries_of(store, parent.id, parts)
+    rows: Rows = []
+    for part, run, summary in zip(parts, runs, summaries, strict=True):
         if summary is not None:
-            summaries.append(summary)
+            parent.add(summary)
         state = (run.state.name if run.state is not None else None) or "Unknown"
-        rows.append(_row(i, since, until, state, run.name, summary))
-    return rows, summaries
-
-
-def _last_run_id(store: StagingStore) -> int:
-    latest = store.list_runs(1)
-    return latest[0].id if latest else 0
-
-
-def _partition_runs(
-    store: StagingStore, after: int, mapping: str, partitions: int
-) -> dict[tuple[str | None, str | None], RunRecord]:
-    """The newest backfill run of ``mapping`` per ``(since, until)``, started after run
-    ``after`` (the partitions of this backfill)."""
-    found: dict[tuple[str | None, str | None], RunRecord] = {}
-    for record in store.list_runs(10 * partitions + 100):
-        if record.id <= after or record.flow != "backfill" or record.mapping != mapping:
-            continue
-        bounds = (_text(record.parameters.get("since")), _text(record.parameters.get("until")))
-        found.setdefault(bounds, record)
-    return found
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _from_record(record: RunRecord) -> RunSummary:
-    """A summary rebuilt from a staging run record (counts, status, duration)."""
-    finished = record.finished_at
-    return RunSummary(
-        record.id,
-        record.mapping,
-        record.flow,
-        record.historical,
-        False,
-        status=record.status,
-        counts=Counter(record.counts),
-        duration_s=(finished - record.started_at).total_seconds() if finished else 0.0,
-    )
+        rows.append(_row(part, state, run.name, summary))
+    return rows
 
 
 def _row(
-    index: int,
-    since: str | None,
-    until: str | None,
-    state: str,
-    flow_run: str | None,
-    summary: RunSummary | None,
+    part: BackfillPartition, state: str, flow_run: str | None, summary: RunSummary | None
 ) -> dict[str, object]:
     return {
-        "index": index,
-        "since": since,
-        "until": until,
+        "index": part.index,
+        "since": part.since,
+        "until": part.until,
         "state": state,
         "flow_run": flow_run,
         "run_id": summary.run_id if summary is not None else None,
@@ -280,7 +226,7 @@ def _row(
     }
 
 
-def _partition_table(rows: list[dict[str, object]]) -> list[str]:
+def _partition_table(rows: Rows) -> list[str]:
     lines = [
         "## Partitions",
         "",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,8 +17,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
 from pipeline.redact import SecretFilter, register_settings, scrub
-from pipeline.report import report_rows
-from pipeline.report.summary import md
+from pipeline.report import report_rows, summary_markdown
 from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.staging import StagingStore
 from pipeline.staging.errors import StagingError
@@ -66,11 +64,6 @@ async def flow_settings(credentials_block: str | None) -> Settings:
     return settings
 
 
-def open_store(settings: Settings) -> StagingStore:
-    """The staging store named by the settings (migrated to the latest version)."""
-    return StagingStore.open(settings.staging_database_url.get_secret_value())
-
-
 async def only_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Retry a batch task only for a transient cause (the staging database was locked or the
     connection dropped), never for configuration errors or bad data."""
@@ -78,63 +71,19 @@ async def only_transient(task: Task[..., Any], task_run: TaskRun, state: State[A
     return isinstance(error, StagingError) and bool(_TRANSIENT.search(str(error)))
 
 
-def log_summary(summary: RunSummary) -> None:
-    """One line per run in the flow's log (counts only, never a secret)."""
+def log_summary(summary: RunSummary) -> RunSummary:
+    """One line per run in the flow's log (counts only, never a secret); ``summary``."""
     logger = get_run_logger()
     counts = ", ".join(f"{k}={v}" for k, v in sorted(summary.counts.items()) if v)
     logger.info(scrub(f"{summary.flow} run {summary.run_id}: {summary.status}; {counts}"))
     if summary.fatal:
         logger.error(scrub(f"stopped: {summary.fatal}"))
+    return summary
 
 
 def artifact_key(kind: str, mapping: str) -> str:
     """``nightly-sample-erp``: an artifact key (lowercase letters, digits and dashes)."""
     return f"{kind}-{_slug(mapping)}"
-
-
-def summary_markdown(title: str, summaries: Sequence[RunSummary], notes: Sequence[str]) -> str:
-    """Counts by outcome, rate, duration and report files of each run, then ``notes``."""
-    lines = [f"# {md(title)}", ""]
-    if len(summaries) > 1 and len({s.flow for s in summaries}) == 1:
-        lines += _total_section(summaries)
-    for summary in summaries:
-        lines += _run_section(summary)
-    lines += list(notes)
-    return scrub("\n".join(lines) + "\n")
-
-
-def _total_section(summaries: Sequence[RunSummary]) -> list[str]:
-    total: Counter[str] = Counter()
-    for summary in summaries:
-        total.update(summary.counts)
-    return [
-        f"## Total of {len(summaries)} runs",
-        "",
-        "| outcome | count |",
-        "|---|---:|",
-        *(f"| {md(k)} | {v} |" for k, v in sorted(total.items()) if v),
-        "",
-    ]
-
-
-def _run_section(summary: RunSummary) -> list[str]:
-    heading = f"{summary.flow} · run {summary.run_id} · {summary.mapping} · {summary.status}"
-    lines = [
-        f"## {md(heading)}" + (" · historical" if summary.historical else ""),
-        "",
-        "| outcome | count |",
-        "|---|---:|",
-        *(f"| {md(k)} | {v} |" for k, v in sorted(summary.counts.items()) if v),
-    ]
-    if summary.rate:
-        lines.append(f"| rate (requests/s) | {summary.rate:.1f} |")
-    lines += [f"| duration (s) | {summary.duration_s:.1f} |", ""]
-    if summary.fatal:
-        lines += [f"**Stopped:** {md(summary.fatal)}", ""]
-    if summary.reports:
-        csv, html = summary.reports.get("csv", ""), summary.reports.get("html", "")
-        lines += [f"Failed-row report: {md(html)} (HTML), {md(csv)} (CSV)", ""]
-    return lines
 
 
 async def publish(

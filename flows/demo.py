@@ -47,10 +47,10 @@ def _seed_erp(console: Console) -> None:
 
 
 def _answers(console: Console, mapping: str) -> None:
+    from pipeline.jobs.store import open_store  # noqa: PLC0415
     from pipeline.settings import load_settings  # noqa: PLC0415
-    from pipeline.staging import StagingStore  # noqa: PLC0415
 
-    store = StagingStore.open(load_settings().staging_database_url.get_secret_value())
+    store = open_store(load_settings())
     table = Table(title="what AppZen answered (a sample)")
     for column in ("invoice_id", "AppZen uuid", "status", "HTTP", "x-correlation-id"):
         table.add_column(column)

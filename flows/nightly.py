@@ -8,9 +8,11 @@ from pathlib import Path
 from prefect import flow
 from prefect.utilities.annotations import quote
 
-from flows.common import artifact_key, flow_settings, open_store, publish
-from flows.tasks import run_job, status_sync_task
+from flows.common import artifact_key, flow_settings, log_summary, publish
+from flows.tasks import batch_task, status_sync_task
 from pipeline.errors import RunStopped
+from pipeline.jobs import sync as sync_job
+from pipeline.jobs.store import open_store
 from pipeline.load.sync import SyncOptions
 from pipeline.summary import RunSummary
 
@@ -25,10 +27,11 @@ async def nightly_sync(
     settings = await flow_settings(credentials_block)
     store = open_store(settings)
     try:
-        summary = await run_job(SyncOptions(Path(mapping), flow="sync"), settings, store)
-        summaries: list[RunSummary] = [summary]
+        options = SyncOptions(Path(mapping), flow="sync")
+        summary = await sync_job.run(settings, store, options, per_batch=batch_task)
+        summaries: list[RunSummary] = [log_summary(summary)]
         if status_sync and not summary.fatal:
-            summaries.append(await status_sync_task(summary.mapping, quote(settings)))
+            summaries.append(await status_sync_task(mapping, quote(settings)))
         key = artifact_key("nightly", summary.mapping)
         await publish(f"Nightly sync of {summary.mapping}", key, summaries, store)
     finally:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.common import artifact_key, flow_settings, open_store, publish
-from flows.tasks import run_job
+from flows.common import artifact_key, flow_settings, log_summary, publish
+from flows.tasks import batch_task
 from pipeline.errors import RunStopped
-from pipeline.load.sync import SyncOptions
-from pipeline.mapping.loader import load_mapping
+from pipeline.jobs import retry as retry_job
+from pipeline.jobs.store import open_store
 
 
 @flow(name="retry-failed")
@@ -22,20 +22,15 @@ async def retry_failed(
     """Resend the invoices that failed (in run ``run_id``, or any still failed), re-mapped from
     the source so that fixed data is what goes out."""
     settings = await flow_settings(credentials_block)
-    name = load_mapping(Path(mapping)).name
     store = open_store(settings)
     try:
-        keys = frozenset(store.failed_invoice_ids(name, run_id))
-        if not keys:
-            get_run_logger().info(f"{name}: no failed invoices to retry")
-            return {"mapping": name, "status": "nothing to retry", "counts": {}}
-        options = SyncOptions(
-            Path(mapping), flow="retry_failed", retry_failed=True, incremental=False, only_keys=keys
-        )
-        summary = await run_job(options, settings, store)
-        await publish(
-            f"Retry of failed {name} invoices", artifact_key("retry-failed", name), [summary], store
-        )
+        scope = retry_job.scope(store, Path(mapping), run_id)
+        if not scope.keys:
+            get_run_logger().info(f"{scope.name}: no failed invoices to retry")
+            return {"mapping": scope.name, "status": "nothing to retry", "counts": {}}
+        summary = log_summary(await retry_job.run(settings, store, scope, per_batch=batch_task))
+        title = f"Retry of failed {scope.name} invoices"
+        await publish(title, artifact_key("retry-failed", scope.name), [summary], store)
     finally:
         store.close()
     if summary.fatal:

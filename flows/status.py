@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 from prefect.utilities.annotations import quote
 
-from flows.common import artifact_key, flow_settings, open_store, publish
+from flows.common import artifact_key, flow_settings, publish
 from flows.tasks import status_sync_task
 from pipeline.errors import RunStopped
-from pipeline.mapping.loader import load_mapping
+from pipeline.jobs.store import open_store
 
 
 @flow(name="status-sync")
@@ -19,11 +17,11 @@ async def status_sync(
 ) -> dict[str, object]:
     """POST /invoice/{uuid}/status-sync for each staged invoice whose ERP status changed."""
     settings = await flow_settings(credentials_block)
-    name = load_mapping(Path(mapping)).name
-    summary = await status_sync_task(name, quote(settings))
+    summary = await status_sync_task(mapping, quote(settings))
     store = open_store(settings)
     try:
-        await publish(f"Status sync of {name}", artifact_key("status-sync", name), [summary], store)
+        title = f"Status sync of {summary.mapping}"
+        await publish(title, artifact_key("status-sync", summary.mapping), [summary], store)
     finally:
         store.close()
     if summary.fatal:

@@ -1,21 +1,20 @@
-"""The tasks flows are made of: one per batch of invoices (never one per invoice)."""
+"""The tasks flows are made of: one per batch of invoices (never one per invoice), and one for a
+status-sync pass. The jobs themselves are :mod:`pipeline.jobs`; a task only wraps one."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from flows.common import log_summary, only_transient, open_store
-from pipeline.appzen.client import AppZenClient
-from pipeline.jobs import reports_for
-from pipeline.load.sync import Result, SyncJob, SyncOptions, drive
-from pipeline.runtime.ratelimit import RateLimiter
-from pipeline.settings import Settings
-from pipeline.staging import StagingStore
-from pipeline.status.push import run_status_sync
+from flows.common import log_summary, only_transient
+from pipeline.jobs import status as status_job
+from pipeline.jobs.status import StatusOptions
+from pipeline.jobs.store import open_store
+from pipeline.load.sync import Result, SyncJob
 from pipeline.summary import RunSummary
 
 
@@ -32,38 +31,18 @@ async def post_batch(job: Any, batch: Any) -> int:
     return len(batch)
 
 
-async def run_job(
-    options: SyncOptions,
-    settings: Settings,
-    store: StagingStore,
-    *,
-    client: AppZenClient | None = None,
-    limiter: RateLimiter | None = None,
-) -> RunSummary:
-    """Run a sync/backfill/retry job with one ``post-batch`` task per batch; log its summary and
-    write its failed-row report (paths in ``summary.reports``)."""
-    job = SyncJob(options, settings, store=store, client=client, limiter=limiter)
-
-    async def one(batch: list[Result]) -> None:
-        await post_batch(quote(job), quote(batch))
-
-    async with job:
-        await drive(job, one)
-    summary = job.summary
-    log_summary(summary)
-    reports = reports_for(store, summary, settings.reports_dir)
-    if reports is not None:
-        summary.reports = {"csv": str(reports.csv), "html": str(reports.html)}
-    return summary
+async def batch_task(job: SyncJob, batch: list[Result]) -> None:
+    """The jobs' ``per_batch`` hook in a flow: each batch is one ``post-batch`` task run."""
+    await post_batch(quote(job), quote(batch))
 
 
 @task(name="status-sync", cache_policy=NO_CACHE)
-async def status_sync_task(mapping_name: str, settings: Any) -> RunSummary:
-    """Push the pending ERP status changes of one mapping (one task for the whole pass: the pushes
-    inside are batched, rate-limited and retried by the pipeline)."""
+async def status_sync_task(mapping: str, settings: Any) -> RunSummary:
+    """Push the pending ERP status changes of one mapping file (one task for the whole pass: the
+    pushes inside are batched, rate-limited and retried by the pipeline)."""
     store = open_store(settings)
     try:
-        summary = await run_status_sync(settings, store, mapping_name)
+        summary = await status_job.run(settings, store, StatusOptions(Path(mapping)))
         log_summary(summary)
         return summary
     finally:

@@ -10,11 +10,12 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from flows.common import artifact_key, flow_settings, log_summary, open_store, publish
+from flows.common import artifact_key, flow_settings, log_summary, publish
 from pipeline.errors import RunStopped
-from pipeline.jobs import reports_for
+from pipeline.jobs import writeback as writeback_job
+from pipeline.jobs.store import open_store
 from pipeline.summary import RunSummary
-from pipeline.writeback import WritebackOptions, run_writeback
+from pipeline.writeback import WritebackOptions
 
 
 @task(name="writeback", cache_policy=NO_CACHE)
@@ -23,12 +24,7 @@ async def writeback_task(options: Any, settings: Any) -> RunSummary:
     its failed-row report is written next to the others."""
     store = open_store(settings)
     try:
-        summary = await run_writeback(settings, store, options)
-        log_summary(summary)
-        reports = reports_for(store, summary, settings.reports_dir)
-        if reports is not None:
-            summary.reports = {"csv": str(reports.csv), "html": str(reports.html)}
-        return summary
+        return log_summary(await writeback_job.run(settings, store, options))
     finally:
         store.close()
 

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.devkit.sample_erp import GenerationReport, generate
 from pipeline.devkit.sandbox import SandboxServer
-from pipeline.jobs import open_store
+from pipeline.jobs.store import open_store
 from pipeline.settings import Settings, load_settings
 from pipeline.staging import StagingStore
 

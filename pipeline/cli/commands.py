@@ -127,25 +127,10 @@ def backfill(
     settings = _settings()
     runner.check_backfill_range(mapping, start, end)
     store = _store(settings)
-    from pipeline.load.partition import partition_range  # noqa: PLC0415 - after the checks
-    from pipeline.load.sync import SyncOptions  # noqa: PLC0415
+    from pipeline.jobs.backfill import BackfillPlan  # noqa: PLC0415 - heavy: after the checks
 
-    runs: Runs = []
-    for index, (since, until) in enumerate(partition_range(start, end, partitions), start=1):
-        options = SyncOptions(
-            mapping,
-            flow="backfill",
-            historical=True,
-            incremental=False,
-            since=since,
-            until=until,
-            dry_run=dry_run,
-            label=f"backfill-{index}",
-        )
-        summary = runner.sync_run(options, settings, store)
-        runs.append((runner.backfill_name(since, until), summary))
-        if summary.fatal:
-            break
+    plan = BackfillPlan(mapping, start, end, partitions, dry_run=dry_run)
+    runs = runner.backfill_runs(plan, settings, store)
     runner.finish("backfill", runs, as_json)
 
 
@@ -170,24 +155,15 @@ def retry_failed(
     settings = _settings()
     store = _store(settings)
     runner.require_run(store, run, "retry-failed")
-    from pipeline import jobs as ops  # noqa: PLC0415 - heavy: after the cheap checks
-    from pipeline.load.sync import SyncOptions  # noqa: PLC0415
+    from pipeline.jobs import retry as retry_job  # noqa: PLC0415 - heavy: after the cheap checks
     from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
 
-    name = load_mapping(mapping).name
-    source = runner.retry_source_run(store, name, run)
-    keys = store.failed_invoice_ids(name, source)
-    if not keys:
-        runner.nothing_to_retry(name, source, as_json)
+    source = runner.retry_source_run(store, load_mapping(mapping).name, run)
+    scope = retry_job.scope(store, mapping, source)
+    if not scope.keys:
+        runner.nothing_to_retry(scope.name, source, as_json)
         return
-    summary = runner.content_run(
-        lambda show: ops.run_retry_failed(
-            SyncOptions(mapping), settings, store, run_id=source, on_progress=show
-        ),
-        settings,
-        store,
-        total=len(keys),
-    )
+    summary = runner.retry_run(scope, settings, store)
     runner.finish("retry-failed", [("retry_failed", summary)], as_json)
 
 
@@ -224,14 +200,14 @@ def writeback(
     """
     import asyncio  # noqa: PLC0415
 
-    from pipeline.writeback import WritebackOptions, run_writeback  # noqa: PLC0415
+    from pipeline.jobs import writeback as writeback_job  # noqa: PLC0415
+    from pipeline.writeback import WritebackOptions  # noqa: PLC0415
 
     settings = _settings()
     store = _store(settings)
     options = WritebackOptions(connectors, outcomes_file=outcomes, poll=poll)
     with render.activity("writeback: reading AppZen outcomes, telling the ERP-side systems…"):
-        summary = asyncio.run(run_writeback(settings, store, options))
-    runner.attach_reports(store, settings, summary)
+        summary = asyncio.run(writeback_job.run(settings, store, options))
     runner.finish("writeback", [("writeback", summary)], as_json)
 
 
@@ -251,13 +227,15 @@ def verify(
     import asyncio  # noqa: PLC0415
 
     from pipeline import reconcile  # noqa: PLC0415
+    from pipeline.jobs import verify as verify_job  # noqa: PLC0415
     from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
     from pipeline.redact import scrub  # noqa: PLC0415
 
     render.error(reconcile.DEPRECATION_NOTE, prefix="note")
-    name = load_mapping(mapping).name
+    load_mapping(mapping)  # a broken mapping is named before settings and staging are opened
     settings = _settings()
-    found = asyncio.run(reconcile.verify(settings, _store(settings), name, sample))
+    options = verify_job.VerifyOptions(mapping, sample)
+    found = asyncio.run(verify_job.run(settings, _store(settings), options))
     if as_json:
         console.out(scrub(found.to_json().decode()), highlight=False)
     else:
@@ -358,7 +336,7 @@ def preview(
 
     Example: [bold]appzen-etl preview -m mappings/flat_csv.yaml --limit 3[/]
     """
-    from pipeline import jobs as ops  # noqa: PLC0415
+    from pipeline.jobs.preview import mapped_results  # noqa: PLC0415
     from pipeline.mapping.engine import MappedInvoice  # noqa: PLC0415
     from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
     from pipeline.report.cells import visible  # noqa: PLC0415
@@ -366,7 +344,7 @@ def preview(
     spec = load_mapping(mapping)
     shown = failed = 0
     # closing(): stopping early closes the source (its database connection) at once
-    with contextlib.closing(ops.mapped_results(spec, _settings())) as results:
+    with contextlib.closing(mapped_results(spec, _settings())) as results:
         for result in results:
             if isinstance(result, MappedInvoice):
                 console.out(result.payload.decode(), highlight=False)
@@ -393,13 +371,13 @@ def mapping_check(
 
     Example: [bold]appzen-etl mapping check mappings/sample_erp.yaml[/]
     """
-    from pipeline import jobs as ops  # noqa: PLC0415
+    from pipeline.jobs.preview import mapped_results  # noqa: PLC0415
     from pipeline.mapping.engine import MappedInvoice  # noqa: PLC0415
     from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
 
     spec = load_mapping(file)
-    with contextlib.closing(ops.mapped_results(spec, _settings())) as mapped_results:
-        results = list(itertools.islice(mapped_results, rows))
+    with contextlib.closing(mapped_results(spec, _settings())) as stream:
+        results = list(itertools.islice(stream, rows))
     failures = [f for r in results if not isinstance(r, MappedInvoice) for f in r.failures]
     mapped = sum(isinstance(r, MappedInvoice) for r in results)
     if as_json:

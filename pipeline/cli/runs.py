@@ -7,12 +7,13 @@ Heavy modules (pandas, SQLAlchemy, httpx) are imported inside the functions that
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 
@@ -22,6 +23,8 @@ from pipeline.redact import register_settings
 from pipeline.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from pipeline.jobs.backfill import BackfillPartition, BackfillPlan
+    from pipeline.jobs.retry import RetryScope
     from pipeline.load.sync import SyncOptions
     from pipeline.staging import StagingStore
     from pipeline.staging.records import RunRecord
@@ -85,52 +88,71 @@ def load_operator_settings() -> Settings:
 
 def open_store(settings: Settings) -> StagingStore:
     """The staging store (migrated); an unreachable database is a StagingError (exit 2)."""
-    from pipeline.staging import StagingStore  # noqa: PLC0415 - SQLAlchemy only when needed
+    from pipeline.jobs.store import open_store as open_job_store  # noqa: PLC0415 - SQLAlchemy
 
-    return StagingStore.open(settings.staging_database_url.get_secret_value())
+    return open_job_store(settings)
 
 
 # --- running -------------------------------------------------------------------------------
-def attach_reports(store: StagingStore, settings: Settings, summary: RunSummary) -> None:
-    """Write the failed-row reports (CSV + HTML) of a recorded run; remember their paths."""
-    from pipeline import jobs as ops  # noqa: PLC0415
-
-    paths = ops.reports_for(store, summary, settings.reports_dir)
-    if paths is not None:
-        summary.reports = {"csv": str(paths.csv.resolve()), "html": str(paths.html.resolve())}
-
-
 def content_run(
-    run: Callable[[Progress], RunSummary],
-    settings: Settings,
-    store: StagingStore,
-    total: int | None = None,
+    run: Callable[[Progress], Coroutine[Any, Any, RunSummary]], total: int | None = None
 ) -> RunSummary:
-    """One sync/backfill/retry run (``run(on_progress)``) with live progress, then its reports;
-    ``total`` (invoices in scope, when known) gives the progress line an ETA."""
+    """One sync/backfill/retry job (``run(on_progress)``, a coroutine of the job API that
+    attaches its reports) to the end, with live progress; ``total`` (invoices in scope, when
+    known) gives the progress line an ETA."""
     with render.progress_display(total=total) as show:
-        summary = run(show)
-    attach_reports(store, settings, summary)
-    return summary
+        return asyncio.run(run(show))
 
 
 def sync_run(options: SyncOptions, settings: Settings, store: StagingStore) -> RunSummary:
-    """A sync or backfill run of ``options`` with progress and reports."""
-    from pipeline import jobs as ops  # noqa: PLC0415
+    """A sync run of ``options`` with progress; its reports attached."""
+    from pipeline.jobs import sync as sync_job  # noqa: PLC0415
 
-    return content_run(
-        lambda show: ops.run_sync(options, settings, store, on_progress=show), settings, store
-    )
+    return content_run(lambda show: sync_job.run(settings, store, options, on_progress=show))
 
 
 def status_run(mapping: Path, settings: Settings, store: StagingStore, dry_run: bool) -> RunSummary:
-    """A status-sync run (a spinner while it pushes), then its reports."""
-    from pipeline import jobs as ops  # noqa: PLC0415
+    """A status-sync run (a spinner while it pushes); its reports attached."""
+    from pipeline.jobs import status as status_job  # noqa: PLC0415
 
+    options = status_job.StatusOptions(mapping, dry_run=dry_run)
     with render.activity("status-sync: pushing ERP statuses to AppZen…"):
-        summary = ops.run_status(mapping, settings, store, dry_run=dry_run)
-    attach_reports(store, settings, summary)
-    return summary
+        return asyncio.run(status_job.run(settings, store, options))
+
+
+def backfill_runs(plan: BackfillPlan, settings: Settings, store: StagingStore) -> Runs:
+    """The plan's partitions in turn, each a run with progress, under the backfill's own run
+    record; stops after a partition stopped by a fatal answer."""
+    from pipeline.jobs import backfill as backfill_job  # noqa: PLC0415
+
+    runs: Runs = []
+    with backfill_job.parent_run(store, plan) as parent:
+        for part in plan.partitions_of(parent.id):
+            summary = partition_run(part, settings, store)
+            parent.add(summary)
+            runs.append((backfill_name(part.since, part.until), summary))
+            if summary.fatal:
+                break
+    return runs
+
+
+def partition_run(part: BackfillPartition, settings: Settings, store: StagingStore) -> RunSummary:
+    """One backfill partition with progress; its reports attached."""
+    from pipeline.jobs import backfill as backfill_job  # noqa: PLC0415
+
+    return content_run(
+        lambda show: backfill_job.run_partition(settings, store, part, on_progress=show)
+    )
+
+
+def retry_run(retry: RetryScope, settings: Settings, store: StagingStore) -> RunSummary:
+    """A retry-failed run of ``retry`` with progress (an ETA: its size is known)."""
+    from pipeline.jobs import retry as retry_job  # noqa: PLC0415
+
+    return content_run(
+        lambda show: retry_job.run(settings, store, retry, on_progress=show),
+        total=len(retry.keys),
+    )
 
 
 def latest_run(

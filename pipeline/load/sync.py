@@ -44,6 +44,7 @@ from pipeline.runtime.ratelimit import RateLimiter
 from pipeline.runtime.retry import RetryPolicy
 from pipeline.settings import Settings
 from pipeline.staging import StageItem, StagingError, StagingStore, new_owner
+from pipeline.staging.history import PARENT_KEY
 from pipeline.staging.records import Decision
 from pipeline.summary import RunSummary
 
@@ -71,6 +72,8 @@ class SyncOptions:
     project_dir: Path | None = None
     lease_seconds: float = 300.0
     label: str | None = None
+    parent_run_id: int | None = None
+    """The run this one was started under (a backfill's own run, for its partitions)."""
 
 
 class SyncJob:
@@ -373,7 +376,7 @@ class SyncJob:
     # --- plumbing ----------------------------------------------------------------------------
     def _run_parameters(self) -> dict[str, object]:
         o = self.options
-        return {
+        parameters: dict[str, object] = {
             "mapping": str(o.mapping),
             "since": o.since,
             "until": o.until,
@@ -381,6 +384,9 @@ class SyncJob:
             "retry_failed": o.retry_failed,
             "only_keys": len(o.only_keys) if o.only_keys is not None else None,
         }
+        if o.parent_run_id is not None:  # TODO(#13 lead): the runs.parent_run_id column instead
+            parameters[PARENT_KEY] = o.parent_run_id
+        return parameters
 
 
 async def drive(

@@ -2,7 +2,8 @@
 
 ``write_reports(run, store.failures_for_run(run.id), out_dir)`` writes both files;
 ``report_rows`` is the same table as plain rows (for a Prefect table artifact) and
-``summary_markdown`` the counts and links (for a Prefect markdown artifact).
+``summary_markdown`` the counts of one or more runs and their report files (for a Prefect
+markdown artifact).
 """
 
 from __future__ import annotations

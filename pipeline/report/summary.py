@@ -1,21 +1,16 @@
-"""The run summary in Markdown (for a Prefect markdown artifact): counts and links to the files."""
+"""The run summary in Markdown (the Prefect markdown artifact): counts by outcome per run, a total
+for several runs of one flow, the rate, duration, fatal stop and report files of each run."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Final
 
+from pipeline.redact import scrub
 from pipeline.report.cells import cell
-from pipeline.report.table import (
-    STAGE_TITLES,
-    counts_by_rule,
-    counts_by_stage,
-    utc_iso,
-)
-from pipeline.report.writer import ReportPaths
-from pipeline.staging.records import RunRecord, StoredFailure
+from pipeline.summary import RunSummary
 
 _PUNCTUATION: Final = re.compile(r"([!-/:-@\[-`{-~])")
 """ASCII punctuation: CommonMark lets every one be backslash-escaped to stand for itself."""
@@ -27,35 +22,48 @@ def md(text: str) -> str:
     return _PUNCTUATION.sub(r"\\\1", cell(text))
 
 
-def _link(path: Path) -> str:
-    uri = path.resolve().as_uri().replace("(", "%28").replace(")", "%29")
-    return f"[{md(path.name)}]({uri})"
+def summary_markdown(title: str, summaries: Sequence[RunSummary], notes: Sequence[str] = ()) -> str:
+    """``# title``, a total when several runs of one flow are summed (a backfill's partitions),
+    each run's counts by outcome, rate, duration, fatal stop and report files, then ``notes``
+    (Markdown the caller built, e.g. a table of partitions). Registered secrets are scrubbed."""
+    lines = [f"# {md(title)}", ""]
+    if len(summaries) > 1 and len({s.flow for s in summaries}) == 1:
+        lines += _total_section(summaries)
+    for summary in summaries:
+        lines += _run_section(summary)
+    lines += list(notes)
+    return scrub("\n".join(lines) + "\n")
 
 
-def summary_markdown(run: RunRecord, failures: Sequence[StoredFailure], paths: ReportPaths) -> str:
-    """Counts by stage and by rule, the run's facts and links to the CSV and HTML reports."""
-    rows = [{"stage": cell(s.failure.stage), "rule": cell(s.failure.rule)} for s in failures]
-    what = f"{len(rows):,} failed rows" if len(rows) != 1 else "1 failed row"
-    lines = [
-        f"## Run {run.id}: {what if rows else 'no failed rows'}",
+def _total_section(summaries: Sequence[RunSummary]) -> list[str]:
+    total: Counter[str] = Counter()
+    for summary in summaries:
+        total.update(summary.counts)
+    return [
+        f"## Total of {len(summaries)} runs",
         "",
-        f"Flow {md(run.flow)}, mapping {md(run.mapping)}, status **{md(run.status)}**, "
-        f"started {md(utc_iso(run.started_at))}, "
-        f"finished {md(utc_iso(run.finished_at)) or 'not yet'}"
-        + (", historical" if run.historical else "")
-        + ".",
+        "| outcome | count |",
+        "|---|---:|",
+        *(f"| {md(k)} | {v} |" for k, v in sorted(total.items()) if v),
         "",
-        f"Reports: {_link(paths.html)} (to read) · {_link(paths.csv)} (every row, for Excel)",
     ]
-    if rows:
-        lines += ["", "| stage | what it means | rows |", "|---|---|---:|"]
-        lines += [
-            f"| {md(stage)} | {md(STAGE_TITLES.get(stage, ''))} | {count:,} |"
-            for stage, count in counts_by_stage(rows)
-        ]
-        lines += ["", "| stage | rule | rows |", "|---|---|---:|"]
-        lines += [
-            f"| {md(stage)} | {md(rule)} | {count:,} |"
-            for stage, rule, count in counts_by_rule(rows)
-        ]
-    return "\n".join(lines) + "\n"
+
+
+def _run_section(summary: RunSummary) -> list[str]:
+    heading = f"{summary.flow} · run {summary.run_id} · {summary.mapping} · {summary.status}"
+    lines = [
+        f"## {md(heading)}" + (" · historical" if summary.historical else ""),
+        "",
+        "| outcome | count |",
+        "|---|---:|",
+        *(f"| {md(k)} | {v} |" for k, v in sorted(summary.counts.items()) if v),
+    ]
+    if summary.rate:
+        lines.append(f"| rate (requests/s) | {summary.rate:.1f} |")
+    lines += [f"| duration (s) | {summary.duration_s:.1f} |", ""]
+    if summary.fatal:
+        lines += [f"**Stopped:** {md(summary.fatal)}", ""]
+    if summary.reports:
+        csv, html = summary.reports.get("csv", ""), summary.reports.get("html", "")
+        lines += [f"Failed-row report: {md(html)} (HTML), {md(csv)} (CSV)", ""]
+    return lines

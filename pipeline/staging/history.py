@@ -17,6 +17,8 @@ from pipeline.staging.records import RunRecord, RunStatus, StoredFailure
 from pipeline.staging.tables import KEY_CHARS, failures, runs
 
 FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "interrupted")
+PARENT_KEY = "parent_run_id"
+"""The key of a run's ``parameters`` naming the run it was started under (a backfill)."""
 
 
 def start_run(
@@ -84,6 +86,21 @@ def list_runs(conn: Connection, limit: int) -> list[RunRecord]:
     """The latest ``limit`` runs, newest first."""
     query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
     return [_run(row) for row in conn.execute(query)]
+
+
+def runs_of_parent(conn: Connection, parent_id: int) -> list[RunRecord]:
+    """The runs started under run ``parent_id`` (a backfill's partitions), oldest first."""
+    # TODO(#13 lead): a real ``runs.parent_run_id`` column (indexed, Alembic revision) replaces
+    # this JSON field of ``parameters``; then filter ``runs.c.parent_run_id == parent_id`` here.
+    # Until then, LIKE narrows the rows (``_`` matches itself too) and the parsed JSON decides.
+    fragment = f'%"{PARENT_KEY}":{int(parent_id)}%'
+    query = (
+        sa.select(runs)
+        .where(runs.c.id > parent_id, runs.c.parameters.like(fragment))
+        .order_by(runs.c.id)
+    )
+    found = (_run(row) for row in conn.execute(query))
+    return [record for record in found if record.parameters.get(PARENT_KEY) == parent_id]
 
 
 def get_run(conn: Connection, run_id: int) -> RunRecord | None:

@@ -220,6 +220,12 @@ class StagingStore:
         """The latest runs, newest first."""
         return self._read("listing runs", lambda c: history.list_runs(c, limit))
 
+    def runs_of_parent(self, parent_id: int) -> list[RunRecord]:
+        """The runs started under run ``parent_id`` (a backfill's partitions), oldest first."""
+        return self._read(
+            f"reading the runs of run {parent_id}", lambda c: history.runs_of_parent(c, parent_id)
+        )
+
     def get_run(self, run_id: int) -> RunRecord | None:
         """One run, or ``None``."""
         return self._read(f"reading run {run_id}", lambda c: history.get_run(c, run_id))

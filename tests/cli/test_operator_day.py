@@ -150,14 +150,16 @@ def test_runs_lists_the_history_newest_first(day: Day) -> None:
     assert result.code == 0, result
     runs = result.json()["runs"]
     assert [run["flow"] for run in runs] == [
-        "backfill",
+        "backfill",  # its one partition
+        "backfill",  # the backfill's own run, the partition's parent
         "status_sync",
         "retry_failed",
         "status_sync",
         "sync",
     ]  # the dry run and the retry with nothing to do are not runs
+    assert runs[1]["counts"] == runs[0]["counts"]  # the parent's: its partitions' total
     assert runs[-1]["counts"]["created"] == 2
-    assert runs[2]["counts"]["created"] == 2
+    assert runs[3]["counts"]["created"] == 2
     assert all(run["status"] == "succeeded" for run in runs)
 
 

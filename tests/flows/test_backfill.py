@@ -15,6 +15,7 @@ from flows.backfill import backfill
 from pipeline.devkit.sample_erp import GenerationReport
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.devkit.sandbox.knobs import Credentials
+from pipeline.jobs.store import open_store
 from pipeline.load.partition import partition_range
 from pipeline.settings import Settings
 from tests.flows.helpers import MAPPING, artifact_data, counts_of, in_days, updated_at
@@ -48,11 +49,26 @@ async def test_partitions_cover_the_range_exactly_once(
         low, high = datetime.fromisoformat(since), datetime.fromisoformat(until)
         mine = {key for key, moment in moments.items() if low < moment <= high}
         assert counts_of(row)["extracted"] == len(mine)
+    _assert_linked_to_their_parent(flow_env, rows)
     markdown = (await artifact_data("backfill-sample-erp-summary")).replace("\\", "")
     assert "## Partitions" in markdown
     assert "## Total of 4 runs" in markdown
     assert f"| created | {len(invoices)} |" in markdown
     assert markdown.count("· historical") == 4
+
+
+def _assert_linked_to_their_parent(settings: Settings, rows: list[dict[str, object]]) -> None:
+    """The backfill is a staging run of its own; each partition's run names it as its parent."""
+    with open_store(settings) as store:
+        [parent] = [run for run in store.list_runs(50) if "partitions" in run.parameters]
+        partitions = store.runs_of_parent(parent.id)
+    assert (parent.flow, parent.status, parent.parameters["partitions"]) == (
+        "backfill",
+        "succeeded",
+        4,
+    )
+    assert [run.id for run in partitions] == sorted(int(str(row["run_id"])) for row in rows)
+    assert parent.counts["extracted"] == sum(counts_of(row)["extracted"] for row in rows)
 
 
 @pytest.fixture

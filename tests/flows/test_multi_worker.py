@@ -179,8 +179,12 @@ async def test_two_workers_share_the_quota_and_send_every_invoice_once(
     store = StagingStore.open(staging_url)
     try:
         assert store.count_by_state("sample_erp") == {"sent": clean}
+        [parent] = [run for run in store.list_runs(50) if "partitions" in run.parameters]
+        partitions = store.runs_of_parent(parent.id)  # each worker's run names the parent
     finally:
         store.close()
+    assert (parent.flow, parent.status) == ("backfill", "succeeded")
+    assert [run.id for run in partitions] == sorted(int(str(row["run_id"])) for row in rows)
 
     assert [row["state"] for row in rows] == ["Completed"] * PARTITIONS
     names = [str(row["flow_run"]) for row in rows]

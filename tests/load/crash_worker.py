@@ -7,11 +7,13 @@ some latency keeps it mid-run long enough for the test to kill it with SIGKILL.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
 
-from pipeline.jobs import open_store, run_sync
+from pipeline.jobs import sync as sync_job
+from pipeline.jobs.store import open_store
 from pipeline.load.sync import SyncOptions
 from pipeline.settings import load_settings
 
@@ -33,7 +35,8 @@ def main(base_url: str, erp_url: str, staging_url: str, lease_seconds: float) ->
     )
     store = open_store(settings)
     try:
-        summary = run_sync(SyncOptions(MAPPING, lease_seconds=lease_seconds), settings, store)
+        options = SyncOptions(MAPPING, lease_seconds=lease_seconds)
+        summary = asyncio.run(sync_job.run(settings, store, options))
     finally:
         store.close()
     print(json.dumps(summary.as_dict()))

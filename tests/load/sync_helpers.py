@@ -11,7 +11,9 @@ from typing import Any
 
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.devkit.sandbox.wire import dumps_exact, loads_exact
-from pipeline.jobs import mapped_results
+from pipeline.jobs import retry as retry_job
+from pipeline.jobs import sync as sync_job
+from pipeline.jobs.preview import mapped_results
 from pipeline.load.sync import SyncJob, SyncOptions
 from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
@@ -30,8 +32,18 @@ def options(**changes: Any) -> SyncOptions:
     return SyncOptions(MAPPING, **changes)
 
 
+def run_sync(options: SyncOptions, settings: Settings, store: StagingStore) -> RunSummary:
+    """Run ``options`` through the job API, as the CLI does (reports attached)."""
+    return asyncio.run(sync_job.run(settings, store, options))
+
+
+def retry_all_failed(settings: Settings, store: StagingStore) -> RunSummary:
+    """Resend every still-failed invoice of the mapping through the job API (retry-failed)."""
+    return asyncio.run(retry_job.run(settings, store, retry_job.scope(store, MAPPING)))
+
+
 def quick_sync(options: SyncOptions, settings: Settings, store: StagingStore) -> RunSummary:
-    """Run a job like ``ops.run_sync``, with short backoff between retries (Retry-After still
+    """Run a job like :func:`run_sync`, with short backoff between retries (Retry-After still
     honoured): a test of many retries takes a second, not half a minute."""
     policy = RetryPolicy(settings.appzen_retry_attempts, base_delay=0.01, max_delay=0.05)
     return asyncio.run(SyncJob(options, settings, store=store, retry_policy=policy).run())

@@ -15,7 +15,6 @@ import pytest
 
 from pipeline.devkit.sample_erp import GenerationReport, touch
 from pipeline.devkit.sandbox import SandboxServer, StoredInvoice
-from pipeline.jobs import run_sync
 from pipeline.load.sync import SyncJob
 from pipeline.settings import Settings
 from pipeline.staging import InvoiceRecord, StagingStore
@@ -29,6 +28,7 @@ from tests.load.sync_helpers import (
     options,
     poll,
     records,
+    run_sync,
     same_json,
     settle,
 )

@@ -9,7 +9,6 @@ import pytest
 from pydantic import SecretStr
 
 from pipeline.devkit.sandbox import SandboxServer
-from pipeline.jobs import run_retry_failed, run_sync
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 from tests.load.sync_helpers import (
@@ -19,6 +18,8 @@ from tests.load.sync_helpers import (
     options,
     records,
     requests_sent,
+    retry_all_failed,
+    run_sync,
     tuned,
 )
 
@@ -124,14 +125,14 @@ def test_a_business_rejection_is_recorded_and_resent_only_by_retry_failed(
     assert rerun.counts["rejected_unchanged"] == len(bounced)
     assert rerun.counts["unchanged"] == len(valid) - len(bounced)
 
-    still = run_retry_failed(options(), settings, store)
+    still = retry_all_failed(settings, store)
     assert requests_sent(sandbox) == sent + len(bounced)
     assert still.counts["extracted"] == still.counts["failed_appzen"] == len(bounced)
     assert store.failed_invoice_ids(NAME) == bounced
     assert_counts_add_up(still)
 
     sandbox.state.configure(unknown_suppliers=[])
-    retried = run_retry_failed(options(), settings, store)
+    retried = retry_all_failed(settings, store)
 
     assert retried.counts["created"] == len(bounced) == retried.counts["extracted"]
     assert store.failed_invoice_ids(NAME) == set()

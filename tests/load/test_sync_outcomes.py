@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from pipeline.appzen.client import AppZenClient
 from pipeline.devkit.sample_erp import GenerationReport, touch
 from pipeline.devkit.sandbox import SandboxServer
-from pipeline.jobs import run_sync
 from pipeline.load.sync import SyncJob
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
@@ -25,6 +24,7 @@ from tests.load.sync_helpers import (
     records,
     rejected_keys,
     requests_sent,
+    run_sync,
     same_json,
 )
 

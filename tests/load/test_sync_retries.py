@@ -11,7 +11,6 @@ from pydantic import SecretStr
 
 from pipeline.devkit.sample_erp import generate
 from pipeline.devkit.sandbox import SandboxServer
-from pipeline.jobs import run_sync
 from pipeline.load.sync import SyncJob
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
@@ -22,6 +21,7 @@ from tests.load.sync_helpers import (
     quick_sync,
     records,
     requests_sent,
+    run_sync,
     same_json,
     settle,
     tuned,

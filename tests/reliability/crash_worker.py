@@ -12,14 +12,14 @@ import multiprocessing
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from pipeline import jobs as ops
+from pipeline.jobs.store import open_store
 from tests.reliability.world import Runs, scenario_settings
 
 
 def nightly(base_url: str, erp_url: str, staging_url: str, reports_dir: str) -> None:
     """One sync and one status-sync; the process is meant to be killed before they end."""
     settings = scenario_settings(base_url, erp_url, staging_url)
-    store = ops.open_store(settings)
+    store = open_store(settings)
     try:
         Runs(settings, store, Path(reports_dir)).nightly()
     finally:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import jobs as ops
 from pipeline.devkit.sample_erp import GenerationReport
 from pipeline.devkit.sandbox import SandboxServer
+from pipeline.jobs.preview import mapped_results
+from pipeline.jobs.store import open_store
 from pipeline.load.sync import SyncJob, SyncOptions
 from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
@@ -109,7 +110,9 @@ class Runs:
 
     def _recorded(self, summary: RunSummary) -> RunSummary:
         self.summaries.append(summary)
-        assert ops.reports_for(self.store, summary, self.reports_dir), summary.run_id
+        run = self.store.get_run(summary.run_id or 0)
+        assert run is not None, summary.run_id
+        write_reports(run, self.store.failures_for_run(run.id), self.reports_dir)
         return summary
 
     def report_rows(self) -> list[dict[str, str]]:
@@ -144,7 +147,7 @@ class World(Runs):
         spec = load_mapping(MAPPING)
         valid: dict[str, MappedInvoice] = {}
         invalid: dict[str, RejectedInvoice] = {}
-        for result in ops.mapped_results(spec, self.settings):
+        for result in mapped_results(spec, self.settings):
             if isinstance(result, MappedInvoice):
                 valid[result.key] = result
             elif result.key is not None:
@@ -174,7 +177,7 @@ def open_world(
     """A world on a fresh SQLite staging in ``tmp_path`` (close its store when done)."""
     staging_url = f"sqlite:///{tmp_path / 'staging.db'}"
     settings = scenario_settings(sandbox.base_url, erp_url, staging_url)
-    store = ops.open_store(settings)
+    store = open_store(settings)
     reports = tmp_path / "reports"
     return World(settings, store, reports, sandbox=sandbox, erp_url=erp_url, erp=erp)
 

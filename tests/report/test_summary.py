@@ -1,62 +1,80 @@
-"""The Markdown summary for the Prefect artifact: counts by stage and rule, links to the files."""
+"""The Markdown summary of the Prefect artifacts: counts by outcome per run, a total for the runs
+of one flow, rate, duration, fatal stop and report files; data can neither format nor leak."""
 
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
+from collections import Counter
 
 from pipeline import redact
-from pipeline.report import summary_markdown, write_reports
-from tests.report.helpers import failure, make_run, one_per_stage, stored
+from pipeline.report import summary_markdown
+from pipeline.summary import RunSummary
 
 
-def test_counts_by_stage_and_rule_and_links(tmp_path: Path) -> None:
-    failures_ = [*one_per_stage(), stored(failure("mapping", "date_format", "bad"))]
-    run = make_run()
-    paths = write_reports(run, failures_, tmp_path / "reports")
-    text = summary_markdown(run, failures_, paths)
-    assert text.startswith("## Run 42: 7 failed rows\n")
-    assert "status **failed**" in text
-    assert "| mapping | Mapping\\: a source value did not convert | 2 |" in text
-    assert "| appzen | AppZen rejected the invoice | 1 |" in text
-    assert "| mapping | date\\_format | 2 |" in text
-    assert "| retries\\_exhausted | retries\\_exhausted\\:QuotaExceeded | 1 |" in text
-    html_uri = (tmp_path / "reports" / "run-42-failures.html").resolve().as_uri()
-    csv_uri = (tmp_path / "reports" / "run-42-failures.csv").resolve().as_uri()
-    assert f"[run\\-42\\-failures\\.html]({html_uri})" in text
-    assert f"[run\\-42\\-failures\\.csv]({csv_uri})" in text
-    stage_rows = [line for line in text.splitlines() if line.startswith("| ")]
-    assert len(stage_rows) == 2 + 6 + 6  # two header rows, six stages, six (stage, rule) pairs
+def _summary(run_id: int, flow: str = "backfill", **counts: int) -> RunSummary:
+    return RunSummary(
+        run_id, "sample_erp", flow, flow == "backfill", False, "succeeded", Counter(counts)
+    )
 
 
-def test_markdown_in_the_data_cannot_format_or_split_a_table(tmp_path: Path) -> None:
-    rule = "x|y *bold* [link](http://evil) <b>"
-    failures_ = [stored(failure("mapping", rule, "m"))]
-    run = make_run(mapping="m|_*")
-    text = summary_markdown(run, failures_, write_reports(run, failures_, tmp_path))
-    assert "| mapping | x\\|y \\*bold\\* \\[link\\]\\(http\\:\\/\\/evil\\) \\<b\\> | 1 |" in text
-    assert "mapping m\\|\\_\\*" in text
+def test_one_run_counts_rate_duration_and_reports() -> None:
+    run = _summary(7, "sync", created=3, unchanged=0, requests=4, failed_appzen=1)
+    run.duration_s, run.posting_s = 2.25, 2.0
+    run.reports = {"csv": "/r/run-7-failures.csv", "html": "/r/run-7-failures.html"}
+
+    text = summary_markdown("Nightly sync of sample_erp", [run]).replace("\\", "")
+
+    assert text.startswith(
+        "# Nightly sync of sample_erp\n\n## sync · run 7 · sample_erp · succeeded\n"
+    )
+    assert "| created | 3 |\n| failed_appzen | 1 |\n| requests | 4 |" in text  # sorted, no zeros
+    assert "| unchanged |" not in text
+    assert "| rate (requests/s) | 2.0 |" in text
+    assert "| duration (s) | 2.2 |" in text
+    assert "Failed-row report: /r/run-7-failures.html (HTML), /r/run-7-failures.csv (CSV)" in text
+    assert "Total of" not in text
+    assert "Stopped" not in text
 
 
-def test_links_survive_parentheses_in_the_directory(tmp_path: Path) -> None:
-    out = tmp_path / "reports (nightly)"
-    run = make_run()
-    text = summary_markdown(run, [], write_reports(run, [], out))
-    assert "reports%20%28nightly%29/run-42-failures.html)" in text
+def test_runs_of_one_flow_get_a_total_and_notes_come_last() -> None:
+    runs = [_summary(2, created=3, unchanged=1), _summary(3, created=2, failed_mapping=1)]
+
+    text = summary_markdown("Backfill", runs, ["## Partitions", "", "| a |"]).replace("\\", "")
+
+    total = text.index("## Total of 2 runs")
+    assert total < text.index("## backfill · run 2") < text.index("## backfill · run 3")
+    assert "| created | 5 |\n| failed_mapping | 1 |\n| unchanged | 1 |" in text[total:]
+    assert text.count("· historical") == 2
+    assert text.endswith("## Partitions\n\n| a |\n")
 
 
-def test_an_empty_run(tmp_path: Path) -> None:
-    run = make_run(status="succeeded", historical=True)
-    text = summary_markdown(run, [], write_reports(run, [], tmp_path))
-    assert text.startswith("## Run 42: no failed rows\n")
-    assert ", historical." in text
-    assert "| stage |" not in text
+def test_runs_of_different_flows_have_no_total() -> None:
+    text = summary_markdown("Nightly", [_summary(1, "sync"), _summary(2, "status_sync")])
+    assert "Total of" not in text
 
 
-def test_a_registered_secret_never_appears(tmp_path: Path) -> None:
+def test_a_fatal_stop_is_said() -> None:
+    run = _summary(4, "sync")
+    run.fatal = "HTTP 401: check APPZEN_API_KEY"
+    text = summary_markdown("Nightly", [run]).replace("\\", "")
+    assert "**Stopped:** HTTP 401: check APPZEN_API_KEY" in text
+
+
+def test_markdown_in_the_data_cannot_format_or_split_a_table() -> None:
+    run = RunSummary(5, "m|_*", "sync", False, False, "failed", Counter({"x|y *b* [l](h)": 1}))
+    run.fatal = "<b>[link](http://evil)</b>"
+    text = summary_markdown("t|*", [run])
+    assert text.startswith("# t\\|\\*\n")
+    assert "· m\\|\\_\\* ·" in text
+    assert "| x\\|y \\*b\\* \\[l\\]\\(h\\) | 1 |" in text
+    assert "**Stopped:** \\<b\\>\\[link\\]\\(http\\:\\/\\/evil\\)\\<\\/b\\>" in text
+
+
+def test_a_registered_secret_never_appears() -> None:
     secret = f"tok-{secrets.token_hex(10)}"
     redact.register(secret)
-    run = make_run(flow=f"sync {secret}")
-    failures_ = [stored(failure("mapping", f"rule-{secret}", "m"))]
-    text = summary_markdown(run, failures_, write_reports(run, failures_, tmp_path))
+    run = _summary(6, "sync")
+    run.fatal = f"refused {secret}"
+    run.reports = {"csv": f"/tmp/{secret}.csv", "html": f"/tmp/{secret}.html"}
+    text = summary_markdown(f"title {secret}", [run], [f"note {secret}"])
     assert secret not in text.replace("\\", "")

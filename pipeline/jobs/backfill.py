@@ -1,0 +1,217 @@
+"""The backfill job: a date range cut into partitions, each a sync run (``historical: true``)
+linked by id to the backfill's own run record, its parent.
+
+The parent is a ``backfill`` run whose parameters are the plan's and whose counts, once the
+partitions are done, are their total; each partition's run names it (``parent_run_id``), so
+:func:`partition_runs` finds exactly this backfill's partitions even while another backfill of
+the same mapping runs. A dry run records nothing: no parent, no partition runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Final
+
+from pipeline.appzen.client import AppZenClient
+from pipeline.jobs import sync
+from pipeline.load.partition import partition_range
+from pipeline.load.sync import SyncOptions
+from pipeline.mapping.loader import load_mapping
+from pipeline.runtime.ratelimit import RateLimiter
+from pipeline.settings import Settings
+from pipeline.staging import RunRecord, RunStatus, StagingError, StagingStore
+from pipeline.summary import RunSummary
+
+FLOW: Final = "backfill"
+Bounds = tuple[str | None, str | None]
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillPartition:
+    """One partition: ``since < updated_at <= until`` of the mapping's source, as a sync run
+    started under the parent run ``parent_run_id`` (None: a dry run, or run on its own)."""
+
+    mapping: Path
+    index: int
+    since: str | None
+    until: str | None
+    parent_run_id: int | None = None
+    dry_run: bool = False
+
+    @property
+    def bounds(self) -> Bounds:
+        """``(since, until)`` as the partition's run records them."""
+        return (self.since, self.until)
+
+    def options(self) -> SyncOptions:
+        """The sync options of this partition (full extraction of its range, historical)."""
+        return SyncOptions(
+            self.mapping,
+            flow=FLOW,
+            historical=True,
+            incremental=False,
+            since=self.since,
+            until=self.until,
+            dry_run=self.dry_run,
+            label=f"backfill-{self.index}",
+            parent_run_id=self.parent_run_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillPlan:
+    """A backfill of ``[start, end]`` (whole days, inclusive; open ends allowed) of a mapping in
+    ``partitions`` contiguous date ranges."""
+
+    mapping: Path
+    start: date | None = None
+    end: date | None = None
+    partitions: int = 1
+    dry_run: bool = False
+
+    def ranges(self) -> list[Bounds]:
+        """The partitions' ``(since, until)`` bounds (ValueError for a reversed range)."""
+        return partition_range(self.start, self.end, self.partitions)
+
+    def partitions_of(self, parent_run_id: int | None) -> list[BackfillPartition]:
+        """Every partition, numbered from 1, each started under ``parent_run_id``."""
+        return [
+            BackfillPartition(self.mapping, i, since, until, parent_run_id, self.dry_run)
+            for i, (since, until) in enumerate(self.ranges(), start=1)
+        ]
+
+    def parameters(self) -> dict[str, object]:
+        """The parameters the parent run records."""
+        return {
+            "mapping": str(self.mapping),
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "partitions": self.partitions,
+        }
+
+
+@dataclass(slots=True)
+class ParentRun:
+    """The backfill's own run record while its partitions run; ``id`` is None in a dry run."""
+
+    id: int | None
+    expected: int
+    summaries: list[RunSummary] = field(default_factory=list)
+
+    def add(self, summary: RunSummary) -> None:
+        """Count a finished partition into the parent."""
+        self.summaries.append(summary)
+
+    def outcome(self) -> RunStatus:
+        """``succeeded`` when every partition ran and succeeded, else ``failed``."""
+        done = len(self.summaries) == self.expected
+        ok = done and all(s.status == "succeeded" and not s.fatal for s in self.summaries)
+        return "succeeded" if ok else "failed"
+
+    def counts(self) -> dict[str, int]:
+        """The partitions' counts added up."""
+        total: Counter[str] = Counter()
+        for summary in self.summaries:
+            total.update(summary.counts)
+        return dict(total)
+
+
+@contextmanager
+def parent_run(store: StagingStore, plan: BackfillPlan) -> Iterator[ParentRun]:
+    """The parent run of ``plan`` (``running`` inside the block), closed on the way out with the
+    partitions' total counts: ``succeeded``, ``failed`` (a partition missing, failed or
+    stopped) or ``interrupted`` (an error or Ctrl-C left the block)."""
+    parent = ParentRun(_start_parent(store, plan), expected=len(plan.ranges()))
+    try:
+        yield parent
+    except BaseException:
+        _finish_parent(store, parent, "interrupted")
+        raise
+    _finish_parent(store, parent, parent.outcome())
+
+
+def _start_parent(store: StagingStore, plan: BackfillPlan) -> int | None:
+    if plan.dry_run:
+        return None
+    name = load_mapping(plan.mapping).name
+    return store.start_run(FLOW, name, plan.parameters(), historical=True)
+
+
+def _finish_parent(store: StagingStore, parent: ParentRun, status: RunStatus) -> None:
+    if parent.id is None:
+        return
+    try:
+        store.finish_run(parent.id, status=status, counts=parent.counts())
+    except StagingError as error:
+        if status != "interrupted":
+            raise
+        log.warning("backfill run %s stays 'running' in staging: %s", parent.id, error)
+
+
+async def run_partition(
+    settings: Settings,
+    store: StagingStore,
+    partition: BackfillPartition,
+    *,
+    client: AppZenClient | None = None,
+    limiter: RateLimiter | None = None,
+    on_progress: sync.Progress | None = None,
+    per_batch: sync.BatchRunner | None = None,
+) -> RunSummary:
+    """Run one partition to the end: a sync run of its range whose record names its parent;
+    the summary with its failed-row reports attached."""
+    return await sync.run(
+        settings,
+        store,
+        partition.options(),
+        client=client,
+        limiter=limiter,
+        on_progress=on_progress,
+        per_batch=per_batch,
+    )
+
+
+def partition_runs(store: StagingStore, parent_run_id: int) -> dict[Bounds, RunRecord]:
+    """The run of each partition of the backfill ``parent_run_id``, by its ``(since, until)``;
+    the newest when a partition ran twice (a retried flow run)."""
+    found: dict[Bounds, RunRecord] = {}
+    for record in store.runs_of_parent(parent_run_id):  # oldest first: the newest wins
+        found[(_text(record.parameters.get("since")), _text(record.parameters.get("until")))] = (
+            record
+        )
+    return found
+
+
+def summary_of(record: RunRecord) -> RunSummary:
+    """A summary rebuilt from a partition's run record (counts, status, duration)."""
+    finished = record.finished_at
+    return RunSummary(
+        record.id,
+        record.mapping,
+        record.flow,
+        record.historical,
+        False,
+        status=record.status,
+        counts=Counter(record.counts),
+        duration_s=(finished - record.started_at).total_seconds() if finished else 0.0,
+    )
+
+
+def summaries_of(
+    store: StagingStore, parent_run_id: int, partitions: Sequence[BackfillPartition]
+) -> list[RunSummary | None]:
+    """Each partition's summary from its run record (None: it left no run), in order."""
+    records = partition_runs(store, parent_run_id)
+    found = (records.get(partition.bounds) for partition in partitions)
+    return [summary_of(record) if record is not None else None for record in found]
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
