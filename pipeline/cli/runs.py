@@ -43,7 +43,8 @@ class OptionError(ConfigurationError):
 
 
 def operator_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn the errors a person must fix into one clear message and exit code 2 (no traceback);
+    """Turn the errors that stop a command (:func:`is_operator_error`: configuration, credentials,
+    sources, an unreachable database) into one clear message and exit code 2 (no traceback);
     Ctrl-C into exit code 130."""
 
     @functools.wraps(func)

@@ -20,6 +20,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from pipeline.runtime.dbcodes import DbFailure, db_failure
 from pipeline.staging.errors import StagingTerminalError, describe_url
 
 READ_ONLY = "staging_read_only"
@@ -121,8 +122,8 @@ def _enter_wal(cursor: Any, timeout: float) -> None:
             if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 cursor.execute("PRAGMA journal_mode = WAL")
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
+            if db_failure(error) is not DbFailure.TRANSIENT or time.monotonic() > deadline:
+                raise  # SQLITE_BUSY / SQLITE_LOCKED by its code; anything else at once
             time.sleep(0.02)
         else:
             return
