@@ -16,24 +16,17 @@ from prefect.blocks.system import Secret
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
+from pipeline.errors import TransientError
 from pipeline.redact import SecretFilter, register_settings, scrub
 from pipeline.report import report_rows, summary_markdown
 from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.staging import StagingStore
-from pipeline.staging.errors import StagingError
 from pipeline.summary import RunSummary
 
 _LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs", "")
 _BLOCK_FIELDS = ("api_key", "customer_id", "customer_key")
 TABLE_ROWS = 500
 """Failed rows a table artifact holds at most (the CSV/HTML report has them all)."""
-
-_TRANSIENT = re.compile(
-    r"database is locked|connection refused|could not connect|connection (?:reset|closed)"
-    r"|server closed the connection|timeout expired|terminating connection",
-    re.IGNORECASE,
-)
-"""Staging failures worth retrying a batch for; a bad password or a missing database is not."""
 
 
 def protect_logs() -> None:
@@ -66,9 +59,9 @@ async def flow_settings(credentials_block: str | None) -> Settings:
 
 async def only_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Retry a batch task only for a transient cause (the staging database was locked or the
-    connection dropped), never for configuration errors or bad data."""
+    connection dropped: the error's class says so), never for configuration errors or bad data."""
     error = await state.aresult(raise_on_failure=False)
-    return isinstance(error, StagingError) and bool(_TRANSIENT.search(str(error)))
+    return isinstance(error, TransientError)
 
 
 def log_summary(summary: RunSummary) -> RunSummary:

@@ -20,6 +20,7 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.asyncio import rate_limit
 from prefect.exceptions import ObjectNotFound
 
+from pipeline.errors import ConfigurationError
 from pipeline.runtime.clock import Clock
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter
 
@@ -27,7 +28,7 @@ BLOCK = 5
 DEFAULT_LIMIT = "appzen-api"
 
 
-class GlobalLimitError(Exception):
+class GlobalLimitError(ConfigurationError):
     """The global concurrency limit a flow should share is missing or cannot rate-limit."""
 
 

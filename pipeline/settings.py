@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.errors import ConfigurationError
+
 SANDBOX_URL = "http://127.0.0.1:8765/dictionary-data-services"
 # The local sandbox's own credentials (x-api-key, customer-id, customer-key): not secrets.
 SANDBOX_CREDENTIALS = ("sandbox-api-key", "100094", "sandbox-customer-key")
@@ -25,7 +27,7 @@ SANDBOX_CRM = ("sandbox-crm-user", "sandbox-crm-password", "SANDBOX")
 DEFAULT_STATE_DIR = Path(".state")
 
 
-class SettingsError(Exception):
+class SettingsError(ConfigurationError):
     """A setting is missing or malformed; the message names the variable and the fix."""
 
 

@@ -1,20 +1,22 @@
 """What an AppZen answer means for the pipeline: one table from HTTP status to a typed outcome.
 
-Outcomes by family (what to do, not what went wrong)::
+Outcomes by family (what to do, not what went wrong); each family carries the marker of the one
+error tree (:mod:`pipeline.errors`) that the retry loop and the CLI read::
 
-    AppZenError                     every failed call; carries status, error code, correlation id
-    ├── FatalError                  stop the run at once, leave the rest pending
-    │   ├── CredentialsError        401 / 403: API key, customer id or customer key rejected
-    │   ├── EndpointNotFound        404 on create: the base URL is wrong
-    │   ├── CertificateError        AppZen's TLS certificate cannot be verified
-    │   └── UnexpectedResponse      a status or body the API never documents (3xx, 418, bad JSON…)
-    ├── RetryableError              try again later (backoff; honour Retry-After)
-    │   ├── QuotaExceeded           429
-    │   ├── ServerError             5xx
-    │   └── TransportError          timeout, connection refused or dropped (no HTTP answer)
-    └── RowError                    this invoice is bad; the others go on
-        ├── InvalidInvoice          400, 413, 422: AppZen's message says which field (or size)
-        └── UnknownInvoice          404 on a uuid: AppZen does not know this invoice
+    RemoteError                     (pipeline.errors) status, error code, correlation id
+    └── AppZenError                 every failed call to AppZen
+        ├── FatalError              [terminal] stop the run at once, leave the rest pending
+        │   ├── CredentialsError        401 / 403: API key, customer id or customer key rejected
+        │   ├── EndpointNotFound        404 on create: the base URL is wrong
+        │   ├── CertificateError        AppZen's TLS certificate cannot be verified
+        │   └── UnexpectedResponse      an answer the API never documents (3xx, 418, bad JSON…)
+        ├── RetryableError          [transient] try again later (backoff; honour Retry-After)
+        │   ├── QuotaExceeded           [throttled] 429
+        │   ├── ServerError             5xx (in doubt: AppZen may have stored the invoice)
+        │   └── TransportError          timeout, connection refused or dropped (in doubt)
+        └── RowError                [item] this invoice is bad; the others go on
+            ├── InvalidInvoice          400, 413, 422: AppZen's message says which field (or size)
+            └── UnknownInvoice          404 on a uuid: AppZen does not know this invoice
 
 The table is :data:`OUTCOMES`; :func:`error_for_status` applies it. Messages never carry a secret:
 they are built from AppZen's error body and the request's operation only.
@@ -24,42 +26,18 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pipeline.errors import ItemError, RemoteError, TerminalError, ThrottledError, TransientError
+
 Operation = Literal["create", "by_uuid", "search"]
 """``create``: POST /invoice. ``by_uuid``: get-details, status-sync and audit-results on
 /invoice/{uuid}. ``search``: POST /invoice/search."""
 
 
-class AppZenError(Exception):
-    """A call to AppZen that did not succeed."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        error_code: str | None = None,
-        correlation_id: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        self.message = message
-        self.status = status
-        self.error_code = error_code
-        self.correlation_id = correlation_id
-        self.retry_after = retry_after
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        parts = [self.message]
-        if self.status is not None:
-            parts.append(f"HTTP {self.status}")
-        if self.error_code:
-            parts.append(f"error code {self.error_code}")
-        if self.correlation_id:
-            parts.append(f"x-correlation-id {self.correlation_id}")
-        return " | ".join(parts)
+class AppZenError(RemoteError):
+    """A call to AppZen that did not succeed (a family: raise one of its marked classes)."""
 
 
-class FatalError(AppZenError):
+class FatalError(AppZenError, TerminalError):
     """Stop the run: nothing else will work until a person fixes the configuration."""
 
 
@@ -79,23 +57,27 @@ class UnexpectedResponse(FatalError):
     """An answer the API does not document; stop rather than guess."""
 
 
-class RetryableError(AppZenError):
+class RetryableError(AppZenError, TransientError):
     """Transient: the same request may succeed later."""
 
 
-class QuotaExceeded(RetryableError):
+class QuotaExceeded(RetryableError, ThrottledError):
     """429: the customer's request quota is used up for now."""
 
 
 class ServerError(RetryableError):
     """5xx: AppZen had a problem; the invoice may or may not have been stored (resend = update)."""
 
+    in_doubt = True
+
 
 class TransportError(RetryableError):
-    """No HTTP answer: timeout, refused or dropped connection."""
+    """No HTTP answer: timeout, refused or dropped connection (AppZen may have seen the call)."""
+
+    in_doubt = True
 
 
-class RowError(AppZenError):
+class RowError(AppZenError, ItemError):
     """This invoice (or this uuid) is the problem; report it and go on with the others."""
 
 

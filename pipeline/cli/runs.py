@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import sys
 from collections.abc import Callable, Coroutine
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -19,8 +18,9 @@ import typer
 
 from pipeline.cli import render
 from pipeline.cli.render import console
+from pipeline.errors import ConfigurationError, EtlError, ItemError
 from pipeline.redact import register_settings
-from pipeline.settings import Settings, SettingsError, load_settings
+from pipeline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from pipeline.jobs.backfill import BackfillPartition, BackfillPlan
@@ -41,12 +41,13 @@ Runs = list[tuple[str, "RunSummary"]]
 Progress = Callable[["RunSummary"], None]
 
 
-class OptionError(Exception):
+class OptionError(ConfigurationError):
     """Options that do not fit together or name nothing (exit code 2)."""
 
 
 def operator_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn the errors a person must fix into one clear message and exit code 2 (no traceback);
+    """Turn the errors that stop a command (:func:`is_operator_error`: configuration, credentials,
+    sources, an unreachable database) into one clear message and exit code 2 (no traceback);
     Ctrl-C into exit code 130."""
 
     @functools.wraps(func)
@@ -66,17 +67,11 @@ def operator_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def is_operator_error(error: Exception) -> bool:
-    """True for the errors a person must fix (exit code 2). The usual early ones are told apart
-    without importing the whole pipeline (pandas …) just to name every error type."""
-    if isinstance(error, SettingsError | OptionError | FileNotFoundError):
-        return True
-    staging = sys.modules.get("pipeline.staging.errors")
-    if staging is not None and isinstance(error, staging.StagingError):
-        return True
-    from pipeline.errors import CONFIG_ERRORS  # noqa: PLC0415
-    from pipeline.report import ReportError  # noqa: PLC0415
-
-    return isinstance(error, (*CONFIG_ERRORS, ReportError))
+    """True for the errors that stop a command with their one-line message and exit code 2: every
+    error of the one tree (:mod:`pipeline.errors`) but the item-level ones, which never stop a
+    run. A terminal one asks a person to fix something; a transient one outlasted its retries
+    (the staging or ERP database is down: start it, then run the command again)."""
+    return isinstance(error, EtlError) and not isinstance(error, ItemError)
 
 
 def load_operator_settings() -> Settings:

@@ -20,7 +20,7 @@ from pipeline.connectors.errors import (
     CRM_CODES,
     CRM_UNKNOWN,
     Action,
-    ConnectorRowError,
+    CrmRowError,
     Meaning,
     NotDraft,
     by_http_status,
@@ -163,7 +163,7 @@ class CrmClient(PooledClient):
         as done (a repeat); any other state raises :class:`NotDraft` (a failed row)."""
         try:
             await self.reject(identifier, reason)
-        except ConnectorRowError as error:
+        except CrmRowError as error:
             if error.error_code != NOT_DRAFT:
                 raise
             current = await self.show(identifier)

@@ -1,23 +1,25 @@
 """What the ERP-side systems answer means: merchant message IDs and CRM.COM status codes, each in
 one table from code to action, and the errors those actions raise.
 
-The errors are the AppZen outcome families (:mod:`pipeline.appzen.errors`), so the shared retry
-loop and :class:`~pipeline.runtime.dispatch.Dispatcher` treat a connector's answers exactly as
-AppZen's (classification apart from the loop that waits)::
+Each system has its own branch of the one error tree (:mod:`pipeline.errors`), with the same
+markers as AppZen's families, so the shared retry loop and
+:class:`~pipeline.runtime.dispatch.Dispatcher` treat a connector's answers as they treat
+AppZen's (classification apart from the loop that waits), and none is mistaken for AppZen's::
 
-    AppZenError
-    ├── FatalError
-    │   └── ConnectorFatal            stop writing to this system: credentials, rights, wrong URL
-    ├── RetryableError
-    │   ├── QuotaExceeded
-    │   │   └── ConnectorThrottled    merchant 919 / HTTP 429, CRM TOO_MANY_REQUESTS: back off
-    │   ├── ServerError
-    │   │   └── ConnectorUnavailable  merchant 899 / 900 / 917 / 5xx, CRM 5xx: retried
-    │   └── TransportError
-    │       └── ConnectorTransport    no HTTP answer
-    └── RowError
-        └── ConnectorRowError         this invoice: merchant 913 / 910, CRM not DRAFT, unknown …
-            └── NotDraft              CRM.COM: the invoice is no longer DRAFT (its state kept)
+    RemoteError
+    ├── MerchantError                 the merchant platform
+    │   ├── MerchantFatal             [terminal] stop writing to it: credentials, rights, wrong URL
+    │   ├── MerchantThrottled         [throttled] 919 / HTTP 429: back off
+    │   ├── MerchantUnavailable       [transient] 899 / 900 / 917 / 5xx: retried (in doubt)
+    │   ├── MerchantTransport         [transient] no HTTP answer (in doubt)
+    │   └── MerchantRowError          [item] this invoice: 913, 910 …
+    └── CrmError                      CRM.COM
+        ├── CrmFatal                  [terminal] credentials, rights, wrong URL
+        ├── CrmThrottled              [throttled] TOO_MANY_REQUESTS / HTTP 429: back off
+        ├── CrmUnavailable            [transient] INTERNAL_ERROR / 5xx: retried (in doubt)
+        ├── CrmTransport              [transient] no HTTP answer (in doubt)
+        └── CrmRowError               [item] this invoice: unknown, bad reason …
+            └── NotDraft              the invoice is no longer DRAFT (its state kept)
 
 ``error_code`` is the merchant message ID (``"913"``) or the CRM ``status.code``. Messages are
 built from the system's answer and the tables' hints only: never from a request (no token).
@@ -29,40 +31,69 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.appzen.errors import (
-    AppZenError,
-    FatalError,
-    QuotaExceeded,
-    RowError,
-    ServerError,
-    TransportError,
-)
+from pipeline.errors import ItemError, RemoteError, TerminalError, ThrottledError, TransientError
 
 System = Literal["merchant", "crm"]
 SYSTEM_NAMES: dict[System, str] = {"merchant": "merchant platform", "crm": "CRM.COM"}
 
 
-class ConnectorFatal(FatalError):
-    """Stop writing to this system: nothing will work until a person fixes the configuration."""
+class MerchantError(RemoteError):
+    """A call to the merchant platform that did not succeed (a family: raise a marked class)."""
 
 
-class ConnectorThrottled(QuotaExceeded):
-    """The system's request limit is used up: back off (merchant 919, HTTP 429)."""
+class MerchantFatal(MerchantError, TerminalError):
+    """Stop writing to the merchant platform until a person fixes the configuration."""
 
 
-class ConnectorUnavailable(ServerError):
-    """The system failed (merchant 899, 5xx): the same request may succeed later."""
+class MerchantThrottled(MerchantError, ThrottledError):
+    """The merchant platform's request limit is used up: back off (919, HTTP 429)."""
 
 
-class ConnectorTransport(TransportError):
-    """No HTTP answer from the system (timeout, refused or dropped connection)."""
+class MerchantUnavailable(MerchantError, TransientError):
+    """The merchant platform failed (899, 900, 917, 5xx): the same request may succeed later."""
+
+    in_doubt = True
 
 
-class ConnectorRowError(RowError):
-    """This invoice is the problem (merchant 913, CRM invoice unknown …); the others go on."""
+class MerchantTransport(MerchantError, TransientError):
+    """No HTTP answer from the merchant platform (timeout, refused or dropped connection)."""
+
+    in_doubt = True
 
 
-class NotDraft(ConnectorRowError):
+class MerchantRowError(MerchantError, ItemError):
+    """This invoice is the problem (913, 910 …); the others go on."""
+
+
+class CrmError(RemoteError):
+    """A call to CRM.COM that did not succeed (a family: raise one of its marked classes)."""
+
+
+class CrmFatal(CrmError, TerminalError):
+    """Stop writing to CRM.COM until a person fixes the configuration."""
+
+
+class CrmThrottled(CrmError, ThrottledError):
+    """CRM.COM's request limit is used up: back off (TOO_MANY_REQUESTS, HTTP 429)."""
+
+
+class CrmUnavailable(CrmError, TransientError):
+    """CRM.COM failed (INTERNAL_ERROR, 5xx): the same request may succeed later."""
+
+    in_doubt = True
+
+
+class CrmTransport(CrmError, TransientError):
+    """No HTTP answer from CRM.COM (timeout, refused or dropped connection)."""
+
+    in_doubt = True
+
+
+class CrmRowError(CrmError, ItemError):
+    """This invoice is the problem (unknown invoice, unknown reason …); the others go on."""
+
+
+class NotDraft(CrmRowError):
     """CRM.COM refuses to reject an invoice that is no longer DRAFT; ``state`` is its state."""
 
     def __init__(self, message: str, *, state: str | None, error_code: str | None) -> None:
@@ -182,6 +213,28 @@ def by_http_status(status: int) -> Meaning:
     return Meaning(_A.FATAL, f"HTTP {status}", "an answer the API does not document")
 
 
+_KINDS: dict[System, dict[Action, type[RemoteError]]] = {
+    "merchant": {
+        Action.FATAL: MerchantFatal,
+        Action.RENEW: MerchantFatal,  # a renewal that did not help
+        Action.ROW: MerchantRowError,
+        Action.THROTTLE: MerchantThrottled,
+        Action.RETRY: MerchantUnavailable,
+    },
+    "crm": {
+        Action.FATAL: CrmFatal,
+        Action.RENEW: CrmFatal,
+        Action.ROW: CrmRowError,
+        Action.THROTTLE: CrmThrottled,
+        Action.RETRY: CrmUnavailable,
+    },
+}
+"""System → action → the error class a failed answer raises."""
+
+_FATAL: dict[System, type[RemoteError]] = {"merchant": MerchantFatal, "crm": CrmFatal}
+_TRANSPORT: dict[System, type[RemoteError]] = {"merchant": MerchantTransport, "crm": CrmTransport}
+
+
 def error_for(
     system: System,
     meaning: Meaning,
@@ -190,26 +243,19 @@ def error_for(
     status: int | None,
     code: str | None,
     retry_after: float | None = None,
-) -> AppZenError:
+) -> RemoteError:
     """The typed error for a failed answer: ``<system>: <title>: <detail> (<hint>)``."""
-    kinds: dict[Action, type[AppZenError]] = {
-        Action.FATAL: ConnectorFatal,
-        Action.RENEW: ConnectorFatal,  # a renewal that did not help
-        Action.ROW: ConnectorRowError,
-        Action.THROTTLE: ConnectorThrottled,
-        Action.RETRY: ConnectorUnavailable,
-    }
     text = f"{SYSTEM_NAMES[system]}: {meaning.title}"
     if detail and detail != meaning.title:
         text += f": {detail}"
     if meaning.hint:
         text += f" ({meaning.hint})"
-    kind = kinds.get(meaning.action, ConnectorFatal)
+    kind = _KINDS[system].get(meaning.action, _FATAL[system])
     return kind(text, status=status, error_code=code, retry_after=retry_after)
 
 
-def transport_error(system: System, error: Exception) -> ConnectorTransport:
+def transport_error(system: System, error: Exception) -> RemoteError:
     """No HTTP answer: the exception's kind names what happened (never the request)."""
-    return ConnectorTransport(
+    return _TRANSPORT[system](
         f"{SYSTEM_NAMES[system]}: no answer ({type(error).__name__}); retried with backoff"
     )

@@ -13,7 +13,7 @@ from pipeline.connectors.errors import System, transport_error
 async def send(
     http: httpx.AsyncClient, system: System, method: str, url: str, **kwargs: Any
 ) -> httpx.Response:
-    """One request; no HTTP answer becomes a retryable ``ConnectorTransport``."""
+    """One request; no HTTP answer becomes that system's retryable transport error."""
     try:
         return await http.request(method, url, **kwargs)
     except httpx.TransportError as error:

@@ -1,4 +1,5 @@
-"""The one interface every source kind implements: iterate chunks of rows with their location."""
+"""The one interface every source kind implements (iterate chunks of rows with their location)
+and the errors of the ERP side (:class:`SourceError`: terminal or transient)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,22 @@ from typing import Protocol
 
 import pandas as pd
 
+from pipeline.errors import EtlError, TerminalError, TransientError
 
-class ExtractError(Exception):
+
+class SourceError(EtlError):
+    """The ERP side cannot be read (a family: catch it, raise one of the two classes below)."""
+
+
+class ExtractError(SourceError, TerminalError):
     """The source cannot be read at all (missing file, bad query, missing column): stops the run
     before anything is sent. The message names the source and the fix."""
+
+
+class SourceUnavailable(SourceError, TransientError):
+    """The ERP database or API did not answer for now (connection refused or lost, locked, shut
+    down, retries used up): the run stops, and a later run may succeed. The message names the
+    source; the driver's code, not its text, chose this class."""
 
 
 @dataclass(frozen=True, slots=True)

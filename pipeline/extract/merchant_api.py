@@ -6,8 +6,9 @@ export of the same answer, so one mapping (``mappings/merchant.yaml``'s fields) 
 Locations are ``merchant GET /invoice:invoices[id=880100].invoiceItems[0]``. The write-back's
 ``[AppZen <uuid> <STATE>]`` tag is cut from each note (it is not the merchant's data, and would
 otherwise make every invoice look changed after a write-back). The answer is read
-once per source and kept (``columns()`` then ``chunks()``); a fatal or exhausted answer stops the
-run before anything is sent, as an :class:`~pipeline.extract.base.ExtractError`.
+once per source and kept (``columns()`` then ``chunks()``); a refusal stops the run before
+anything is sent, as an :class:`~pipeline.extract.base.ExtractError`, and retries used up on
+transient answers as a :class:`~pipeline.extract.base.SourceUnavailable`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from pipeline.appzen.errors import AppZenError
+from pipeline.connectors.errors import MerchantError
 from pipeline.connectors.merchant import (
     MerchantClient,
     MerchantCredentials,
@@ -29,7 +30,7 @@ from pipeline.connectors.merchant import (
     merchant_credentials,
     without_appzen_note,
 )
-from pipeline.extract.base import ExtractError
+from pipeline.extract.base import ExtractError, SourceUnavailable
 from pipeline.extract.json import JsonSource, Located
 from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.retry import RetriesExhausted, RetryPolicy, call_with_retries
@@ -95,7 +96,9 @@ class MerchantApiSource(JsonSource):
                     RetryPolicy(self._attempts),
                     SYSTEM_CLOCK,
                 )
-            except (AppZenError, RetriesExhausted) as error:
+            except RetriesExhausted as error:
+                raise SourceUnavailable(f"{self.describe()}: {error}") from None
+            except MerchantError as error:
                 raise ExtractError(f"{self.describe()}: {error}") from None
         return [without_appzen_note(invoice) for invoice in done.value]
 

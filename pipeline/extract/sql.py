@@ -7,7 +7,9 @@ those the query uses, missing ones as NULL, so a query can say
 
 Values stay what the driver returns (``Decimal``, ``date``, ``datetime``; object columns, never
 floats made by pandas). SQLite has no decimal or date types: there they come back as the text (or
-number) SQLite stored. Every error names the query file and the database with its password masked.
+number) SQLite stored. Every error names the query file and the database with its password masked;
+the driver's error code (never its text) makes it transient (:class:`SourceUnavailable`: a later
+run may succeed) or terminal (:class:`ExtractError`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from pipeline.extract.base import Chunk, ExtractError
+from pipeline.extract.base import Chunk, ExtractError, SourceError, SourceUnavailable
+from pipeline.runtime.dbcodes import db_failure
 from pipeline.settings import mask_url
 
 CONNECT_TIMEOUT_SECONDS = 15
@@ -197,13 +200,15 @@ class SqlSource:
         secret = {key: "***" for key in url.query if _SECRET_KEY.search(key)}
         return url.update_query_dict(secret).render_as_string(hide_password=True)
 
-    def _error(self, what: str, error: Exception, *, fix: str | None = None) -> ExtractError:
+    def _error(self, what: str, error: Exception, *, fix: str | None = None) -> SourceError:
+        """Transient or terminal by the driver's code; the message names the query and the fix."""
         cause = getattr(error, "orig", None) or error
         detail = " ".join(self._scrub(str(cause)).split())  # one line: PostgreSQL adds LINE/HINT
         if len(detail) > _MAX_DETAIL_CHARS:
             detail = detail[:_MAX_DETAIL_CHARS] + "…"
         advice = fix or f"fix the query in {self._origin} (try it in an SQL client) or the database"
-        return ExtractError(f"{self.describe()}: {what}: {detail}; {advice}")
+        kind = SourceUnavailable if db_failure(error).transient else ExtractError
+        return kind(f"{self.describe()}: {what}: {detail}; {advice}")
 
     def _scrub(self, text: str) -> str:
         """``text`` without the password or other secrets of the URL, in any spelling."""

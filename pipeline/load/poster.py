@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipeline.appzen.client import Acknowledgement, AppZenClient
-from pipeline.appzen.errors import FatalError, RowError
+from pipeline.errors import RemoteError
 from pipeline.failures import RowFailure
 from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
 from pipeline.runtime.retry import RetriesExhausted
@@ -35,7 +35,7 @@ class PostResult:
 
     outcomes: list[SendOutcome]
     failures: list[RowFailure]
-    fatal: FatalError | None
+    fatal: RemoteError | None
     retries: int
 
 
@@ -110,13 +110,13 @@ def _classify(
     return outcome, failure
 
 
-def _rule(error: RowError | RetriesExhausted) -> str:
+def _rule(error: RemoteError | RetriesExhausted) -> str:
     if isinstance(error, RetriesExhausted):
         return f"retries_exhausted:{type(error.last_error).__name__}"
     return f"appzen_{error.status or 'error'}"
 
 
-def _hint(error: RowError | RetriesExhausted) -> str:
+def _hint(error: RemoteError | RetriesExhausted) -> str:
     if isinstance(error, RetriesExhausted):
         return "transient AppZen failure: the next run (or `appzen-etl retry-failed`) resends it"
     return "fix the source data AppZen names, then run `appzen-etl retry-failed`"

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Literal, Self
 
 from pipeline.appzen.client import AppZenClient, client_session
-from pipeline.appzen.errors import FatalError
+from pipeline.errors import RemoteError
 from pipeline.extract.base import Chunk, Source
 from pipeline.failures import RowFailure
 from pipeline.load.fit import fit_staging
@@ -103,7 +103,7 @@ class SyncJob:
         )
         self._owner = new_owner(options.label or options.flow)
         self._watermarks = Watermarks()
-        self._fatal: FatalError | None = None
+        self._fatal: RemoteError | None = None
         self.on_progress: Callable[[RunSummary], None] | None = None
 
     # --- preparing ---------------------------------------------------------------------------

@@ -12,8 +12,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from pipeline.mapping.engine import MappedInvoice, MappingEngine, RejectedInvoice, Result
+from pipeline.mapping.errors import MappingError
 from pipeline.mapping.loader import MappingFileError, load_mapping
-from pipeline.mapping.spec import MappingError, MappingSpec
+from pipeline.mapping.spec import MappingSpec
 
 __all__ = [
     "MappedInvoice",

@@ -47,7 +47,8 @@ from pipeline.mapping.rejections import (
 from pipeline.mapping.results import MappedInvoice, RejectedInvoice, Result
 
 __all__ = ["MappedInvoice", "MappingEngine", "RejectedInvoice", "Result"]
-from pipeline.mapping.spec import MappingError, MappingSpec
+from pipeline.mapping.errors import MappingError
+from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.transforms import ConversionError, is_blank, to_text
 
 _validate = plain_validator(Invoice).validate_python

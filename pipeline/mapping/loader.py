@@ -19,10 +19,11 @@ from pydantic_core import ErrorDetails
 
 from pipeline.appzen.models import WireModel
 from pipeline.failures import shorten
+from pipeline.mapping.errors import MappingError
 from pipeline.mapping.fields import appzen_model_of, is_required, shape_of
 from pipeline.mapping.leaves import ValueSpec, suggest
 from pipeline.mapping.refs import missing_columns
-from pipeline.mapping.spec import KeyPath, MappingError, MappingSpec, default_name, iter_paths
+from pipeline.mapping.spec import KeyPath, MappingSpec, default_name, iter_paths
 from pipeline.mapping.yamlread import Document, YamlRefused, read_yaml
 
 

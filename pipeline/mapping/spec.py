@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
 
 from pipeline.extract.base import Source
+from pipeline.mapping.errors import MappingError
 from pipeline.mapping.fields import HeaderFields, LineFields
 from pipeline.mapping.leaves import ColumnName, Strict, ThousandsSeparator
 from pipeline.mapping.transforms import ISO, DateStyle, Formats, date_format_problem
@@ -37,15 +38,6 @@ else:
     LineSpec = LineFields
 
 ChunkRows = Annotated[int, Field(ge=1, le=1_000_000, description="Rows per chunk read.")]
-
-
-class MappingError(Exception):
-    """The mapping cannot run at all (a column it needs is missing, no database URL …): stops the
-    run before anything is sent. ``errors`` lists each problem as ``file:line path: message``."""
-
-    def __init__(self, errors: list[str] | str) -> None:
-        self.errors = [errors] if isinstance(errors, str) else list(errors)
-        super().__init__("\n".join(self.errors))
 
 
 def _encoding(name: str) -> str:

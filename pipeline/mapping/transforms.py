@@ -22,6 +22,7 @@ from typing import Literal
 
 import pandas as pd
 
+from pipeline.errors import ItemError
 from pipeline.failures import shorten
 from pipeline.mapping.currencies import ISO_4217
 
@@ -42,8 +43,9 @@ _NA = pd.NA
 _NAT = pd.NaT
 
 
-class ConversionError(Exception):
-    """A source value does not convert: ``rule`` names the check, ``hint`` the fix if known."""
+class ConversionError(ItemError):
+    """A source value does not convert: ``rule`` names the check, ``hint`` the fix if known (the
+    row fails; the run goes on)."""
 
     def __init__(self, rule: str, message: str, hint: str | None = None) -> None:
         super().__init__(message)

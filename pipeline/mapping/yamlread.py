@@ -26,18 +26,16 @@ from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
+from pipeline.mapping.errors import MappingError
+
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 64
 _STD = "tag:yaml.org,2002:"
 Path_ = tuple[str | int, ...]
 
 
-class YamlRefused(Exception):
+class YamlRefused(MappingError):
     """The file cannot be read as a mapping; ``errors`` lists every problem as ``file:line: …``."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 class _Stop(Exception):

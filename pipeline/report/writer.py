@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from pipeline.errors import TerminalError
 from pipeline.report.csvreport import ENCODING as CSV_ENCODING
 from pipeline.report.csvreport import write_csv
 from pipeline.report.htmlreport import html_lines
@@ -16,7 +17,7 @@ from pipeline.report.table import report_rows
 from pipeline.staging.records import RunRecord, StoredFailure
 
 
-class ReportError(Exception):
+class ReportError(TerminalError):
     """A report could not be written (the message names the file and the fix)."""
 
 

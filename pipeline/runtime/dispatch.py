@@ -1,11 +1,13 @@
-"""One AppZen call per item, many at once: bounded concurrency, one shared rate limiter, retries.
+"""One remote call per item, many at once: bounded concurrency, one shared rate limiter, retries.
 
 Posting invoices and pushing statuses both go through :class:`Dispatcher`, so they share the rate
-limit, the bound on requests in flight and the retry policy. A fatal answer (401/403, wrong URL)
-stops the dispatcher for good: every call still waiting or in flight in that :meth:`run` is
-cancelled, and no call of any other :meth:`run` on the same dispatcher (the other batch in
-flight) starts another request. Those items get no result and stay pending in staging, which is
-safe because AppZen upserts on ``invoice_id``.
+limit, the bound on requests in flight and the retry policy (the write-back's calls to the
+ERP-side systems use dispatchers of their own). Errors are told apart by the markers of the one
+error tree (:mod:`pipeline.errors`). A terminal answer (401/403, wrong URL) stops the dispatcher
+for good: every call still waiting or in flight in that :meth:`run` is cancelled, and no call of
+any other :meth:`run` on the same dispatcher (the other batch in flight) starts another request.
+Those items get no result and stay pending in staging, which is safe because AppZen upserts on
+``invoice_id``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from pipeline.appzen.errors import AppZenError, FatalError, RowError, ServerError, TransportError
+from pipeline.errors import ItemError, RemoteError, TerminalError
 from pipeline.runtime.clock import Clock
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
 from pipeline.runtime.retry import RetriesExhausted, RetryEvent, RetryPolicy, call_with_retries
@@ -30,21 +32,22 @@ class CallResult(Generic[I, T]):
     """How one item's call ended: ``value`` on success, else ``error`` (row-level or exhausted).
 
     ``in_doubt``: attempts that failed without a clear answer (5xx, timeout, dropped connection),
-    each of which AppZen may have acted on: copies of the call AppZen may have seen too many."""
+    each of which the remote may have acted on: copies of the call it may have seen too many."""
 
     item: I
     attempts: int
     value: T | None = None
-    error: RowError | RetriesExhausted | None = None
+    error: RemoteError | RetriesExhausted | None = None
     in_doubt: int = 0
 
 
 @dataclass(slots=True)
 class DispatchReport(Generic[I, T]):
-    """The results of the items that finished, and the fatal error that stopped the rest, if any."""
+    """The results of the items that finished, and the terminal error that stopped the rest, if
+    any."""
 
     results: list[CallResult[I, T]] = field(default_factory=list)
-    fatal: FatalError | None = None
+    fatal: RemoteError | None = None
     retries: int = 0
 
 
@@ -66,8 +69,8 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._on_result = on_result
         self._running: set[asyncio.Future[None]] = set()
-        self.fatal: FatalError | None = None
-        """The fatal answer that stopped this dispatcher for good; no call starts after it."""
+        self.fatal: RemoteError | None = None
+        """The terminal answer that stopped this dispatcher for good; no call starts after it."""
 
     @classmethod
     def from_settings(
@@ -107,7 +110,7 @@ class Dispatcher:
         report.fatal = self.fatal
         return report
 
-    def _stop(self, error: FatalError) -> None:
+    def _stop(self, error: RemoteError) -> None:
         """Remember the first fatal answer and cancel every other call of every run."""
         if self.fatal is None:
             self.fatal = error
@@ -140,24 +143,26 @@ class Dispatcher:
                 result: CallResult[I, T] = CallResult(
                     item, done.attempts, value=done.value, in_doubt=in_doubt
                 )
-            except RowError as error:
-                result = CallResult(item, failed_attempts + 1, error=error, in_doubt=in_doubt)
             except RetriesExhausted as error:
                 doubt = in_doubt + _unclear(error.last_error)
                 result = CallResult(item, error.attempts, error=error, in_doubt=doubt)
-            except FatalError as error:
-                self._stop(error)
-                return
+            except RemoteError as error:
+                if isinstance(error, TerminalError):
+                    self._stop(error)
+                    return
+                if not isinstance(error, ItemError):
+                    raise  # no marker: not this loop's to decide
+                result = CallResult(item, failed_attempts + 1, error=error, in_doubt=in_doubt)
         report.results.append(result)
         if self._on_result is not None:
             self._on_result(result)  # type: ignore[arg-type]
 
 
-def describe(error: AppZenError | RetriesExhausted) -> AppZenError:
-    """The AppZen error behind a result (the last attempt's, for an exhausted retry budget)."""
+def describe(error: RemoteError | RetriesExhausted) -> RemoteError:
+    """The remote's error behind a result (the last attempt's, for an exhausted retry budget)."""
     return error.last_error if isinstance(error, RetriesExhausted) else error
 
 
-def _unclear(error: AppZenError) -> bool:
-    """A failure AppZen may have acted on all the same: a 5xx or no answer at all."""
-    return isinstance(error, ServerError | TransportError)
+def _unclear(error: RemoteError) -> bool:
+    """A failure the remote may have acted on all the same: a 5xx or no answer at all."""
+    return error.in_doubt

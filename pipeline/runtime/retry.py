@@ -1,6 +1,7 @@
-"""Retrying one AppZen call: what each outcome means (classify) apart from the loop that waits.
+"""Retrying one remote call: what each error means (classify) apart from the loop that waits.
 
-:func:`classify` is the table from an outcome family (``pipeline.appzen.errors``) to an action;
+:func:`classify` is the table from the markers of the one error tree (:mod:`pipeline.errors`) to
+an action, for any remote system (AppZen, the merchant platform, CRM.COM);
 :class:`RetryPolicy` says how long to wait before the next attempt (capped exponential backoff with
 full jitter, at least the server's Retry-After); :func:`call_with_retries` runs the loop: acquire
 the rate limiter, call, classify, wait, again. Every wait goes through an injected
@@ -9,10 +10,11 @@ the rate limiter, call, classify, wait, again. Every wait goes through an inject
 Outcomes of :func:`call_with_retries`:
 
 * success → :class:`Succeeded` ``(value, attempts)``;
-* :class:`~pipeline.appzen.errors.RowError` (this invoice is bad) and
-  :class:`~pipeline.appzen.errors.FatalError` (stop the run) → re-raised at once, unchanged, with
-  a note ``on attempt n of m``; ``on_retry`` has seen every earlier attempt;
-* :class:`~pipeline.appzen.errors.RetryableError` on every attempt → :class:`RetriesExhausted`
+* a :class:`~pipeline.errors.RemoteError` marked :class:`~pipeline.errors.ItemError` (this
+  invoice is bad) or :class:`~pipeline.errors.TerminalError` (stop the run), or carrying no
+  marker → re-raised at once, unchanged, with a note ``on attempt n of m``; ``on_retry`` has seen
+  every earlier attempt;
+* a :class:`~pipeline.errors.TransientError` one on every attempt → :class:`RetriesExhausted`
   (a row-level outcome: the invoice is failed-retryable, a later run sends it again);
 * anything else (a bug, ``CancelledError``) → propagates untouched, never retried.
 """
@@ -26,12 +28,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
-from pipeline.appzen.errors import (
-    AppZenError,
-    FatalError,
-    QuotaExceeded,
-    RetryableError,
-    RowError,
+from pipeline.errors import (
+    EtlError,
+    ItemError,
+    RemoteError,
+    TerminalError,
+    ThrottledError,
+    TransientError,
 )
 from pipeline.runtime.clock import Clock
 from pipeline.runtime.ratelimit import MAX_PAUSE, RateLimiter
@@ -50,17 +53,17 @@ class Action(enum.Enum):
     STOP_RUN = "stop_run"  # configuration is wrong: stop the run
 
 
-_ACTIONS: tuple[tuple[type[AppZenError], Action], ...] = (
-    (QuotaExceeded, Action.THROTTLED),
-    (RetryableError, Action.RETRY),
-    (RowError, Action.GIVE_UP_ROW),
-    (FatalError, Action.STOP_RUN),
+_ACTIONS: tuple[tuple[type[EtlError], Action], ...] = (
+    (ThrottledError, Action.THROTTLED),
+    (TransientError, Action.RETRY),
+    (ItemError, Action.GIVE_UP_ROW),
+    (TerminalError, Action.STOP_RUN),
 )
-"""Outcome family → action, most specific first."""
+"""Marker → action, most specific first."""
 
 
-def classify(error: AppZenError) -> Action:
-    """The action for an AppZen outcome; an unclassified ``AppZenError`` stops the run."""
+def classify(error: EtlError) -> Action:
+    """The action an error's marker calls for; an error without a marker stops the run."""
     for family, action in _ACTIONS:
         if isinstance(error, family):
             return action
@@ -120,18 +123,19 @@ class RetryEvent:
 
     attempt: int
     attempts: int
-    error: RetryableError
+    error: RemoteError
     delay: float
 
 
-class RetriesExhausted(Exception):
-    """Every attempt failed with a retryable error: the invoice is failed-retryable.
+class RetriesExhausted(TransientError):
+    """Every attempt failed with a transient error: the invoice is failed-retryable (a later run
+    may succeed).
 
-    ``last_error`` is the final attempt's AppZen error (status, error code, correlation id);
+    ``last_error`` is the final attempt's error (status, error code, correlation id);
     ``attempts`` is how many attempts were made.
     """
 
-    def __init__(self, last_error: RetryableError, attempts: int) -> None:
+    def __init__(self, last_error: RemoteError, attempts: int) -> None:
         self.last_error = last_error
         self.attempts = attempts
         super().__init__(f"gave up after {attempts} attempt(s); last error: {last_error}")
@@ -155,7 +159,7 @@ async def call_with_retries(
             await limiter.acquire()
         try:
             value = await fn()
-        except AppZenError as error:
+        except RemoteError as error:
             retryable = _handle(error, classify(error), limiter, attempt, policy.attempts)
         else:
             if limiter is not None:
@@ -171,18 +175,18 @@ async def call_with_retries(
 
 
 def _handle(
-    error: AppZenError,
+    error: RemoteError,
     action: Action,
     limiter: RateLimiter | None,
     attempt: int,
     attempts: int,
-) -> RetryableError:
+) -> RemoteError:
     """Tell the limiter what the answer means; re-raise what must not be retried."""
     if action is Action.THROTTLED and limiter is not None:
         limiter.on_throttled(error.retry_after)
     if action is Action.GIVE_UP_ROW and limiter is not None:
-        limiter.on_success()  # AppZen answered without throttling: the pace is fine
-    if action in (Action.GIVE_UP_ROW, Action.STOP_RUN) or not isinstance(error, RetryableError):
+        limiter.on_success()  # the remote answered without throttling: the pace is fine
+    if action not in (Action.RETRY, Action.THROTTLED):
         error.add_note(f"on attempt {attempt} of {attempts}")
         raise error
     return error

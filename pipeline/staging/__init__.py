@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.staging.errors import StagingError
+from pipeline.staging.errors import StagingError, StagingTerminalError, StagingTransientError
 from pipeline.staging.records import (
     Action,
     Decision,
@@ -34,6 +34,8 @@ __all__ = [
     "StageItem",
     "StagingError",
     "StagingStore",
+    "StagingTerminalError",
+    "StagingTransientError",
     "StatusCandidate",
     "StoredFailure",
     "new_owner",

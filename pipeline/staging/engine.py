@@ -20,7 +20,8 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from pipeline.staging.errors import StagingError, describe_url
+from pipeline.runtime.dbcodes import DbFailure, db_failure
+from pipeline.staging.errors import StagingTerminalError, describe_url
 
 READ_ONLY = "staging_read_only"
 """Connection execution option: a read-only transaction (SQLite starts it DEFERRED)."""
@@ -34,7 +35,7 @@ def backend_of(url: str) -> str:
     backend = parsed.get_backend_name()
     backend = "mysql" if backend == "mariadb" else backend
     if backend not in SUPPORTED:
-        raise StagingError(
+        raise StagingTerminalError(
             f"staging database {describe_url(url)}: dialect {backend!r} is not supported; "
             f"use one of {', '.join(SUPPORTED)}"
         )
@@ -59,7 +60,7 @@ def create_staging_engine(url: str, busy_timeout: float) -> Engine:
             connect_args={"charset": "utf8mb4", "connect_timeout": CONNECT_TIMEOUT_S},
         )
     except (sa_exc.ArgumentError, ImportError) as error:
-        raise StagingError(
+        raise StagingTerminalError(
             f"staging database {describe_url(url)}: cannot build an engine "
             f"({type(error).__name__}); expected a URL such as sqlite:///.state/staging.db or "
             "postgresql+psycopg://user:password@host:5432/db"
@@ -70,7 +71,7 @@ def _parse(url: str) -> URL:
     try:
         return make_url(url)
     except sa_exc.ArgumentError:
-        raise StagingError(
+        raise StagingTerminalError(
             f"staging database {describe_url(url)}: not a database URL; expected e.g. "
             "sqlite:///.state/staging.db, postgresql+psycopg://user:password@host:5432/db or "
             "mysql+pymysql://user:password@host:3306/db"
@@ -84,7 +85,7 @@ def _sqlite_engine(url: str, parsed: URL, busy_timeout: float) -> Engine:
         try:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise StagingError(
+            raise StagingTerminalError(
                 f"staging database {describe_url(url)}: cannot create its directory "
                 f"({error.strerror}); choose a writable path in STAGING_DATABASE_URL"
             ) from None
@@ -104,7 +105,7 @@ def _timeout(url: str, parsed: URL, default: float) -> float:
     except ValueError:
         seconds = -1.0
     if not 0 <= seconds < float("inf"):
-        raise StagingError(
+        raise StagingTerminalError(
             f"staging database {describe_url(url)}: ?timeout={given} is not a number of seconds; "
             "write e.g. sqlite:///.state/staging.db?timeout=30"
         )
@@ -121,8 +122,8 @@ def _enter_wal(cursor: Any, timeout: float) -> None:
             if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 cursor.execute("PRAGMA journal_mode = WAL")
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
+            if db_failure(error) is not DbFailure.TRANSIENT or time.monotonic() > deadline:
+                raise  # SQLITE_BUSY / SQLITE_LOCKED by its code; anything else at once
             time.sleep(0.02)
         else:
             return

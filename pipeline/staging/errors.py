@@ -1,4 +1,17 @@
-"""StagingError and the one place that turns a database failure into its text, without secrets."""
+"""The staging store's errors and the one place that turns a database failure into one of them:
+transient or terminal by the driver's error code, its text without secrets.
+
+The family (in the one error tree of :mod:`pipeline.errors`)::
+
+    StagingError                    catch this: anything the staging database could not do
+    ├── StagingTerminalError        [terminal] bad URL, rights, full disk, missing database …
+    └── StagingTransientError       [transient] locked/busy, connection refused or lost,
+                                    deadlock, serialization failure, too many connections, shutdown
+
+Which of the two a driver failure becomes is decided by its code
+(:func:`pipeline.runtime.dbcodes.db_failure`); the driver's message only picks the hint shown to
+a person (:func:`hint_for`).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +20,12 @@ import re
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
+from pipeline.errors import EtlError, TerminalError, TransientError
+from pipeline.runtime.dbcodes import DbFailure, db_failure
 from pipeline.settings import mask_url
 
-# Driver errors that mean "another transaction got in the way: run the whole transaction again".
-_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # PostgreSQL deadlock, serialization failure
-_RETRYABLE_MYSQL_CODES = frozenset({1213})  # InnoDB deadlock
-
-# (pattern in the driver's message, what the operator should do), first match wins.
+# (pattern in the driver's message, what the operator should do), first match wins. Hints only:
+# whether a failure is worth retrying is read from the driver's code, never from this text.
 _HINTS: tuple[tuple[str, str], ...] = (
     (
         r"database is locked|database table is locked",
@@ -50,10 +62,19 @@ _HINTS: tuple[tuple[str, str], ...] = (
 )
 
 
-class StagingError(Exception):
+class StagingError(EtlError):
     """The staging database cannot do what was asked (unreachable, locked, full, bad URL, a
     migration or a record that does not fit). The message names the database, never its
-    password, and the fix."""
+    password, and the fix. A family: raise one of the two classes below."""
+
+
+class StagingTerminalError(StagingError, TerminalError):
+    """Retrying cannot help: fix the URL, the rights, the disk or the database, then rerun."""
+
+
+class StagingTransientError(StagingError, TransientError):
+    """The database was locked, busy or unreachable, or another transaction got in the way: the
+    same work may succeed later."""
 
 
 def describe_url(url: str) -> str:
@@ -95,17 +116,16 @@ def hint_for(message: str) -> str:
 
 
 def is_retryable(error: sa_exc.DBAPIError) -> bool:
-    """True for a deadlock or serialization failure: the whole transaction can run again."""
-    orig = error.orig
-    if getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
-        return True
-    args: tuple[object, ...] = getattr(orig, "args", ())
-    return bool(args) and args[0] in _RETRYABLE_MYSQL_CODES
+    """True for a deadlock or serialization failure: the whole transaction can run again at
+    once (a conflict is one kind of transient failure: see :func:`staging_error`)."""
+    return db_failure(error) is DbFailure.CONFLICT
 
 
 def staging_error(url: str, action: str, error: BaseException) -> StagingError:
-    """A :class:`StagingError` for ``action`` on the database at ``url``: reason and fix."""
+    """The :class:`StagingError` for ``action`` on the database at ``url``: transient or
+    terminal by the driver's code; the message gives the reason and the fix."""
     reason = scrub(driver_message(error), url)
-    return StagingError(
+    kind = StagingTransientError if db_failure(error).transient else StagingTerminalError
+    return kind(
         f"staging database {describe_url(url)}: {action} failed: {reason} ({hint_for(reason)})"
     )

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from pipeline.failures import RowFailure
 from pipeline.staging.claims import chunks, dump_json
-from pipeline.staging.errors import StagingError
+from pipeline.staging.errors import StagingTerminalError
 from pipeline.staging.records import RunRecord, RunStatus, StoredFailure
 from pipeline.staging.tables import KEY_CHARS, failures, runs
 
@@ -66,7 +66,7 @@ def finish_run(
     if conn.execute(stmt).rowcount != 1:
         found = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar()
         state = "does not exist" if found is None else f"is already {found}"
-        raise StagingError(f"finish_run: run {run_id} {state}; a run is finished once")
+        raise StagingTerminalError(f"finish_run: run {run_id} {state}; a run is finished once")
 
 
 def last_watermark(conn: Connection, mapping: str) -> str | None:

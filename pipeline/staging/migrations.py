@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.staging.errors import StagingError
+from pipeline.staging.errors import StagingTerminalError
 from pipeline.staging.tables import schema_migrations
 
 
@@ -57,16 +57,20 @@ def discover(backend: str, root: Path = MIGRATIONS_DIR) -> list[Migration]:
     """The migrations for ``backend`` in version order; versions must run 1, 2, 3 … without gaps."""
     folder = root / backend
     if not folder.is_dir():
-        raise StagingError(f"{folder}: no staging migrations for {backend}; reinstall appzen-etl")
+        raise StagingTerminalError(
+            f"{folder}: no staging migrations for {backend}; reinstall appzen-etl"
+        )
     found: list[Migration] = []
     for path in sorted(folder.glob("*.sql")):
         match = _FILE.match(path.name)
         if not match:
-            raise StagingError(f"{path}: migration files are named NNN_<name>.sql; rename it")
+            raise StagingTerminalError(
+                f"{path}: migration files are named NNN_<name>.sql; rename it"
+            )
         found.append(Migration(int(match.group(1)), match.group(2), path))
     for expected, migration in enumerate(found, start=1):
         if migration.version != expected:
-            raise StagingError(
+            raise StagingTerminalError(
                 f"{migration.path}: expected version {expected:03d} here (versions run 001, 002, "
                 "… without gaps or duplicates); renumber the file"
             )
@@ -107,7 +111,7 @@ def apply_pending(
 
 def _check_known(version: int, latest: int) -> None:
     if version > latest:
-        raise StagingError(
+        raise StagingTerminalError(
             f"the staging database is at schema version {version} but this appzen-etl knows "
             f"migrations up to {latest}; upgrade appzen-etl (never downgrade a staging database)"
         )
@@ -120,7 +124,7 @@ def _apply(conn: Connection, migration: Migration, at: datetime) -> None:
             # psycopg and PyMySQL read % as a placeholder even without parameters: "%%" is "%".
             conn.exec_driver_sql(statement.replace("%", "%%") if percent_escaped else statement)
         except sa.exc.DBAPIError as error:
-            raise StagingError(
+            raise StagingTerminalError(
                 f"{migration.path}: statement {number} failed: "
                 f"{' '.join(str(a) for a in getattr(error.orig, 'args', ()))}; on MySQL earlier "
                 "statements of this file may already be applied (DDL is not transactional "
@@ -154,7 +158,7 @@ def _migration_lock(conn: Connection, backend: str) -> Iterator[None]:
     got = conn.exec_driver_sql(f"SELECT GET_LOCK({name}, {_LOCK_WAIT_S})").scalar()
     conn.commit()
     if got != 1:
-        raise StagingError(
+        raise StagingTerminalError(
             f"another process has been migrating this staging database for {_LOCK_WAIT_S} s; "
             "wait for it to finish, then retry"
         )

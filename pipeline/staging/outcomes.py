@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.staging.claims import chunks, dump_json
-from pipeline.staging.errors import StagingError
+from pipeline.staging.errors import StagingTerminalError
 from pipeline.staging.records import PushRecord, SendOutcome
 from pipeline.staging.tables import UtcDateTime
 from pipeline.staging.tables import invoices as inv
@@ -65,7 +65,7 @@ def _check_staged(conn: Connection, mapping: str, keys: list[str]) -> None:
         found.update(conn.execute(query).scalars())
     missing = sorted(set(keys) - found)
     if missing:
-        raise StagingError(
+        raise StagingTerminalError(
             f"record_outcomes: mapping {mapping!r} has no staged invoice {missing[:5]} "
             f"({len(missing)} missing); an outcome must follow claim_batch for the same mapping"
         )
@@ -183,7 +183,7 @@ def mark_recreate(
         )
     )
     if conn.execute(stmt).rowcount != 1:
-        raise StagingError(
+        raise StagingTerminalError(
             f"mark_recreate: mapping {mapping!r} has no staged invoice {invoice_id!r}; "
             "only an invoice staging knows a uuid for can be recreated"
         )

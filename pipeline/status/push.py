@@ -26,8 +26,9 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from pipeline.appzen.client import AppZenClient, Reply, client_session
-from pipeline.appzen.errors import FatalError, UnknownInvoice
+from pipeline.appzen.errors import UnknownInvoice
 from pipeline.appzen.models import StatusSyncRequest
+from pipeline.errors import RemoteError
 from pipeline.failures import RowFailure
 from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
 from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
@@ -48,7 +49,7 @@ class StatusSyncResult:
 
     counts: Counter[str]
     failures: list[RowFailure]
-    fatal: FatalError | None = None
+    fatal: RemoteError | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.failures import shorten
+from pipeline.mapping.errors import MappingError
 from pipeline.mapping.leaves import suggest
-from pipeline.mapping.spec import MappingError
 from pipeline.mapping.yamlread import Document, YamlRefused, read_yaml
 from pipeline.settings import mask_url
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pipeline.appzen.client import AppZenClient
-from pipeline.appzen.errors import FatalError
 from pipeline.appzen.models import AuditSummary, SearchHit, SearchRequest
+from pipeline.errors import RemoteError
 from pipeline.failures import RowFailure
 from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
 from pipeline.runtime.retry import RetriesExhausted
@@ -37,7 +37,7 @@ class PollResult:
     failures: dict[str | None, list[RowFailure]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     reached: datetime | None = None
-    fatal: FatalError | None = None
+    fatal: RemoteError | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.appzen.client import AppZenClient, client_session
-from pipeline.appzen.errors import FatalError
 from pipeline.connectors.crm import CrmClient, CrmEndpoint, crm_credentials
 from pipeline.connectors.merchant import MerchantClient, MerchantEndpoint, merchant_credentials
+from pipeline.errors import RemoteError
 from pipeline.failures import RowFailure
 from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
 from pipeline.runtime.dispatch import Dispatcher
@@ -180,7 +180,7 @@ class WritebackJob:
             if counter is not None:
                 self.summary.counts[counter] += len(failures)
 
-    def _stop(self, system: str, fatal: FatalError | None) -> None:
+    def _stop(self, system: str, fatal: RemoteError | None) -> None:
         if fatal is not None:
             text = str(fatal)
             self.fatal.append(text if text.startswith(system) else f"{system}: {text}")

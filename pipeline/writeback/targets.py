@@ -14,10 +14,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipeline.appzen.errors import FatalError, RowError
 from pipeline.connectors.crm import CrmClient, CrmInvoice
-from pipeline.connectors.errors import NotDraft
+from pipeline.connectors.errors import MerchantRowError, NotDraft
 from pipeline.connectors.merchant import MerchantClient, MerchantReply, Record, with_appzen_note
+from pipeline.errors import RemoteError
 from pipeline.failures import RowFailure, Stage
 from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
 from pipeline.runtime.retry import RetriesExhausted
@@ -35,7 +35,7 @@ class TargetResult:
 
     counts: Counter[str] = field(default_factory=Counter)
     failures: list[RowFailure] = field(default_factory=list)
-    fatal: FatalError | None = None
+    fatal: RemoteError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +151,7 @@ class NoteWriter:
             self.result.counts["merchant_noted"] += 1
             return
         error = describe(call.error)
-        if isinstance(call.error, RowError) and error.error_code in REFUSED_MERCHANT:
+        if isinstance(call.error, MerchantRowError) and error.error_code in REFUSED_MERCHANT:
             records.append(_refused(candidate, error.error_code, error.message, call.attempts))
         self._fail(candidate, call.error, call.attempts, "update")
 
@@ -169,7 +169,7 @@ class NoteWriter:
     def _fail(
         self,
         candidate: NoteCandidate,
-        error: RowError | RetriesExhausted,
+        error: RemoteError | RetriesExhausted,
         attempts: int,
         what: str,
     ) -> None:
@@ -185,7 +185,7 @@ class NoteWriter:
         )
         self.result.counts["failed_merchant"] += 1
 
-    def _stop(self, fatal: FatalError | None, retries: int) -> None:
+    def _stop(self, fatal: RemoteError | None, retries: int) -> None:
         self.result.counts["retries"] += retries
         self.result.fatal = self.result.fatal or fatal
 
@@ -302,7 +302,7 @@ def _call_failure(
     stage: Stage,
     invoice_id: str,
     uuid: str | None,
-    error: RowError | RetriesExhausted,
+    error: RemoteError | RetriesExhausted,
     *,
     attempts: int,
     what: str = "",
@@ -323,7 +323,7 @@ def _call_failure(
     )
 
 
-def _hint(error: RowError | RetriesExhausted, what: str) -> str:
+def _hint(error: RemoteError | RetriesExhausted, what: str) -> str:
     if isinstance(error, NotDraft):
         return "not retried: reject or credit it in CRM.COM by hand if it must not be paid"
     suffix = " (reading the current note)" if what == "lookup" else ""

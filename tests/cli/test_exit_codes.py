@@ -3,12 +3,13 @@ credential error told in one clear line on stderr (never a traceback)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 
 import pytest
 
 from pipeline.devkit.sandbox import SandboxServer
-from tests.cli.support import FLAT_MAPPING, Project, Result, invoice_row
+from tests.cli.support import FLAT_MAPPING, REPO, Project, Result, invoice_row
 
 MAPPING = str(FLAT_MAPPING)
 
@@ -63,6 +64,30 @@ CASES: list[tuple[str, Sequence[str], Mapping[str, str] | None, tuple[str, ...]]
         ("samples/gone.csv", "does not exist"),
     ),
     (
+        "missing mapping file",
+        ("sync", "-m", "mappings/gone.yaml"),
+        None,
+        ("mappings/gone.yaml", "cannot read the mapping file"),
+    ),
+    (
+        "missing query file",
+        ("sync", "-m", "mappings/missing_query.yaml"),
+        {"ERP_DATABASE_URL": "sqlite:///erp.db"},
+        ("sql/gone.sql", "cannot read the query file"),
+    ),
+    (
+        "missing connectors file",
+        ("writeback", "--connectors", "mappings/gone.yaml", "--no-poll"),
+        None,
+        ("mappings/gone.yaml", "cannot read the connectors file"),
+    ),
+    (
+        "missing outcomes file",
+        ("writeback", "--outcomes", "exports/gone.csv", "--no-poll"),
+        None,
+        ("exports/gone.csv", "does not exist"),
+    ),
+    (
         "unreachable staging",
         ("runs",),
         {"STAGING_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none"},
@@ -97,6 +122,11 @@ def configured(project: Project) -> Project:
     (project.root / "mappings" / "missing_source.yaml").write_text(
         source.replace(MISSING_SOURCE, "samples/gone.csv")
     )
+    sql_mapping = (REPO / "mappings" / "sample_erp.yaml").read_text()
+    (project.root / "mappings" / "missing_query.yaml").write_text(
+        sql_mapping.replace("query: sql/sample_erp/extract.sql", "query: sql/gone.sql")
+    )
+    shutil.copy(REPO / "mappings" / "connectors.yaml", project.root / "mappings")
     return project
 
 

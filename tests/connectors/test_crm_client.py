@@ -8,9 +8,9 @@ import pytest
 
 from pipeline.connectors.crm import CrmClient, CrmCredentials, CrmEndpoint, crm_credentials
 from pipeline.connectors.errors import (
-    ConnectorFatal,
-    ConnectorRowError,
-    ConnectorThrottled,
+    CrmFatal,
+    CrmRowError,
+    CrmThrottled,
     NotDraft,
 )
 from pipeline.devkit.sandbox import SandboxServer
@@ -108,7 +108,7 @@ async def test_invalid_token_twice_is_fatal(
     async with CrmClient(*client_parts) as client:
         await client.login()
         crm.configure(fail_next=["show:INVALID_TOKEN", "show:INVALID_TOKEN"])
-        with pytest.raises(ConnectorFatal, match="a fresh login was refused too"):
+        with pytest.raises(CrmFatal, match="a fresh login was refused too"):
             await client.show(("reference_number", "1"))
 
 
@@ -118,7 +118,7 @@ async def test_bad_credentials_are_fatal_and_the_password_never_shows(
     endpoint, good = client_parts
     wrong = CrmCredentials(good.username, "not-the-password", good.organisation)
     async with CrmClient(endpoint, wrong) as client:
-        with pytest.raises(ConnectorFatal, match="CRM_USERNAME, CRM_PASSWORD") as caught:
+        with pytest.raises(CrmFatal, match="CRM_USERNAME, CRM_PASSWORD") as caught:
             await client.show(("reference_number", "1"))
     assert caught.value.error_code == "AUTHENTICATION_FAILED"
     assert caught.value.status == 200, "CRM.COM answers errors with HTTP 200: status.code decides"
@@ -141,7 +141,7 @@ async def test_status_codes_on_http_200_fail_the_row(
     if code != "NOT_FOUND":
         crm.add_invoice("563")
     async with CrmClient(*client_parts) as client:
-        with pytest.raises(ConnectorRowError) as caught:
+        with pytest.raises(CrmRowError) as caught:
             await client.reject_draft(("reference_number", "563"), reason)
     assert (caught.value.error_code, caught.value.status) == (code, 200)
 
@@ -152,7 +152,7 @@ async def test_an_unknown_code_fails_the_row_with_crms_message(
     async with CrmClient(*client_parts) as client:
         await client.login()
         crm.configure(fail_next=["SOMETHING_NEW"])
-        with pytest.raises(ConnectorRowError, match=r"Unknown CRM\.COM error") as caught:
+        with pytest.raises(CrmRowError, match=r"Unknown CRM\.COM error") as caught:
             await client.show(("reference_number", "1"))
     assert caught.value.error_code == "SOMETHING_NEW"
 
@@ -163,7 +163,7 @@ async def test_too_many_requests_is_throttled(
     async with CrmClient(*client_parts) as client:
         await client.login()
         crm.configure(fail_next=["TOO_MANY_REQUESTS"])
-        with pytest.raises(ConnectorThrottled) as caught:
+        with pytest.raises(CrmThrottled) as caught:
             await client.show(("reference_number", "1"))
     assert caught.value.status == 429
 
@@ -171,7 +171,7 @@ async def test_too_many_requests_is_throttled(
 async def test_a_wrong_base_url_is_fatal(sandbox: SandboxServer) -> None:
     endpoint = CrmEndpoint(sandbox.root_url + "/not-crm")
     async with CrmClient(endpoint, CrmCredentials("u", "p", "o")) as client:
-        with pytest.raises(ConnectorFatal, match="the base URL does not point at the API"):
+        with pytest.raises(CrmFatal, match="the base URL does not point at the API"):
             await client.login()
 
 
@@ -182,7 +182,7 @@ async def test_an_answer_without_status_code_is_fatal() -> None:
     transport = httpx.MockTransport(answer)
     endpoint = CrmEndpoint("https://crm.example.com/crmapi/rest/v2")
     async with CrmClient(endpoint, CrmCredentials("u", "p", "o"), transport=transport) as client:
-        with pytest.raises(ConnectorFatal, match=r"is crm\.base_url"):
+        with pytest.raises(CrmFatal, match=r"is crm\.base_url"):
             await client.login()
 
 

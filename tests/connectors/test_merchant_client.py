@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.appzen.errors import AppZenError
 from pipeline.connectors.errors import (
-    ConnectorFatal,
-    ConnectorRowError,
-    ConnectorThrottled,
-    ConnectorUnavailable,
+    MerchantError,
+    MerchantFatal,
+    MerchantRowError,
+    MerchantThrottled,
+    MerchantUnavailable,
 )
 from pipeline.connectors.merchant import (
     MerchantClient,
@@ -73,7 +73,7 @@ async def test_908_again_after_the_refresh_is_fatal(
     async with MerchantClient(endpoint, credentials) as client:
         await client.list_invoices()
         merchant.configure(fail_next=[908, 908])
-        with pytest.raises(ConnectorFatal, match="again right after a token refresh") as caught:
+        with pytest.raises(MerchantFatal, match="again right after a token refresh") as caught:
             await client.update_note(INVOICE, "x")
     assert caught.value.error_code == "908"
     assert "MERCHANT_REFRESH_TOKEN" in str(caught.value)
@@ -84,7 +84,7 @@ async def test_a_refused_refresh_token_is_fatal_and_never_shown(
 ) -> None:
     wrong = MerchantCredentials(SANDBOX_MERCHANT[0], SANDBOX_MERCHANT[1], "stale-refresh-token")
     async with MerchantClient(endpoint, wrong) as client:
-        with pytest.raises(ConnectorFatal, match="MERCHANT_REFRESH_TOKEN") as caught:
+        with pytest.raises(MerchantFatal, match="MERCHANT_REFRESH_TOKEN") as caught:
             await client.list_invoices()
     assert caught.value.error_code == "907"
     assert "stale-refresh-token" not in str(caught.value)
@@ -120,7 +120,7 @@ async def test_911_904_912_are_fatal(
 ) -> None:
     async with MerchantClient(endpoint, credentials) as client:
         merchant.configure(**knobs)
-        with pytest.raises(ConnectorFatal, match=words) as caught:
+        with pytest.raises(MerchantFatal, match=words) as caught:
             await client.list_invoices(store_ids=[12])
     assert caught.value.error_code == message_id
 
@@ -130,7 +130,7 @@ async def test_a_malformed_bearer_header_is_911(
 ) -> None:
     bad = MerchantCredentials(*SANDBOX_MERCHANT, access_token="two words")
     async with MerchantClient(endpoint, bad) as client:
-        with pytest.raises(ConnectorFatal) as caught:
+        with pytest.raises(MerchantFatal) as caught:
             await client.list_invoices()
     assert caught.value.error_code == "911"
     assert client.refreshes == 0, "911 is not an expired token: no refresh"
@@ -149,7 +149,7 @@ async def test_913_is_a_failed_row_and_the_others_go_on(
     assert report.fatal is None
     assert errors[880100] is None
     assert errors[880102] is None
-    assert isinstance(errors[880101], ConnectorRowError)
+    assert isinstance(errors[880101], MerchantRowError)
     assert errors[880101].error_code == "913"
     assert merchant.requests["POST /invoice"] == 3, "a row error is not retried"
 
@@ -158,7 +158,7 @@ async def test_910_for_an_unknown_invoice_is_a_failed_row(
     merchant: MerchantState, endpoint: MerchantEndpoint, credentials: MerchantCredentials
 ) -> None:
     async with MerchantClient(endpoint, credentials) as client:
-        with pytest.raises(ConnectorRowError) as caught:
+        with pytest.raises(MerchantRowError) as caught:
             await client.update_note(12345, "n")
     assert caught.value.error_code == "910"
 
@@ -189,7 +189,7 @@ async def test_http_429_from_the_rate_limit_backs_off_then_succeeds(
         merchant.configure(rate=5)
         calls = [client.list_invoices(invoice_ids=[INVOICE]) for _ in range(8)]
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
-        throttled = [o for o in outcomes if isinstance(o, ConnectorThrottled)]
+        throttled = [o for o in outcomes if isinstance(o, MerchantThrottled)]
         assert throttled, "more than the 5 banked tokens at once: some are throttled"
         done = await call_with_retries(
             lambda: client.list_invoices(invoice_ids=[INVOICE]),
@@ -204,7 +204,7 @@ async def test_919_is_a_quota_error_with_retry_after(
 ) -> None:
     async with MerchantClient(endpoint, credentials) as client:
         merchant.configure(fail_next=[919])
-        with pytest.raises(ConnectorThrottled) as caught:
+        with pytest.raises(MerchantThrottled) as caught:
             await client.list_invoices()
     assert (caught.value.status, caught.value.error_code, caught.value.retry_after) == (
         429,
@@ -225,7 +225,7 @@ async def test_899_is_retried_and_gives_up_after_the_attempts(
         merchant.configure(fail_next=[899, 899, 899])
         with pytest.raises(RetriesExhausted) as caught:
             await call_with_retries(client.list_invoices, policy, FakeClock())
-    assert isinstance(caught.value.last_error, ConnectorUnavailable)
+    assert isinstance(caught.value.last_error, MerchantUnavailable)
     assert caught.value.last_error.error_code == "899"
 
 
@@ -239,9 +239,9 @@ async def test_the_accept_version_is_configurable(
 
 async def test_no_answer_is_a_retryable_transport_error(credentials: MerchantCredentials) -> None:
     async with MerchantClient(MerchantEndpoint("http://127.0.0.1:9/merchant"), credentials) as c:
-        with pytest.raises(AppZenError) as caught:
+        with pytest.raises(MerchantError) as caught:
             await c.list_invoices()
-    assert type(caught.value).__name__ == "ConnectorTransport"
+    assert type(caught.value).__name__ == "MerchantTransport"
     assert "merchant platform: no answer" in str(caught.value)
 
 

@@ -1,5 +1,6 @@
 """The merchant platform as a source: the rows of the JSON export of the same answer, so one
-mapping reads either; a refusal stops the run before anything is sent."""
+mapping reads either; a refusal stops the run before anything is sent (terminal), an outage past
+the retries too (transient: a later run may succeed)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.connectors.merchant import MerchantEndpoint, merchant_credentials
 from pipeline.devkit.sandbox.merchant import MerchantState
-from pipeline.extract.base import ExtractError
+from pipeline.extract.base import ExtractError, SourceUnavailable
 from pipeline.extract.json import JsonSource
 from pipeline.extract.merchant_api import MerchantApiSource
 from pipeline.mapping import (
@@ -91,6 +93,19 @@ def test_a_refusal_stops_the_run_before_sending(
     with pytest.raises(ExtractError, match=words) as caught:
         _api_source(wb_settings).columns()
     assert str(caught.value).startswith("merchant API http://127.0.0.1:")
+
+
+def test_an_outage_past_the_retries_is_a_transient_source_error(
+    merchant: MerchantState, wb_settings: Settings
+) -> None:
+    assert wb_settings.merchant_base_url is not None
+    base = wb_settings.merchant_base_url
+    source = MerchantApiSource(
+        MerchantEndpoint(base), merchant_credentials(wb_settings, base), attempts=1
+    )
+    merchant.configure(fail_next=[900])  # Service Down
+    with pytest.raises(SourceUnavailable, match="Service Down"):
+        source.columns()
 
 
 def test_store_ids_filter_and_the_mapping_refuses_a_password(

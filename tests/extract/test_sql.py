@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from pipeline.devkit.sample_erp import GenerationReport, generate, invoice, touch
-from pipeline.extract.base import Chunk, ExtractError
+from pipeline.extract.base import Chunk, ExtractError, SourceError, SourceUnavailable
 from pipeline.extract.sql import QueryChunk, SqlSource
 from tests.databases import DIALECTS, PG_ADMIN
 from tests.extract.conftest import EXTRACT_SQL, REPO, MakeDatabase
@@ -218,7 +218,7 @@ def test_postgres_query_error_masks_the_password(
 def test_a_failing_connection_never_shows_the_password(url: str) -> None:
     source = SqlSource(url, EXTRACT_SQL, base_dir=REPO)
     for call in (source.columns, lambda: list(source.chunks({}))):
-        with pytest.raises(ExtractError) as caught:
+        with pytest.raises(SourceUnavailable) as caught:  # no code from the server: transient
             call()
         message = str(caught.value)
         assert "cannot connect" in message
@@ -249,7 +249,7 @@ def test_a_secret_in_the_url_query_is_masked() -> None:
     url = f"postgresql+psycopg://127.0.0.1:1/erp?password={PASSWORD}&sslmode=disable"
     source = SqlSource(url, EXTRACT_SQL, base_dir=REPO)
     assert PASSWORD not in source.describe()
-    with pytest.raises(ExtractError) as caught:
+    with pytest.raises(SourceError) as caught:  # refused: the transient kind
         source.columns()
     assert PASSWORD not in str(caught.value)
 
@@ -268,7 +268,7 @@ def test_a_query_failing_halfway_names_the_rows_done(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_a_connection_lost_halfway_is_an_extract_error(
+def test_a_connection_lost_halfway_is_a_transient_source_error(
     make_database: MakeDatabase, tmp_path: Path
 ) -> None:
     url = _with_password(make_database("postgresql"))
@@ -277,7 +277,7 @@ def test_a_connection_lost_halfway_is_an_extract_error(
     first = next(chunks)
     _terminate(int(first.frame["pid"][0]))
 
-    with pytest.raises(ExtractError) as caught:
+    with pytest.raises(SourceUnavailable) as caught:  # the server went away: a rerun may succeed
         _drain(chunks, [])
     assert "sql/query.sql on postgresql+psycopg://postgres:***@" in str(caught.value)
     assert "the query failed after 1000 rows" in str(caught.value)

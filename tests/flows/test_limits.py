@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +21,12 @@ from prefect.states import Completed, Failed
 from flows.common import only_transient
 from flows.limits import BLOCK, GlobalLimitError, GlobalRateLimiter, check_limit, partition_rate
 from flows.tasks import post_batch
+from pipeline.appzen.errors import CredentialsError, InvalidInvoice, QuotaExceeded
+from pipeline.extract.base import SourceUnavailable
 from pipeline.runtime.clock import SYSTEM_CLOCK
-from pipeline.staging.errors import StagingError
+from pipeline.settings import SettingsError
+from pipeline.staging import StagingStore
+from pipeline.staging.errors import StagingError, StagingTerminalError, StagingTransientError
 
 pytestmark = pytest.mark.prefect
 
@@ -88,19 +94,41 @@ def test_a_partition_paces_at_its_share_of_the_quota() -> None:
 @pytest.mark.parametrize(
     ("error", "retried"),
     [
-        (
-            StagingError("staging database sqlite:///s.db: claiming failed: database is locked"),
-            True,
-        ),
-        (StagingError("staging database x: connection failed: Connection refused (...)"), True),
-        (StagingError("staging database x: password authentication failed for user"), False),
-        (StagingError('staging database x: database "nodb" does not exist'), False),
-        (ValueError("a bug"), False),
+        (StagingTransientError("staging database sqlite:///s.db: claiming failed: locked"), True),
+        (StagingTransientError("staging database x: connection failed: refused (...)"), True),
+        (SourceUnavailable("sql/extract.sql on postgresql://…: cannot connect"), True),
+        (QuotaExceeded("the AppZen quota is used up", status=429), True),
+        (StagingTerminalError("staging database x: password authentication failed"), False),
+        (StagingTerminalError('staging database x: database "nodb" does not exist'), False),
+        (CredentialsError("check APPZEN_API_KEY", status=401), False),
+        (InvalidInvoice("AppZen rejected the invoice", status=400), False),
+        (SettingsError("APPZEN_RATE_LIMIT: not a number"), False),
+        (ValueError("a bug: database is locked"), False),  # the text alone decides nothing
     ],
 )
-async def test_a_batch_is_retried_only_for_a_transient_staging_failure(
+async def test_a_batch_is_retried_only_for_a_transient_error(
     error: Exception, retried: bool
 ) -> None:
     state: State[Any] = Failed(data=error, message=str(error))
     assert await only_transient(post_batch, None, state) is retried  # type: ignore[arg-type]
     assert await only_transient(post_batch, None, Completed(data=1)) is False  # type: ignore[arg-type]
+
+
+async def test_a_batch_is_retried_for_a_real_locked_staging_but_not_a_bad_url(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "staging.db"
+    with StagingStore.open(f"sqlite:///{path}", busy_timeout=0.1) as store:
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StagingError) as locked:
+                store.start_run("nightly", "m", {}, historical=False)
+        finally:
+            holder.rollback()
+            holder.close()
+    with pytest.raises(StagingError) as bad_url:
+        StagingStore.open("not a url")
+    for error, retried in ((locked.value, True), (bad_url.value, False)):
+        state: State[Any] = Failed(data=error, message=str(error))
+        assert await only_transient(post_batch, None, state) is retried  # type: ignore[arg-type]

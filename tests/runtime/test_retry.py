@@ -1,5 +1,6 @@
-"""call_with_retries and RetryPolicy: each AppZen outcome family, backoff bounds, Retry-After,
-attempt counting, and the limiter hearing about every answer. Virtual time only (FakeClock)."""
+"""call_with_retries and RetryPolicy: each outcome marker (AppZen's families and any other
+system's), backoff bounds, Retry-After, attempt counting, and the limiter hearing about every
+answer. Virtual time only (FakeClock)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,17 @@ from dataclasses import dataclass, field
 import pytest
 
 from pipeline.appzen import errors
+from pipeline.connectors.errors import (
+    CrmFatal,
+    CrmThrottled,
+    CrmTransport,
+    MerchantRowError,
+    MerchantThrottled,
+    MerchantUnavailable,
+    NotDraft,
+)
+from pipeline.errors import EtlError
+from pipeline.extract.base import ExtractError
 from pipeline.runtime.clock import FakeClock
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter
 from pipeline.runtime.retry import (
@@ -22,6 +34,7 @@ from pipeline.runtime.retry import (
     call_with_retries,
     classify,
 )
+from pipeline.staging.errors import StagingTransientError
 
 
 @pytest.fixture
@@ -103,6 +116,28 @@ class RecordingLimiter:
     ],
 )
 def test_every_outcome_family_maps_to_one_action(error: errors.AppZenError, action: Action) -> None:
+    assert classify(error) is action
+
+
+@pytest.mark.parametrize(
+    ("error", "action"),
+    [
+        (MerchantThrottled("919"), Action.THROTTLED),
+        (CrmThrottled("TOO_MANY_REQUESTS"), Action.THROTTLED),
+        (MerchantUnavailable("900"), Action.RETRY),
+        (CrmTransport("no answer"), Action.RETRY),
+        (StagingTransientError("locked"), Action.RETRY),
+        (MerchantRowError("913"), Action.GIVE_UP_ROW),
+        (
+            NotDraft("POSTED", state="POSTED", error_code="INVALID_LIFE_CYCLE_STATE"),
+            Action.GIVE_UP_ROW,
+        ),
+        (CrmFatal("AUTHENTICATION_FAILED"), Action.STOP_RUN),
+        (ExtractError("the query failed"), Action.STOP_RUN),
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_classify_reads_the_marker_whatever_the_system(error: EtlError, action: Action) -> None:
     assert classify(error) is action
 
 

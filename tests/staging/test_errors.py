@@ -1,4 +1,5 @@
-"""StagingError: locked, full, unreachable, bad URL; each names the database, never its password."""
+"""StagingError: locked, full, unreachable, bad URL; each names the database, never its password,
+and is transient (locked, unreachable) or terminal (full, bad URL) by its class."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pipeline.staging import StageItem, StagingError, StagingStore
+from pipeline.staging import (
+    StageItem,
+    StagingError,
+    StagingStore,
+    StagingTerminalError,
+    StagingTransientError,
+)
 
 SECRET = "S3cr3t-pa55"
 
@@ -39,7 +46,7 @@ def test_a_lock_held_past_the_busy_timeout_is_a_clear_error(tmp_path: Path) -> N
         holder = hold_write_lock(path)
         try:
             started = time.monotonic()
-            with pytest.raises(StagingError) as caught:
+            with pytest.raises(StagingTransientError) as caught:
                 store.start_run("nightly", "m", {}, historical=False)
             waited = time.monotonic() - started
         finally:
@@ -93,7 +100,7 @@ def test_a_full_disk_is_a_clear_error_and_commits_nothing(tmp_path: Path) -> Non
         sa.event.listen(store.engine, "connect", cap_size)
         store.engine.dispose()  # new connections get the cap: the "disk" is almost full
         items = [StageItem(f"INV-{n:06d}-{'x' * 80}", "h" * 64) for n in range(2_000)]
-        with pytest.raises(StagingError, match=r"full.*free space") as caught:
+        with pytest.raises(StagingTerminalError, match=r"full.*free space") as caught:
             store.claim_batch("m", items, owner="w", lease_seconds=5, run_id=run_id)
         assert str(path) in str(caught.value)
         assert store.count_by_state("m") == {}, "the failed batch left nothing behind"
@@ -107,7 +114,7 @@ def test_a_full_disk_is_a_clear_error_and_commits_nothing(tmp_path: Path) -> Non
     ],
 )
 def test_an_unreachable_server_is_named_without_its_password(url: str) -> None:
-    with pytest.raises(StagingError) as caught:
+    with pytest.raises(StagingTransientError) as caught:
         StagingStore.open(url)
     message = str(caught.value)
     assert "etl:***@127.0.0.1:1/staging" in message
@@ -132,7 +139,7 @@ def test_a_missing_database_on_a_live_server_is_named_without_its_password() -> 
     ],
 )
 def test_a_bad_url_is_refused_before_connecting(url: str, message: str) -> None:
-    with pytest.raises(StagingError, match=message) as caught:
+    with pytest.raises(StagingTerminalError, match=message) as caught:
         StagingStore.open(url)
     assert SECRET not in chain_text(caught.value)
 
@@ -140,7 +147,7 @@ def test_a_bad_url_is_refused_before_connecting(url: str, message: str) -> None:
 def test_an_uncreatable_directory_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    with pytest.raises(StagingError, match="cannot create its directory"):
+    with pytest.raises(StagingTerminalError, match="cannot create its directory"):
         StagingStore.open(f"sqlite:///{blocker}/staging.db")
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.devkit.sandbox.wire import describe_validation
+from pipeline.errors import ConfigurationError
 from pipeline.settings import SANDBOX_CREDENTIALS
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -58,7 +59,7 @@ class Knobs(BaseModel):
     )
 
 
-class SandboxConfigError(ValueError):
+class SandboxConfigError(ConfigurationError, ValueError):
     """A knob is unknown or out of range; the message names each one and its bounds."""
 
 
