@@ -50,6 +50,8 @@ def _tree_refs(tree: Strict, root: KeyPath) -> Iterator[ColumnRef]:
             if node.template is not None:
                 for column in template_columns(node.template):
                     yield ColumnRef(column, (*path, "template"), level)
+            for index, column in enumerate(node.multiply or []):
+                yield ColumnRef(column, (*path, "multiply", index), level)
         elif isinstance(node, CustomJsonSpec):
             for index, column in enumerate(node.columns):
                 yield ColumnRef(column, (*path, "columns", index), level)

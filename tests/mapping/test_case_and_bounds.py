@@ -126,3 +126,16 @@ def test_todo_marks_are_refused_with_their_place(write: Write) -> None:
         load_mapping(broken)
     assert both.value.errors[0] == f"{broken}:7 {mark}"
     assert both.value.errors[1].startswith(f"{broken}:8 header.entity_id.unknown: unknown key")
+
+
+def test_multiply_columns_are_read_and_checked_like_any_other(load: Load) -> None:
+    text = MINIMAL.replace(
+        "total_amount: {amount: amount, currency: cur}",
+        "total_amount: {amount: {multiply: [amount, sign]}, currency: cur}",
+    )
+    spec = load(text)
+    (result,) = run(spec, [chunk([[*row("A1"), "-1"]], [*COLUMNS, "sign"])])
+    assert isinstance(result, MappedInvoice)
+    assert result.invoice.invoice_lines[0].total_amount.amount == Decimal("-10.00")
+    with pytest.raises(MappingError, match=r"multiply\.1: no column 'sign' in x\.csv"):
+        run(spec, [chunk([row("A1")])])
