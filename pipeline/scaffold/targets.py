@@ -57,7 +57,7 @@ HEADER = (
     _t("header.invoice_number", "text", True,
        "invoice_number invoice_no invoice_num inv_no inv_number supplier_invoice_no "
        "supplier_invoice_number vendor_invoice_no vendor_invoice_number reference_no "
-       "reference_number bill_number xblnr tranid invoicenumber reference",
+       "reference_number bill_number bill_no xblnr tranid invoicenumber reference",
        hint="the supplier's invoice number"),
     _t("header.invoice_date", "date", True,
        "invoice_date inv_date document_date doc_date bill_date invoice_date_text bldat trandate "

@@ -25,10 +25,11 @@ def fill(text: str, values: Mapping[str, str]) -> str:
         if line.strip().startswith("# TODO(mapping init)"):
             continue
         found = MARK.match(line)
-        if found is not None:
-            filled.add(found["key"])
-            line = f"{found['indent']}{found['key']}: {values[found['key']]}"
-        out.append(line)
+        if found is None:
+            out.append(line)
+            continue
+        filled.add(found["key"])
+        out.append(f"{found['indent']}{found['key']}: {values[found['key']]}")
     assert filled == set(values), f"marked {sorted(filled)}, filled {sorted(values)}"
     return "\n".join(out) + "\n"
 
