@@ -19,7 +19,7 @@ from pipeline.mapping.spec import default_name
 from pipeline.scaffold import inspect_db, templates
 from pipeline.scaffold.errors import InitError
 from pipeline.scaffold.inspect_file import FileShape, inspect_file
-from pipeline.scaffold.matching import Candidate, Rows, assign
+from pipeline.scaffold.matching import Candidate, Match, Rows, assign
 from pipeline.scaffold.profile import profile
 from pipeline.scaffold.query import Layout, QueryParts, Selected, plan, render, select_list
 from pipeline.scaffold.render import DraftInput, Rendered, scalar
@@ -133,20 +133,9 @@ def _generic_sql(layout: Layout, target: Target, parts: QueryParts) -> Draft:
     selected = select_list(layout)
     candidates = [_candidate(item, layout) for item in selected]
     matches = assign(TARGETS, candidates)
-    column_of = {item.alias: item for item in selected}
     key = matches.get(KEY.dotted)
     if key is None and len(layout.header.primary_key) <= 1:
         key = matches.get("header.invoice_number")
-    key_column = _table_column(column_of, key.column.name if key else None, "header")
-    mark = matches.get(WATERMARK.dotted)
-    line_no = matches.get("invoice_lines.line_number")
-    parts = QueryParts(
-        parts.quote,
-        parts.schema,
-        (key_column,) if key_column else layout.header.primary_key,
-        _table_column(column_of, line_no.column.name if line_no else None, "lines"),
-        _table_column(column_of, mark.column.name if mark else None, "header"),
-    )
     tables = [t.name for t in (layout.header, layout.lines, layout.supplier) if t is not None]
     intro = textwrap.wrap(
         f"Draft written by `appzen-etl mapping init` from the tables {', '.join(tables)}: one row "
@@ -154,7 +143,8 @@ def _generic_sql(layout: Layout, target: Target, parts: QueryParts) -> Draft:
         "Bind parameters :since and :until bound the watermark column (NULL: no bound).",
         width=96,
     )
-    query = render(layout, selected, parts, "\n".join(f"-- {line}" for line in intro))
+    query_parts = _query_parts(layout, selected, parts, key, matches)
+    query = render(layout, selected, query_parts, "\n".join(f"-- {line}" for line in intro))
     source = [
         "  kind: sql",
         f"  query: {scalar(target.query_ref)} # URL: the ERP_DATABASE_URL setting",
@@ -170,6 +160,31 @@ def _generic_sql(layout: Layout, target: Target, parts: QueryParts) -> Draft:
     )
     rendered = render_yaml(draft, target.schema_comment())
     return _draft(target, rendered, query, [f"header table {layout.header.name}", *_roles(layout)])
+
+
+def _query_parts(
+    layout: Layout,
+    selected: Sequence[Selected],
+    parts: QueryParts,
+    key: Match | None,
+    matches: dict[str, Match],
+) -> QueryParts:
+    """The key (else the header's primary key), line-number and watermark columns to ORDER BY
+    and bound, as the tables name them."""
+    column_of = {item.alias: item for item in selected}
+
+    def table_column(match: Match | None, role: str) -> str | None:
+        item = column_of.get(match.column.name) if match is not None else None
+        return item.column if item is not None and item.role == role else None
+
+    key_column = table_column(key, "header")
+    return QueryParts(
+        parts.quote,
+        parts.schema,
+        (key_column,) if key_column else layout.header.primary_key,
+        table_column(matches.get("invoice_lines.line_number"), "lines"),
+        table_column(matches.get(WATERMARK.dotted), "header"),
+    )
 
 
 def _key_hint(layout: Layout) -> str:
@@ -189,11 +204,6 @@ def _candidate(item: Selected, layout: Layout) -> Candidate:
     rows = "both" if layout.lines is None else ("lines" if item.role == "lines" else "header")
     key = item.role == "header" and table.primary_key == (item.column,)
     return Candidate(item.alias, rows, profile(table.samples.get(item.column, [])), key)  # type: ignore[arg-type]
-
-
-def _table_column(column_of: dict[str, Selected], alias: str | None, role: str) -> str | None:
-    item = column_of.get(alias) if alias else None
-    return item.column if item is not None and item.role == role else None
 
 
 def _roles(layout: Layout) -> list[str]:
