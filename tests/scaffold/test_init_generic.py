@@ -12,6 +12,7 @@ import pytest
 from pipeline.devkit.sample_erp import generate
 from pipeline.mapping import MappedInvoice, MappingFileError, load_mapping
 from pipeline.scaffold import InitError, from_database, from_files, pending, write
+from tests.databases import pg_schema
 from tests.scaffold.test_init_templates import fill
 from tests.templates.fixtures import oracle_ebs, sap_s4
 from tests.templates.support import PROJECT, cli, map_file
@@ -157,3 +158,15 @@ def test_sources_that_cannot_be_read_are_one_clear_error(tmp_path: Path) -> None
     assert result.code == 2
     assert "s3cret" not in result.stderr + result.stdout
     assert "app:***@127.0.0.1" in result.stderr
+
+
+@pytest.mark.postgres
+def test_the_sample_erp_on_postgresql_gets_the_same_draft(tmp_path: Path) -> None:
+    with pg_schema("init") as url:
+        report = generate(url, invoices=20, seed=4)
+        draft = from_database(url, tmp_path / "mappings")
+        assert draft.marks == []
+        write(draft)
+        results = map_file(draft.target.mapping, url)
+        mapped = [r for r in results if isinstance(r, MappedInvoice)]
+        assert len(mapped) == report.invoices - len(report.dirty_ids)

@@ -66,6 +66,15 @@ def test_the_byod_template_maps_the_same_invoices(
             assert mapped.invoice.total_amount == from_csv[mapped.key].total_amount
 
 
+def test_the_sandbox_accepts_every_invoice_read_from_byod(
+    byod: tuple[str, list[Invoice]], sandbox: SandboxServer
+) -> None:
+    url, _ = byod
+    statuses = post_all(sandbox, map_file(TEMPLATES / "dynamics365" / "dynamics365_byod.yaml", url))
+    assert statuses
+    assert set(statuses.values()) == {201}
+
+
 def test_the_sandbox_accepts_every_mapped_invoice(
     export: tuple[Path, list[Invoice]], sandbox: SandboxServer
 ) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.mapping import MappedInvoice, load_mapping, map_source
+from tests.databases import pg_schema
 from tests.templates.fixtures import sap_s4
 from tests.templates.fixtures.common import Invoice
 from tests.templates.support import TEMPLATES, check_book, cli, map_file, post_all
@@ -80,3 +81,17 @@ def test_incremental_runs_read_documents_entered_since(erp: tuple[str, list[Invo
     since = f"{invoices[-3].changed_at:%Y%m%d%H%M%S}"
     changed = list(map_source(load_mapping(MAPPING), {"since": since}, erp_url=url))
     assert [r.key for r in changed] == [sap_s4.key(i) for i in invoices[-2:]]
+
+
+@pytest.mark.postgres
+def test_the_template_reads_a_postgresql_replica(tmp_path: Path) -> None:
+    """A replica that folded SAP's names to lower case (rbkp.belnr) and keeps exact decimals."""
+    with pg_schema("sap") as url:
+        invoices = sap_s4.build(url)
+        results = map_file(MAPPING, url)
+        check_book(results, invoices, sap_s4.key)
+        yen = next(r for r in results if r.key == sap_s4.key(invoices[2]))
+        assert isinstance(yen, MappedInvoice)
+        assert yen.invoice.total_amount.amount == invoices[2].total
+        result = cli("mapping", "check", str(MAPPING), cwd=tmp_path, env={"ERP_DATABASE_URL": url})
+        assert "valid; 12 of 16 invoices mapped" in result.stdout
