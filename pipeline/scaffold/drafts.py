@@ -261,7 +261,8 @@ def _generic_file(shape: FileShape, target: Target) -> Draft:
     draft = DraftInput(
         target.name, f"Draft from {shape.path.name}", source, candidates, matches, intro
     )
-    return _draft(target, render_yaml(draft, target.schema_comment()), None, [])
+    notes = [f"{shape.kind.upper()} export {shape.path.name}"]
+    return _draft(target, render_yaml(draft, target.schema_comment()), None, notes)
 
 
 def _rows(shape: FileShape, column: str) -> Rows:

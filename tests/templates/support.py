@@ -7,7 +7,6 @@ import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -122,8 +121,3 @@ def post_all(sandbox: SandboxServer, results: Sequence[Result]) -> dict[str, int
 def payloads(results: Sequence[Result]) -> dict[str, bytes]:
     """``{key: payload bytes}`` of the mapped invoices."""
     return {r.key: r.payload for r in results if isinstance(r, MappedInvoice)}
-
-
-def decimal(text: str) -> Decimal:
-    """A Decimal from text (shorthand for the tests)."""
-    return Decimal(text)
