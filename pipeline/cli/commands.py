@@ -47,7 +47,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 mapping_app = typer.Typer(
-    help="Check mapping files.\n\nExample: [bold]appzen-etl mapping check mappings/x.yaml[/]",
+    help="Check mapping files, or draft one for your ERP.\n\n"
+    "Example: [bold]appzen-etl mapping check mappings/x.yaml[/]",
     no_args_is_help=True,
 )
 app.add_typer(mapping_app, name="mapping")
@@ -397,6 +398,64 @@ def mapping_check(
             console.print(render.failures_table(failures))
     if failures:
         raise typer.Exit(EXIT_ROWS_FAILED)
+
+
+@mapping_app.command("init")
+@operator_errors
+def mapping_init(
+    from_db: Annotated[
+        str | None,
+        typer.Option("--from-db", help="Database URL (default: the ERP_DATABASE_URL setting)."),
+    ] = None,
+    schema: Annotated[str | None, typer.Option(help="Schema holding the tables.")] = None,
+    tables: Annotated[
+        list[str] | None, typer.Option(help="Only these tables (comma-separated or repeated).")
+    ] = None,
+    from_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--from-file", help="A CSV or JSON export (twice: a header and a lines file)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Folder of the draft; its parent is the project.")
+    ] = Path("mappings"),
+    name: Annotated[
+        str | None, typer.Option(help="Draft name (default: template or source).")
+    ] = None,
+    no_template: Annotated[
+        bool, typer.Option("--no-template", help="Match columns even when a template fits.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite the draft's files if they exist.")] = False,
+) -> None:
+    """Write a draft mapping (and query) for a database or an export: an ERP template when the
+    source is one, else its columns matched to AppZen fields; every required field it could not
+    find is marked TODO(mapping init) for you to fill in, then run mapping check.
+
+    Example: [bold]appzen-etl mapping init --from-file exports/ap.csv --out mappings[/]
+    """
+    from pipeline import scaffold  # noqa: PLC0415
+
+    if from_db and from_file:
+        raise OptionError("give --from-db or --from-file, not both")
+    wanted = [part.strip() for item in tables or [] for part in item.split(",") if part.strip()]
+    if from_file:
+        draft = scaffold.from_files(from_file, out, name=name, use_templates=not no_template)
+    else:
+        url = from_db
+        if url is None:
+            erp = _settings().erp_database_url
+            if erp is None:
+                raise OptionError(
+                    "give --from-db URL or --from-file PATH (or set ERP_DATABASE_URL)"
+                )
+            url = erp.get_secret_value()
+        draft = scaffold.from_database(
+            url, out, name=name, schema=schema, tables=wanted, use_templates=not no_template
+        )
+    written = scaffold.write(draft, force=force)
+    for line in scaffold.described(draft, written):
+        console.out(line, highlight=False)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Composing one field's conversion: formats per field, transforms, value maps, scale."""
+"""Composing one field's conversion: formats per field, transforms, value maps, scale, minimum."""
 
 from __future__ import annotations
 
@@ -35,6 +35,22 @@ def scaled(convert: Converter, places: int) -> Converter:
         return fixed
 
     return scaled
+
+
+def at_least(convert: Converter, minimum: Decimal) -> Converter:
+    """``convert``, then a failure (rule ``range``) for a decimal below ``minimum``."""
+
+    def bounded(value: object) -> object:
+        number = convert(value)
+        if isinstance(number, Decimal) and number < minimum:
+            raise ConversionError(
+                "range",
+                f"{number} is below the minimum {minimum}",
+                "fix the source value (a credit note sent as an invoice?), or lower `min:`",
+            )
+        return number
+
+    return bounded
 
 
 def chained(steps: list[Callable[[str], str]], last: Converter) -> Converter:
@@ -93,6 +109,7 @@ def conversion_key(spec: ValueSpec, kind: LeafType, formats: Formats) -> Hashabl
         kind,
         field_formats(spec, formats),
         spec.scale,
+        spec.min,
         tuple((code, repr(value)) for code, value in (spec.map or {}).items())
         if spec.map
         else None,

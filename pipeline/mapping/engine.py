@@ -35,6 +35,7 @@ from pipeline.mapping.grouping import (
     merge_join,
     runs,
 )
+from pipeline.mapping.names import ColumnLookup
 from pipeline.mapping.plan import Compiler, Ctx, Layouts, Node, RowTable
 from pipeline.mapping.refs import missing_columns, needed_columns
 from pipeline.mapping.rejections import (
@@ -162,7 +163,9 @@ class MappingEngine:
     # --- shared --------------------------------------------------------------------------------
     def _rows(self, chunk: Chunk, table: RowTable, key_at: int) -> tuple[list[Row], list[object]]:
         frame = chunk.frame
-        absent = [name for name in table.raw if name not in frame.columns]
+        lookup = ColumnLookup(map(str, frame.columns), self.spec.column_case)
+        found = {name: lookup.find(name) for name in table.raw}
+        absent = [name for name, column in found.items() if column is None]
         if absent:
             raise MappingError(
                 [
@@ -173,7 +176,7 @@ class MappingEngine:
             )
         if len(frame) == 0:
             return [], []
-        columns = {name: frame[name].tolist() for name in table.raw}
+        columns = {name: frame[column].tolist() for name, column in found.items() if column}
         return table.rows(columns), columns[table.raw[key_at]]
 
     def _plan_for(self, columns: list[str], line_columns: list[str] | None, origin: str) -> _Plan:
@@ -188,7 +191,8 @@ class MappingEngine:
             header = lines = RowTable(needed_columns(spec, "header"))
         else:
             line_refs = needed_columns(spec, "lines")
-            lines = RowTable([name for name in line_refs if name in line_columns])
+            in_lines = ColumnLookup(line_columns, spec.column_case)
+            lines = RowTable([name for name in line_refs if name in in_lines])
             from_header = [name for name in line_refs if name not in lines.raw]
             header = RowTable(list(dict.fromkeys([*needed_columns(spec, "header"), *from_header])))
         layouts = Layouts(header, lines)

@@ -125,6 +125,8 @@ def leaf_checker(model: type[WireModel], name: str) -> AfterValidator:
             problems.append(f"format: applies to date and datetime values, not {kind}")
         if spec.scale is not None and kind != "decimal":
             problems.append(f"scale: applies to decimal values, not {kind}")
+        if spec.min is not None and kind != "decimal":
+            problems.append(f"min: applies to decimal values, not {kind}")
         if (spec.multiply or spec.sum_lines) and kind != "decimal":
             problems.append(f"multiply: and sum_lines: give decimals; AppZen {name} is {kind}")
         fixed = [spec.const, spec.default, *(spec.map or {}).values()]

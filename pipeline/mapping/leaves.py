@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from pipeline.mapping.names import ColumnCase, ColumnLookup, case_hint
 from pipeline.mapping.transforms import TRANSFORMS, LeafType, date_format_problem
 
 Scalar = str | int | Decimal | bool
@@ -49,12 +50,15 @@ def suggest(word: str, choices: object) -> str:
 
 
 def _known_column(name: str, info: ValidationInfo) -> str:
-    """With the source's columns in the validation context, a column must be one of them."""
+    """With the source's columns in the validation context, a column must be one of them (of
+    any case when the context's ``column_case`` is ``insensitive``)."""
     context = info.context if isinstance(info.context, dict) else {}
     columns = context.get("columns")
-    if columns is not None and name not in columns:
+    case: ColumnCase = "insensitive" if context.get("column_case") == "insensitive" else "exact"
+    if columns is not None and name not in ColumnLookup(columns, case):
         source = context.get("source", "the source")
-        raise ValueError(f"no column {name!r} in {source}{suggest(name, columns)}")
+        hint = case_hint(name, columns) or suggest(name, columns)
+        raise ValueError(f"no column {name!r} in {source}{hint}")
     return name
 
 
@@ -138,6 +142,12 @@ class ValueSpec(Strict):
     scale: int | None = Field(
         None, ge=0, le=12, description="Decimal places sent (2: 7.5 → 7.50); more is a failure."
     )
+    min: Decimal | None = Field(
+        None,
+        allow_inf_nan=False,
+        description="Decimal values below it are failures (rule range): 0 where a negative "
+        "amount is a data error.",
+    )
     transform: str | list[str] | None = Field(
         None, description=f"Named text transforms: {', '.join(sorted(TRANSFORMS))}."
     )
@@ -207,7 +217,9 @@ class ValueSpec(Strict):
         if given == ["const"] and self.const is None:
             raise ValueError("const: needs a value; leave the field out to send nothing")
         if given == ["const"]:
-            useless = sorted(self.model_fields_set & {"default", "map", "transform", "on_null"})
+            useless = sorted(
+                self.model_fields_set & {"default", "map", "transform", "on_null", "min"}
+            )
             if useless:
                 raise ValueError(f"{', '.join(useless)} has no effect on a const value")
         return self

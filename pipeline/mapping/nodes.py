@@ -13,7 +13,7 @@ from typing import Any
 from pipeline.mapping.cells import BLANK, Mark
 from pipeline.mapping.chain import WIDE
 from pipeline.mapping.layout import OMIT, Child, Ctx, Leaf, Node, Row
-from pipeline.mapping.transforms import ConversionError, is_blank
+from pipeline.mapping.transforms import ConversionError, Converter, is_blank
 
 
 def object_node(children: list[Child], probe: list[int], *, optional: bool) -> Node:
@@ -61,7 +61,7 @@ def _general_node(children: list[Child], probe: list[int], *, optional: bool) ->
     return node
 
 
-def sum_node(path: list[str], leaf: Leaf) -> Node:
+def sum_node(path: list[str], leaf: Leaf, finish: Converter) -> Node:
     def node(row: Row, ctx: Ctx, prefix: str) -> object:
         total = Decimal(0)
         for line in ctx.lines:
@@ -74,7 +74,10 @@ def sum_node(path: list[str], leaf: Leaf) -> Node:
                 except ArithmeticError:
                     problem = ConversionError("decimal", "the sum of the lines is not exact")
                     return leaf.resolve(Mark("failed", value, problem), ctx, prefix)
-        return total
+        try:
+            return finish(total)
+        except ConversionError as error:
+            return leaf.resolve(Mark("failed", total, error), ctx, prefix)
 
     return node
 

@@ -21,6 +21,7 @@ from pipeline.mapping.cells import BLANK, Mark, column_converter
 from pipeline.mapping.chain import (
     OTHERS,
     WIDE,
+    at_least,
     chained,
     conversion_key,
     field_formats,
@@ -117,18 +118,21 @@ class Compiler:
                 f"list the code in {where}.map",
             ),
         )
+        finish = fixed if spec.min is None else at_least(fixed, spec.min)
         if spec.sum_lines is not None:
-            return (name, -1, sum_node(spec.sum_lines.split("."), leaf)), []
+            total = _same if spec.min is None else at_least(_same, spec.min)
+            return (name, -1, sum_node(spec.sum_lines.split("."), leaf, total)), []
         if spec.multiply is not None:
             formats = field_formats(spec, self.formats)
             factor = decimal_converter(formats.decimal_separator, formats.thousands_separator)
             return self._product(
-                name, spec.multiply, factor=factor, finish=fixed, leaf=leaf, place=place
+                name, spec.multiply, factor=factor, finish=finish, leaf=leaf, place=place
             )
         if spec.column is None:
             return self._template(name, spec.template or "", convert, leaf, place)
         table, offset = self.layouts.where(place.level, spec.column)
-        plain = None if (spec.map or spec.transform or spec.scale is not None) else kind
+        special = spec.map or spec.transform or spec.scale is not None or spec.min is not None
+        plain = None if special else kind
         slot = table.slot_at(
             (spec.column, conversion_key(spec, kind, self.formats)),
             spec.column,
@@ -217,6 +221,8 @@ class Compiler:
             convert = mapped(table, spec.others, convert, where)
         if spec.transforms:
             convert = chained([TRANSFORMS[name] for name in spec.transforms], convert)
+        if spec.min is not None:
+            convert = at_least(convert, spec.min)
         return convert
 
     # --- objects and lists ---------------------------------------------------------------------
@@ -333,3 +339,7 @@ class Compiler:
             return out
 
         return node
+
+
+def _same(value: object) -> object:
+    return value

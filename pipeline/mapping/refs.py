@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pipeline.mapping.leaves import CustomJsonSpec, Strict, ValueSpec, suggest, template_columns
+from pipeline.mapping.names import ColumnLookup, case_hint
 from pipeline.mapping.spec import KeyPath, MappingSpec, iter_paths
 
 Level = Literal["header", "lines"]
@@ -49,6 +50,8 @@ def _tree_refs(tree: Strict, root: KeyPath) -> Iterator[ColumnRef]:
             if node.template is not None:
                 for column in template_columns(node.template):
                     yield ColumnRef(column, (*path, "template"), level)
+            for index, column in enumerate(node.multiply or []):
+                yield ColumnRef(column, (*path, "multiply", index), level)
         elif isinstance(node, CustomJsonSpec):
             for index, column in enumerate(node.columns):
                 yield ColumnRef(column, (*path, "columns", index), level)
@@ -100,7 +103,21 @@ def missing_columns(
             pool, shown = [*(line_columns or ()), *columns], f"{lines_source} or {source}"
         else:
             pool, shown = list(columns), source
-        if ref.column not in pool:
-            message = f"no column {ref.column!r} in {shown}{suggest(ref.column, pool)}"
+        message = _absent(ref.column, ColumnLookup(pool, spec.column_case), shown)
+        if message:
             errors.append((spec.line_of(ref.path), f"{spec.where(ref.path)}: {message}"))
     return [message for _, message in sorted(errors, key=lambda pair: pair[0])]
+
+
+def _absent(column: str, pool: ColumnLookup, shown: str) -> str | None:
+    """Why ``column`` cannot be read from ``pool`` (None: it can)."""
+    if column in pool:
+        return None
+    several = pool.candidates(column)
+    if len(several) > 1:
+        return (
+            f"column {column!r} matches {', '.join(map(repr, several))} in {shown}, which differ "
+            "only in case: write one of them exactly and set `column_case: exact`"
+        )
+    hint = case_hint(column, pool.columns) or suggest(column, pool.columns)
+    return f"no column {column!r} in {shown}{hint}"

@@ -27,6 +27,7 @@ from pipeline.extract.base import Source
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.fields import HeaderFields, LineFields
 from pipeline.mapping.leaves import ColumnName, Strict, ThousandsSeparator
+from pipeline.mapping.names import ColumnCase
 from pipeline.mapping.transforms import ISO, DateStyle, Formats, date_format_problem
 from pipeline.settings import Settings, get_settings
 
@@ -241,6 +242,11 @@ class MappingSpec(Strict):
         None, description="Its maximum over a successful run is bound as :since next time."
     )
     status: StatusSpec | None = None
+    column_case: ColumnCase = Field(
+        "exact",
+        description="insensitive: a column this file names matches the source column of any "
+        "case (drivers and exports differ: INVOICE_NUM, invoice_num, InvoiceNum).",
+    )
     formats: FormatsSpec = Field(default_factory=FormatsSpec)
     max_lines_per_invoice: int = Field(10_000, ge=1, le=1_000_000)
     header: HeaderSpec

@@ -3,8 +3,8 @@
 A failure's own hint wins (the stage that raised it knew most); otherwise the hint is derived from
 the rule the mapping engine, the schema validation, the poster or status-sync produced, then from
 the HTTP status, then from the stage. Rules covered: ``required``, ``date_format``,
-``datetime_format``, ``currency``, ``decimal``, ``integer``, ``boolean``, ``scale``, ``value_map``,
-``text``, ``value``, ``join``, ``contiguity``, ``too_many_lines``, ``serialize``,
+``datetime_format``, ``currency``, ``decimal``, ``integer``, ``boolean``, ``scale``, ``range``,
+``value_map``, ``text``, ``value``, ``join``, ``contiguity``, ``too_many_lines``, ``serialize``,
 ``text_encoding``, ``schema:<pydantic type>``, ``appzen_<status>``, ``appzen_404_unknown_uuid``,
 ``retries_exhausted:<error>``, ``status_sync_<status>``. ``tests/report/test_hints.py`` fails when
 the mapping engine gains a rule this table does not know.
@@ -65,6 +65,10 @@ _BY_RULE: Final[dict[str, Callable[[RowFailure], str]]] = {
     ),
     "scale": lambda f: (
         f"too many decimal places: round the value in the source, or raise `scale:` of {_field(f)}"
+    ),
+    "range": lambda f: (
+        f"{_value(f)} is below the `min:` of {_field(f)}: fix the source value (a credit note "
+        "sent as an invoice?), or lower `min:`"
     ),
     "value_map": lambda f: (
         f"code {_value(f)} is not in the value map: add it to the `map:` of "
