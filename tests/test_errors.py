@@ -44,6 +44,7 @@ EXPECTED: dict[str, type[EtlError] | None] = {
     "pipeline.writeback.config.ConnectorsFileError": TERMINAL,
     "pipeline.mapping.yamlread.YamlRefused": TERMINAL,
     "pipeline.mapping.transforms.ConversionError": ITEM,
+    "pipeline.scaffold.errors.InitError": TERMINAL,
     # source (ERP side)
     "pipeline.extract.base.SourceError": None,
     "pipeline.extract.base.ExtractError": TERMINAL,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.mapping.spec import MappingError
+from pipeline.mapping.errors import MappingError
 
 
 class InitError(MappingError):
