@@ -69,9 +69,7 @@ def upgrade(
     """Upgrade the database to ``target`` (under the migration lock); the revisions applied."""
     plan = _Upgrade(script or script_directory(), target)
     with _migration_lock(conn, backend), conn.begin():
-        context = MigrationContext.configure(
-            conn, opts={"script": plan.script, "fn": plan.steps, "on_version_apply": [plan.done]}
-        )
+        context = MigrationContext.configure(conn, opts=plan.options(backend))
         _stamp_legacy_or_refuse(conn, context, plan.script)
         try:
             with Operations.context(context):
@@ -106,6 +104,16 @@ class _Upgrade:
                 f"cannot upgrade the staging schema to {self.target}: {error}"
             ) from None
         return self.planned
+
+    def options(self, backend: str) -> dict[str, object]:
+        """The ``MigrationContext`` options: run :meth:`steps`, report to :meth:`done`."""
+        return {
+            "script": self.script,
+            "fn": self.steps,
+            "on_version_apply": [self.done],
+            # SQLite DDL is transactional inside the store's BEGIN IMMEDIATE (Alembic assumes not).
+            "transactional_ddl": backend != "mysql",
+        }
 
     def done(self, *, step: MigrationInfo, **_: object) -> None:
         """Alembic's ``on_version_apply``: a revision ran."""
