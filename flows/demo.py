@@ -77,10 +77,12 @@ def main() -> int:
         _seed_erp(console)
         from flows.nightly import nightly_sync  # noqa: PLC0415 - Prefect reads the environment
         from pipeline.cli.render import summary_table  # noqa: PLC0415
+        from pipeline.resources import shipped_path  # noqa: PLC0415
         from pipeline.summary import RunSummary  # noqa: PLC0415
 
         console.print(f"AppZen sandbox: {sandbox.base_url}; running the nightly-sync flow…")
-        result = asyncio.run(nightly_sync(mapping="mappings/sample_erp.yaml"))
+        mapping = shipped_path("mappings", "sample_erp.yaml")  # in the checkout or the wheel
+        result = asyncio.run(nightly_sync(mapping=str(mapping)))
         summaries = {name: RunSummary.from_dict(data) for name, data in result.items()}  # type: ignore[arg-type]
         for name, summary in summaries.items():
             console.print(summary_table(name, summary))

@@ -31,17 +31,35 @@ class SettingsError(ConfigurationError):
     """A setting is missing or malformed; the message names the variable and the fix."""
 
 
-class Settings(BaseSettings):
+# env_ignore_empty: `NAME=` (as .env.example lists them) means "not set", not "".
+_SOURCES = SettingsConfigDict(
+    env_file=".env",
+    env_file_encoding="utf-8",
+    extra="ignore",
+    frozen=True,
+    env_ignore_empty=True,
+)
+
+
+class PathSettings(BaseSettings):
+    """Where appzen-etl looks for files. Readable on its own (:func:`mappings_dir`), without the
+    credential checks of :class:`Settings`, wherever a mapping file is looked up."""
+
+    model_config = _SOURCES
+
+    appzen_mappings_dir: Annotated[
+        Path | None,
+        Field(
+            description="Folder searched first for a mapping given by name (--mapping nightly_ap "
+            "finds nightly_ap.yaml there), before the mappings shipped with appzen-etl."
+        ),
+    ] = None
+
+
+class Settings(PathSettings):
     """Connection, credentials and load tuning for one process."""
 
-    # env_ignore_empty: `NAME=` (as .env.example lists them) means "not set", not "".
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        frozen=True,
-        env_ignore_empty=True,
-    )
+    model_config = _SOURCES
 
     appzen_base_url: Annotated[
         str, Field(description="AppZen API root, ending in /dictionary-data-services.")
@@ -170,6 +188,14 @@ def load_settings(**overrides: object) -> Settings:
     """Read the settings; raise :class:`SettingsError` naming each bad variable, never a value."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+def mappings_dir() -> Path | None:
+    """``APPZEN_MAPPINGS_DIR`` (environment or ``.env``), read now; ``None`` when unset."""
+    try:
+        return PathSettings().appzen_mappings_dir
     except ValidationError as error:
         raise SettingsError(_describe(error)) from None
 

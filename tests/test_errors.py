@@ -45,6 +45,7 @@ EXPECTED: dict[str, type[EtlError] | None] = {
     "pipeline.mapping.yamlread.YamlRefused": TERMINAL,
     "pipeline.mapping.transforms.ConversionError": ITEM,
     "pipeline.scaffold.errors.InitError": TERMINAL,
+    "pipeline.resources.ResourceError": TERMINAL,
     # source (ERP side)
     "pipeline.extract.base.SourceError": None,
     "pipeline.extract.base.ExtractError": TERMINAL,

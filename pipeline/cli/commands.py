@@ -54,7 +54,13 @@ mapping_app = typer.Typer(
 app.add_typer(mapping_app, name="mapping")
 
 MappingOpt = Annotated[
-    Path, typer.Option("--mapping", "-m", help="Mapping file, e.g. mappings/sample_erp.yaml.")
+    Path,
+    typer.Option(
+        "--mapping",
+        "-m",
+        help="Mapping file, e.g. mappings/sample_erp.yaml, or a name found in "
+        "APPZEN_MAPPINGS_DIR or among the shipped mappings, e.g. sample_erp.",
+    ),
 ]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout (automation).")

@@ -1,5 +1,9 @@
 """Mapping file → :class:`MappingSpec`, every problem reported at once as ``file:line path: msg``.
 
+A mapping may be named instead of pathed: :func:`locate_mapping` (the one lookup the CLI, flows
+and jobs share, through :func:`load_mapping`) finds ``--mapping sample_erp`` in
+``APPZEN_MAPPINGS_DIR`` or among the mappings shipped with appzen-etl.
+
 Two passes: the YAML is read safely (:mod:`pipeline.mapping.yamlread`), then validated by the
 pydantic model with the source's columns (when known) in the validation context, so structure,
 AppZen field names, conversions, formats and column names are all checked in one go. Unknown keys
@@ -25,6 +29,11 @@ from pipeline.mapping.leaves import ValueSpec, suggest
 from pipeline.mapping.refs import missing_columns
 from pipeline.mapping.spec import KeyPath, MappingSpec, default_name, iter_paths
 from pipeline.mapping.yamlread import Document, YamlRefused, read_yaml
+from pipeline.resources import ResourceError, shipped_root
+from pipeline.settings import mappings_dir
+
+MAPPING_SUFFIXES = (".yaml", ".yml")
+_NOT_MAPPINGS = {"connectors"}  # mappings/connectors.yaml configures the write-back
 
 TODO_MARK = "TODO(mapping init)"
 """A value ``appzen-etl mapping init`` could not decide starts with this; the loader refuses it,
@@ -43,8 +52,9 @@ def load_mapping(
     line_columns: Collection[str] | None = None,
 ) -> MappingSpec:
     """Read and check a mapping file; ``columns`` (and ``line_columns`` for a lines source), when
-    given, are checked too. Raises :class:`MappingFileError` listing every problem."""
-    path = Path(path)
+    given, are checked too. ``path`` may name a mapping (see :func:`locate_mapping`). Raises
+    :class:`MappingFileError` listing every problem."""
+    path = locate_mapping(Path(path), mappings_dir())
     shown = str(path)
     try:
         document = read_yaml(path, shown)
@@ -94,6 +104,50 @@ def _strings(node: object, path: KeyPath) -> list[tuple[KeyPath, str]]:
             item for index, value in enumerate(node) for item in _strings(value, (*path, index))
         ]
     return []
+
+
+def locate_mapping(given: Path, folder: Path | None = None) -> Path:
+    """The mapping file ``given`` names: itself when it exists or is absolute; else the same
+    relative path (``.yaml`` optional) in ``folder`` (the ``APPZEN_MAPPINGS_DIR`` setting), then
+    among the shipped mappings (``sample_erp``) and project files (``mappings/sample_erp.yaml``).
+    Raises :class:`MappingFileError` naming every place it looked."""
+    if given.is_absolute() or given.is_file():
+        return given
+    names = [given]
+    if given.suffix not in MAPPING_SUFFIXES:
+        names.append(given.with_name(given.name + ".yaml"))
+    places = _search_places(folder)
+    for place in places.values():
+        for name in names:
+            if (place / name).is_file():
+                return place / name
+    looked = ", ".join(f"{label} {place}" for label, place in places.items())
+    raise MappingFileError(
+        f"{given}: no such mapping file; looked for {' and '.join(map(str, names))} in {looked}; "
+        "give the file's path, or set APPZEN_MAPPINGS_DIR to the folder that holds it"
+        f"{_shipped_names()}"
+    )
+
+
+def _search_places(folder: Path | None) -> dict[str, Path]:
+    """Where a mapping name is looked up, in order, labelled for the error message."""
+    places = {"the working directory": Path.cwd()}
+    if folder is not None:
+        places["APPZEN_MAPPINGS_DIR"] = folder
+    try:
+        root = shipped_root()
+    except ResourceError:
+        return places
+    return places | {"the shipped mappings": root / "mappings", "the shipped files": root}
+
+
+def _shipped_names() -> str:
+    try:
+        found = sorted(p.stem for p in (shipped_root() / "mappings").glob("*.yaml"))
+    except ResourceError:
+        return ""
+    names = [name for name in found if name not in _NOT_MAPPINGS]
+    return f" (shipped: {', '.join(names)})" if names else ""
 
 
 def _line_number(message: str, shown: str) -> int:

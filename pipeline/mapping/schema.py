@@ -2,18 +2,20 @@
 ``mappings/mapping.schema.json`` (editors validate and complete mapping files with it).
 
 Regenerate with ``python -m pipeline.mapping.schema``; ``--check`` exits 1 when the committed file
-is stale (a test does the same).
+is stale (a test does the same). Nothing reads the file at run time: the loader validates with the
+models themselves. It is a shipped file (:mod:`pipeline.resources`): in a checkout, the
+repository's ``mappings/``.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from pipeline.mapping.spec import MappingSpec
+from pipeline.resources import shipped_root
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "mappings" / "mapping.schema.json"
+SCHEMA_PATH = shipped_root() / "mappings" / "mapping.schema.json"
 
 
 def schema_text() -> str:

@@ -1,140 +1,173 @@
-"""Versioned staging migrations: ``sql/staging/<dialect>/NNN_<name>.sql`` applied in order, once.
+"""Staging schema migrations: Alembic revisions upgrade a database to this code's head, once.
 
-Each migration runs in its own transaction together with its ``schema_migrations`` row, so on
-SQLite and PostgreSQL (transactional DDL) it is applied whole or not at all. MySQL commits each DDL
-statement implicitly: keep one DDL statement per concern there, and if a migration is interrupted
-the error names it so an operator can finish it by hand. Two processes opening the store at once
-serialize on a lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL, ``GET_LOCK``
-on MySQL), and each re-reads the version under it.
+The revisions are package data (``pipeline/staging/alembic/versions``, found with
+:mod:`importlib.resources`) and run without ``env.py``: a ``MigrationContext`` on the store's
+own connection. The whole upgrade is one transaction, so on SQLite and PostgreSQL (transactional
+DDL) it applies whole or not at all; MySQL commits each DDL statement implicitly, so a revision
+interrupted there is named for an operator to finish by hand. Two processes opening the store at
+once serialize on a lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL,
+``GET_LOCK`` on MySQL), and each reads the revision under it.
+
+A database the pre-Alembic runner created (``schema_migrations``, no ``alembic_version``) is
+stamped at the revision of its version first (:mod:`pipeline.staging.legacy`). A database at a
+revision this code does not know was upgraded by a newer appzen-etl: it is refused.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from alembic.config import Config
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext, MigrationInfo, RevisionStep
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
-from pipeline.staging.errors import StagingTerminalError
-from pipeline.staging.tables import schema_migrations
+from pipeline import resources
+from pipeline.staging import legacy
+from pipeline.staging.errors import StagingTerminalError, driver_message, scrub
 
-
-def _default_dir() -> Path:
-    """``pipeline/staging/sql`` when packaged into a wheel, else the checkout's ``sql/staging``."""
-    packaged = Path(__file__).resolve().parent / "sql"
-    return (
-        packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "sql" / "staging"
-    )
-
-
-MIGRATIONS_DIR = _default_dir()
-_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 _LOCK_WAIT_S = 120
+_NEVER_DOWNGRADE = "upgrade appzen-etl (never downgrade a staging database)"
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One DDL file: its version, name and statements."""
-
-    version: int
-    name: str
-    path: Path
-
-    def statements(self) -> list[str]:
-        """The file's SQL statements: ``--`` comments dropped, split at a ``;`` ending a line."""
-        lines = self.path.read_text("utf-8").splitlines()
-        text = "\n".join(line for line in lines if not line.lstrip().startswith("--"))
-        parts = re.split(r";[ \t]*(?:\n|$)", text)
-        return [part.strip() for part in parts if part.strip()]
+@functools.cache
+def script_directory() -> ScriptDirectory:
+    """The staging schema's revisions, from the installed package."""
+    config = Config()
+    location = resources.package_dir("pipeline.staging", "alembic")
+    config.set_main_option("script_location", str(location))
+    return ScriptDirectory.from_config(config)
 
 
-def discover(backend: str, root: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """The migrations for ``backend`` in version order; versions must run 1, 2, 3 … without gaps."""
-    folder = root / backend
-    if not folder.is_dir():
+def head_revision(script: ScriptDirectory | None = None) -> str:
+    """The newest revision this code knows."""
+    head = (script or script_directory()).get_current_head()
+    if head is None:
         raise StagingTerminalError(
-            f"{folder}: no staging migrations for {backend}; reinstall appzen-etl"
+            "no staging schema revisions are installed; reinstall appzen-etl"
         )
-    found: list[Migration] = []
-    for path in sorted(folder.glob("*.sql")):
-        match = _FILE.match(path.name)
-        if not match:
-            raise StagingTerminalError(
-                f"{path}: migration files are named NNN_<name>.sql; rename it"
-            )
-        found.append(Migration(int(match.group(1)), match.group(2), path))
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise StagingTerminalError(
-                f"{migration.path}: expected version {expected:03d} here (versions run 001, 002, "
-                "… without gaps or duplicates); renumber the file"
-            )
-    return found
+    return head
 
 
-def current_version(conn: Connection) -> int:
-    """The highest applied version; 0 for an empty database."""
-    if not sa.inspect(conn).has_table("schema_migrations"):
-        return 0
-    version = conn.execute(sa.select(sa.func.max(schema_migrations.c.version))).scalar()
-    return int(version or 0)
+def current_revision(conn: Connection) -> str | None:
+    """The database's revision; ``None`` for an empty (or not yet stamped pre-Alembic) one."""
+    return MigrationContext.configure(conn).get_current_revision()
 
 
-def apply_pending(
+def upgrade(
     conn: Connection,
     backend: str,
-    now: Callable[[], datetime],
     *,
-    target: int | None = None,
-    root: Path = MIGRATIONS_DIR,
-) -> list[int]:
-    """Apply every migration above the database's version (up to ``target``); return those run."""
-    migrations = discover(backend, root)
-    latest = migrations[-1].version if migrations else 0
-    goal = latest if target is None else target
-    applied: list[int] = []
-    with _migration_lock(conn, backend):
-        while True:
-            with conn.begin():
-                version = current_version(conn)
-                _check_known(version, latest)
-                if version >= goal:
-                    return applied
-                _apply(conn, migrations[version], now())
-                applied.append(version + 1)
+    target: str = "head",
+    script: ScriptDirectory | None = None,
+) -> list[str]:
+    """Upgrade the database to ``target`` (under the migration lock); the revisions applied."""
+    plan = _Upgrade(script or script_directory(), target)
+    with _migration_lock(conn, backend), conn.begin():
+        context = MigrationContext.configure(conn, opts=plan.options(backend))
+        _stamp_legacy_or_refuse(conn, context, plan.script)
+        try:
+            with Operations.context(context):
+                context.run_migrations()
+        except sa.exc.DBAPIError as error:
+            url = conn.engine.url.render_as_string(hide_password=False)
+            raise StagingTerminalError(
+                f"staging schema revision {plan.running()} failed: "
+                f"{scrub(driver_message(error), url)}; on MySQL its first statements may already "
+                "be applied (DDL is not transactional there): finish or undo them by hand, then "
+                "reopen the store"
+            ) from None
+    return plan.applied
 
 
-def _check_known(version: int, latest: int) -> None:
-    if version > latest:
+@dataclass
+class _Upgrade:
+    """The revisions to run from the database's heads to ``target``, and those done so far."""
+
+    script: ScriptDirectory
+    target: str
+    planned: list[RevisionStep] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)
+
+    def steps(self, heads: tuple[str, ...], _context: MigrationContext) -> list[RevisionStep]:
+        """Alembic's ``fn``: the upgrade steps from ``heads`` (read under the lock)."""
+        try:
+            # What alembic.command.upgrade does; it passes the heads tuple too (typed ``str``).
+            self.planned = self.script._upgrade_revs(self.target, heads)  # type: ignore[arg-type]
+        except (CommandError, RevisionError) as error:
+            raise StagingTerminalError(
+                f"cannot upgrade the staging schema to {self.target}: {error}"
+            ) from None
+        return self.planned
+
+    def options(self, backend: str) -> dict[str, object]:
+        """The ``MigrationContext`` options: run :meth:`steps`, report to :meth:`done`."""
+        return {
+            "script": self.script,
+            "fn": self.steps,
+            "on_version_apply": [self.done],
+            # SQLite DDL is transactional inside the store's BEGIN IMMEDIATE (Alembic assumes not).
+            "transactional_ddl": backend != "mysql",
+        }
+
+    def done(self, *, step: MigrationInfo, **_: object) -> None:
+        """Alembic's ``on_version_apply``: a revision ran."""
+        self.applied.extend(step.up_revision_ids)
+
+    def running(self) -> str:
+        """The revision that was running (the first not done)."""
+        index = len(self.applied)
+        return self.planned[index].revision.revision if index < len(self.planned) else self.target
+
+
+def _stamp_legacy_or_refuse(
+    conn: Connection, context: MigrationContext, script: ScriptDirectory
+) -> None:
+    """Stamp a database the pre-Alembic runner made at its revision; refuse a revision this
+    code does not know."""
+    heads = context.get_current_heads()
+    if not heads:
+        stamp = _legacy_revision(conn, script)
+        if stamp is None:
+            return
+        context.stamp(script, stamp)
+        heads = (stamp,)
+    for head in heads:
+        try:
+            script.get_revision(head)
+        except (CommandError, RevisionError):
+            raise StagingTerminalError(
+                f"the staging database is at schema revision {head}, which this appzen-etl does "
+                f"not know (its newest is {head_revision(script)}): a newer appzen-etl upgraded "
+                f"it; {_NEVER_DOWNGRADE}"
+            ) from None
+
+
+def _legacy_revision(conn: Connection, script: ScriptDirectory) -> str | None:
+    """The revision a pre-Alembic database is at; ``None`` for an empty database."""
+    version = legacy.legacy_version(conn)
+    if version is None:
+        return None
+    if version == 0:
+        raise StagingTerminalError(
+            "the staging database has an empty schema_migrations table: its first migration was "
+            "interrupted (on MySQL, where DDL is not transactional); drop the staging tables it "
+            "created, then reopen the store"
+        )
+    known = max(legacy.REVISIONS)
+    if version not in legacy.REVISIONS:
         raise StagingTerminalError(
             f"the staging database is at schema version {version} but this appzen-etl knows "
-            f"migrations up to {latest}; upgrade appzen-etl (never downgrade a staging database)"
+            f"versions up to {known} (revision {head_revision(script)}); {_NEVER_DOWNGRADE}"
         )
-
-
-def _apply(conn: Connection, migration: Migration, at: datetime) -> None:
-    percent_escaped = conn.dialect.paramstyle in {"format", "pyformat"}
-    for number, statement in enumerate(migration.statements(), start=1):
-        try:
-            # psycopg and PyMySQL read % as a placeholder even without parameters: "%%" is "%".
-            conn.exec_driver_sql(statement.replace("%", "%%") if percent_escaped else statement)
-        except sa.exc.DBAPIError as error:
-            raise StagingTerminalError(
-                f"{migration.path}: statement {number} failed: "
-                f"{' '.join(str(a) for a in getattr(error.orig, 'args', ()))}; on MySQL earlier "
-                "statements of this file may already be applied (DDL is not transactional "
-                "there): finish or undo them by hand, then reopen the store"
-            ) from None
-    conn.execute(
-        sa.insert(schema_migrations).values(
-            version=migration.version, name=migration.name, applied_at=at
-        )
-    )
+    return legacy.REVISIONS[version]
 
 
 @contextmanager

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.staging.claims import chunks, dump_json
+from pipeline.staging.coltypes import UtcDateTime
 from pipeline.staging.errors import StagingTerminalError
 from pipeline.staging.records import PushRecord, SendOutcome
-from pipeline.staging.tables import UtcDateTime
 from pipeline.staging.tables import invoices as inv
 
 _P = sa.bindparam  # executemany parameters are prefixed "p_": plain column names are reserved

@@ -36,7 +36,6 @@ import secrets
 import socket
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -85,11 +84,9 @@ class StagingStore:
         engine: Engine,
         url: str,
         now: Clock = utc_now,
-        migrations_dir: Path = migrations.MIGRATIONS_DIR,
     ) -> None:
         self._engine, self._url, self._now = engine, url, now
         self._backend = backend_of(url)
-        self._migrations_dir = migrations_dir
 
     # --- lifecycle ------------------------------------------------------------------------
     @classmethod
@@ -100,16 +97,16 @@ class StagingStore:
         now: Clock = utc_now,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
         migrate: bool = True,
-        migrations_dir: Path = migrations.MIGRATIONS_DIR,
     ) -> StagingStore:
-        """Connect to ``url`` (creating a SQLite file's directory) and apply pending migrations."""
-        store = cls(create_staging_engine(url, busy_timeout), url, now, migrations_dir)
-        if migrate:
-            try:
+        """Connect to ``url`` (creating a SQLite file's directory) and upgrade its schema."""
+        store = cls(create_staging_engine(url, busy_timeout), url, now)
+        try:
+            store._clock()  # a naive clock is refused here, not at the first write
+            if migrate:
                 store.migrate()
-            except BaseException:
-                store.close()
-                raise
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def close(self) -> None:
@@ -137,20 +134,19 @@ class StagingStore:
         """``sqlite`` | ``postgresql`` | ``mysql``."""
         return self._backend
 
-    def migrate(self, target: int | None = None) -> list[int]:
-        """Apply pending migrations (up to ``target``); the versions applied."""
+    def migrate(self, target: str = "head") -> list[str]:
+        """Upgrade the schema to Alembic revision ``target``; the revisions applied (a database
+        of the pre-Alembic runner is stamped first, see :mod:`pipeline.staging.migrations`)."""
         try:
             with self._engine.connect() as conn:
-                return migrations.apply_pending(
-                    conn, self._backend, self._clock, target=target, root=self._migrations_dir
-                )
+                return migrations.upgrade(conn, self._backend, target=target)
         except sa_exc.SQLAlchemyError as error:
             raise staging_error(self._url, "migrating the schema", error) from None
 
     @property
-    def schema_version(self) -> int:
-        """The highest migration applied to this database."""
-        return self._read("reading the schema version", migrations.current_version)
+    def schema_revision(self) -> str | None:
+        """The database's Alembic revision (``None`` before the first upgrade)."""
+        return self._read("reading the schema revision", migrations.current_revision)
 
     # --- transactions ---------------------------------------------------------------------
     def _write(self, action: str, work: Callable[[Connection], T]) -> T:

@@ -1,19 +1,16 @@
-"""SQLAlchemy Core tables of the staging database, matching ``sql/staging/<dialect>/*.sql``.
+"""SQLAlchemy Core tables of the staging database: the one source of truth of its schema.
 
-The DDL files are the source of truth (they are what migrates a live database); these objects only
-let the code build statements. ``tests/staging/test_schema.py`` reflects each dialect's database
-after all migrations and compares it with this module.
+The Alembic revisions in ``pipeline/staging/alembic/versions`` build this schema step by step on
+SQLite, PostgreSQL and MariaDB/MySQL; ``tests/staging/test_schema.py`` upgrades an empty database
+of each dialect and asserts that Alembic's ``compare_metadata`` finds no difference with this
+module. Change a table here, then add a revision that makes the same change.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from pipeline.staging.coltypes import MYSQL_TABLE, LongText, RowId, UtcDateTime
 
 KEY_CHARS = 255
 """Longest invoice id (and failure source key) the staging stores; MySQL indexes need a bound."""
@@ -21,55 +18,24 @@ MAPPING_CHARS = 200
 HASH_CHARS = 128
 STATUS_CHARS = 255
 
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """An aware UTC datetime stored as a naive UTC timestamp (microseconds) on every dialect."""
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[datetime]:
-        if dialect.name in {"mysql", "mariadb"}:
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(sa.DateTime())
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"staging timestamps must be timezone-aware (got naive {value})")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-"""Payloads, messages and JSON: MySQL's TEXT stops at 64 KiB, so LONGTEXT there."""
-RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-"""Surrogate keys: BIGINT, except SQLite where only INTEGER PRIMARY KEY is the rowid."""
-
-_MYSQL: dict[str, Any] = {
-    "mysql_engine": "InnoDB",
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-}
-
 metadata = sa.MetaData()
 
+# The versions of the pre-Alembic migration runner (1-4) and the row 5 revision 0005 writes:
+# releases before Alembic read the highest version here, so that row makes them refuse this
+# database ("upgrade appzen-etl") instead of re-running their 001 over it. Never written again.
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("applied_at", UtcDateTime(), nullable=False),
-    **_MYSQL,
+    **MYSQL_TABLE,
 )
 
 runs = sa.Table(
     "runs",
     metadata,
-    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("id", RowId, sa.Identity(), primary_key=True, autoincrement=True),
     sa.Column("flow", sa.String(100), nullable=False),
     sa.Column("mapping", sa.String(MAPPING_CHARS), nullable=False),
     sa.Column("parameters", LongText, nullable=False),
@@ -81,7 +47,7 @@ runs = sa.Table(
     sa.Column("watermark", sa.String(255)),
     sa.Index("ix_runs_mapping_status", "mapping", "status", "id"),
     sqlite_autoincrement=True,
-    **_MYSQL,
+    **MYSQL_TABLE,
 )
 
 invoices = sa.Table(
@@ -125,13 +91,13 @@ invoices = sa.Table(
     sa.Index("ix_invoices_state", "mapping", "state"),
     sa.Index("ix_invoices_push", "mapping", "push_pending", "invoice_id"),
     sa.Index("ix_invoices_uuid", "uuid"),  # 003_outcomes: search hits name their invoice by uuid
-    **_MYSQL,
+    **MYSQL_TABLE,
 )
 
 failures = sa.Table(
     "failures",
     metadata,
-    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("id", RowId, sa.Identity(), primary_key=True, autoincrement=True),
     sa.Column("run_id", RowId, sa.ForeignKey("runs.id", name="fk_failures_run"), nullable=False),
     sa.Column("mapping", sa.String(MAPPING_CHARS), nullable=False),
     sa.Column("source_key", sa.String(KEY_CHARS)),
@@ -152,7 +118,7 @@ failures = sa.Table(
     sa.Index("ix_failures_run", "run_id", "id"),
     sa.Index("ix_failures_key", "mapping", "source_key", "rule", "first_seen_at"),
     sqlite_autoincrement=True,
-    **_MYSQL,
+    **MYSQL_TABLE,
 )
 
 # 003_outcomes: AppZen audit outcomes, and what the ERP-side systems were told (connectors).
@@ -172,7 +138,7 @@ audit_outcomes = sa.Table(
     sa.Column("appzen_updated_at", UtcDateTime()),
     sa.Column("recorded_at", UtcDateTime(), nullable=False),
     sa.Index("ix_audit_outcomes_outcome", "mapping", "outcome", "invoice_id"),
-    **_MYSQL,
+    **MYSQL_TABLE,
 )
 
 writebacks = sa.Table(
@@ -188,5 +154,5 @@ writebacks = sa.Table(
     sa.Column("message", LongText),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
-    **_MYSQL,
+    **MYSQL_TABLE,
 )

@@ -1,33 +1,39 @@
-"""Migrations: from empty, the upgrade 001 → latest with data kept, and the runner's guard rails."""
+"""Migrations: from empty to the head revision, an upgrade with data kept, and the runner's guard
+rails (one migrator at a time, newer databases refused, a failing revision rolled back whole)."""
 
 from __future__ import annotations
 
 import shutil
 import threading
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 
+import pipeline.staging as staging_package
+from pipeline.resources import package_dir
 from pipeline.staging import StageItem, StagingError, StagingStore
-from pipeline.staging.migrations import Migration, discover
+from pipeline.staging.engine import backend_of, create_staging_engine
+from pipeline.staging.migrations import head_revision, script_directory, upgrade
 from tests.staging.helpers import FakeClock
+from tests.staging.test_legacy_upgrade import INVOICES, NOW
 
-LATEST = len(discover("sqlite"))
+REVISIONS = [
+    "0001_initial",
+    "0002_push_pending",
+    "0003_outcomes",
+    "0004_push_in_doubt",
+    "0005_alembic",
+]
 
 
-def test_every_dialect_ships_the_same_versions() -> None:
-    names = {
-        b: [(m.version, m.name) for m in discover(b)] for b in ("sqlite", "postgresql", "mysql")
-    }
-    assert names["sqlite"] == names["postgresql"] == names["mysql"]
-    assert LATEST >= 2
-
-
-def test_an_empty_database_is_migrated_to_the_latest_version(empty_url: str) -> None:
-    with StagingStore.open(empty_url) as store:
-        assert store.schema_version == LATEST
+def test_an_empty_database_is_migrated_to_the_head_revision(empty_url: str) -> None:
+    store = StagingStore.open(empty_url, migrate=False)
+    try:
+        assert store.schema_revision is None
+        assert store.migrate() == REVISIONS
+        assert store.schema_revision == head_revision() == REVISIONS[-1]
         with store.engine.connect() as conn:
             rows = conn.exec_driver_sql(
                 "SELECT version, name FROM schema_migrations ORDER BY version"
@@ -37,83 +43,49 @@ def test_an_empty_database_is_migrated_to_the_latest_version(empty_url: str) -> 
             (2, "push_pending"),
             (3, "outcomes"),
             (4, "push_in_doubt"),
+            (5, "alembic"),  # releases before Alembic know 1-4: they refuse this database
         ]
         assert store.migrate() == [], "reopening applies nothing"
+    finally:
+        store.close()
 
 
 def test_sqlite_parent_directories_are_created(tmp_path: Path) -> None:
     target = tmp_path / "a" / "b" / "staging.db"
     with StagingStore.open(f"sqlite:///{target}") as store:
-        assert store.schema_version == LATEST
+        assert store.schema_revision == head_revision()
     assert target.is_file()
 
 
-def _old_rows(now: datetime) -> list[dict[str, object]]:
-    """Invoices as version 001 stored them (no push_pending column yet)."""
-    base: dict[str, object] = {
-        "mapping": "m",
-        "state": "sent",
-        "payload_hash": "h",
-        "acked_hash": "h",
-        "acked_payload": '{"invoice_id": "x"}',
-        "uuid": "u",
-        "appzen_status": "CREATED",
-        "attempts": 1,
-        "send_count": 1,
-        "resent_after_crash": 0,
-        "push_count": 0,
-        "first_sent_at": now,
-        "last_sent_at": now,
-        "created_at": now,
-        "updated_at": now,
-        "erp_status": None,
-        "erp_error": None,
-        "pushed_status": None,
-        "pushed_error": None,
-    }
-    return [
-        base | {"invoice_id": "pushed", "erp_status": "POSTED", "pushed_status": "POSTED"},
-        base | {"invoice_id": "new-status", "erp_status": "PAID", "pushed_status": "POSTED"},
-        base | {"invoice_id": "never-pushed", "erp_status": "POSTED"},
-        base
-        | {
-            "invoice_id": "error",
-            "erp_error": '{"message":"x"}',
-            "pushed_error": '{"message":"x"}',
-        },
-        base | {"invoice_id": "no-status"},
-    ]
-
-
-def test_upgrade_from_001_keeps_the_data_and_backfills(empty_url: str) -> None:
+def test_upgrade_from_0001_keeps_the_data_and_backfills(empty_url: str) -> None:
     clock = FakeClock()
     store = StagingStore.open(empty_url, now=clock, migrate=False)
     try:
-        assert store.migrate(target=1) == [1]
-        assert store.schema_version == 1
+        assert store.migrate(target="0001_initial") == ["0001_initial"]
+        assert store.schema_revision == "0001_initial"
         with store.engine.begin() as conn:
             old = sa.MetaData()
             invoices = sa.Table("invoices", old, autoload_with=conn)
             runs = sa.Table("runs", old, autoload_with=conn)
             assert "push_pending" not in invoices.c
-            naive = clock().replace(tzinfo=None)
-            conn.execute(sa.insert(invoices), _old_rows(naive))
+            keys = {key for row in INVOICES for key in row}
+            conn.execute(sa.insert(invoices), [dict.fromkeys(keys) | row for row in INVOICES])
             conn.execute(
                 sa.insert(runs).values(
                     flow="nightly",
                     mapping="m",
                     parameters="{}",
                     historical=False,
-                    started_at=naive,
-                    finished_at=naive,
+                    started_at=NOW,
+                    finished_at=NOW,
                     status="succeeded",
                     counts="{}",
                     watermark="2025-01-31",
                 )
             )
-        assert store.migrate() == list(range(2, LATEST + 1))
-        assert store.schema_version == LATEST
-        assert store.count_by_state("m") == {"sent": 5}
+        assert store.migrate() == REVISIONS[1:]
+        assert store.schema_revision == head_revision()
+        assert store.count_by_state("m") == {"sent": 4, "rejected": 1}
         assert store.last_watermark("m") == "2025-01-31"
         assert [c.invoice_id for c in store.status_candidates("m", 10)] == [
             "never-pushed",
@@ -121,7 +93,8 @@ def test_upgrade_from_001_keeps_the_data_and_backfills(empty_url: str) -> None:
         ]
         record = store.get_invoice("m", "pushed")
         assert record is not None
-        assert (record.acked_payload, record.first_sent_at) == (b'{"invoice_id": "x"}', clock())
+        assert record.acked_payload is not None
+        assert record.first_sent_at == clock()
         decisions = store.claim_batch(
             "m", [StageItem("pushed", "h", "POSTED")], owner="w", lease_seconds=5, run_id=1
         )
@@ -148,89 +121,79 @@ def test_two_processes_opening_an_empty_database_at_once_migrate_it_once(empty_u
     assert errors == []
     with StagingStore.open(empty_url) as store, store.engine.connect() as conn:
         versions = conn.exec_driver_sql("SELECT version FROM schema_migrations").scalars().all()
-    assert sorted(versions) == list(range(1, LATEST + 1))
+        heads = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+    assert sorted(versions) == list(range(1, len(REVISIONS) + 1))
+    assert heads == [head_revision()]
 
 
 def test_a_database_newer_than_the_code_is_refused(empty_url: str) -> None:
     with StagingStore.open(empty_url) as store, store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO schema_migrations (version, name, applied_at) "
-            "VALUES (99, 'future', '2030-01-01 00:00:00')"
-        )
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099_future'")
     with pytest.raises(
-        StagingError, match=rf"schema version 99 but this appzen-etl knows .* up to {LATEST}"
+        StagingError,
+        match=rf"schema revision 0099_future, which this appzen-etl does not know \(its newest "
+        rf"is {head_revision()}\).*; upgrade appzen-etl \(never downgrade a staging database\)",
     ):
         StagingStore.open(empty_url)
 
 
-def _dir(tmp_path: Path, files: dict[str, str]) -> Path:
-    folder = tmp_path / "migrations" / "sqlite"
-    folder.mkdir(parents=True)
-    for name, text in files.items():
-        (folder / name).write_text(text)
-    return folder.parent
+def _scripts_with(tmp_path: Path, name: str, body: str) -> ScriptDirectory:
+    """The shipped revisions plus ``versions/<name>.py`` on top of the head."""
+    folder = tmp_path / "alembic"
+    shutil.copytree(package_dir("pipeline.staging", "alembic"), folder)
+    revision = name.removeprefix("r")
+    (folder / "versions" / f"{name}.py").write_text(
+        f'"""{revision}."""\n\nfrom alembic import op\n\nrevision = "{revision}"\n'
+        f'down_revision = "{head_revision()}"\n\n\ndef upgrade() -> None:\n{body}'
+    )
+    return ScriptDirectory(str(folder))
 
 
 @pytest.mark.parametrize(
-    ("files", "message"),
-    [
-        ({"1_initial.sql": "SELECT 1;"}, r"1_initial.sql: migration files are named NNN_<name>"),
-        ({"001_a.sql": "SELECT 1;", "003_c.sql": "SELECT 1;"}, r"003_c.sql: expected version 002"),
-        ({"002_b.sql": "SELECT 1;"}, r"002_b.sql: expected version 001"),
-    ],
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )
-def test_badly_named_migrations_are_refused(
-    tmp_path: Path, files: dict[str, str], message: str
+def test_a_failing_revision_is_rolled_back_whole_and_named(
+    empty_url: str, tmp_path: Path, backend: str
 ) -> None:
-    root = _dir(tmp_path, files)
-    with pytest.raises(StagingError, match=message):
-        StagingStore.open(f"sqlite:///{tmp_path}/s.db", migrations_dir=root)
-
-
-def test_a_failing_migration_is_rolled_back_whole_and_named(tmp_path: Path) -> None:
-    root = _dir(
+    script = _scripts_with(
         tmp_path,
-        {
-            "001_initial.sql": "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-            "name TEXT, applied_at DATETIME);\n"
-            "CREATE TABLE t (a INTEGER);\n"
-            "INSERT INTO nowhere VALUES (1);\n",
-        },
+        "r0006_broken",
+        '    op.execute("CREATE TABLE t (a INTEGER)")\n'
+        '    op.execute("INSERT INTO nowhere VALUES (1)")\n',
     )
-    url = f"sqlite:///{tmp_path}/s.db"
-    with pytest.raises(StagingError, match=r"001_initial.sql: statement 3 failed: no such table"):
-        StagingStore.open(url, migrations_dir=root)
-    engine = sa.create_engine(url)
-    assert sa.inspect(engine).get_table_names() == [], "transactional DDL: nothing applied"
-    engine.dispose()
+    engine = create_staging_engine(empty_url, 30)  # the store's: SQLite DDL in BEGIN IMMEDIATE
+    try:
+        with (
+            engine.connect() as conn,
+            pytest.raises(StagingError, match=r"staging schema revision 0006_broken failed: "),
+        ):
+            upgrade(conn, backend, script=script)
+        assert sa.inspect(engine).get_table_names() == [], "transactional DDL: nothing applied"
+    finally:
+        engine.dispose()
 
 
-def test_statements_are_split_at_line_ending_semicolons(tmp_path: Path) -> None:
-    path = tmp_path / "001_x.sql"
-    path.write_text(
-        "-- a comment; with a semicolon\nCREATE TABLE a (x TEXT);\n\n"
-        "UPDATE a\nSET x = 'y';  \nSELECT 1"
-    )
-    assert Migration(1, "x", path).statements() == [
-        "CREATE TABLE a (x TEXT)",
-        "UPDATE a\nSET x = 'y'",
-        "SELECT 1",
-    ]
-
-
-def test_percent_signs_in_migrations_reach_the_server_unchanged(
+def test_percent_signs_and_colons_in_a_revision_reach_the_server_unchanged(
     empty_url: str, tmp_path: Path
 ) -> None:
-    probe = StagingStore.open(empty_url, migrate=False)
-    backend = probe.backend
-    probe.close()
-    folder = tmp_path / "m" / backend
-    shutil.copytree(discover(backend)[0].path.parent, folder)
-    (folder / f"{LATEST + 1:03d}_percent.sql").write_text(
-        "INSERT INTO runs (flow, mapping, parameters, historical, started_at, status, watermark)\n"
-        "SELECT 'n%', 'm', '{}', false, applied_at, 'succeeded', '100%' FROM schema_migrations\n"
-        "WHERE name LIKE 'init%';\n"
+    percent = (
+        "INSERT INTO runs (flow, mapping, parameters, historical, started_at, status, watermark) "
+        "SELECT 'n%', 'm', '{}', false, applied_at, 'succeeded', '100% 12:30' "
+        "FROM schema_migrations WHERE name LIKE 'init%'"
     )
-    with StagingStore.open(empty_url, migrations_dir=folder.parent) as store:
-        assert store.schema_version == LATEST + 1
-        assert store.last_watermark("m") == "100%"
+    script = _scripts_with(tmp_path, "r0006_percent", f"    op.execute({percent!r})\n")
+    StagingStore.open(empty_url).close()
+    engine = create_staging_engine(empty_url, 30)
+    try:
+        with engine.connect() as conn:
+            assert upgrade(conn, backend_of(empty_url), script=script) == ["0006_percent"]
+    finally:
+        engine.dispose()
+    with StagingStore.open(empty_url, migrate=False) as store:
+        assert store.last_watermark("m") == "100% 12:30"
+
+
+def test_the_revisions_are_read_from_the_installed_package() -> None:
+    location = Path(str(script_directory().dir))
+    assert location == package_dir("pipeline.staging", "alembic")
+    assert location == Path(str(staging_package.__file__)).parent / "alembic"

@@ -1,0 +1,1 @@
+"""Alembic revisions of the staging schema, oldest first: ``r0001_initial`` … (one line)."""
