@@ -44,7 +44,6 @@ from pipeline.runtime.ratelimit import RateLimiter
 from pipeline.runtime.retry import RetryPolicy
 from pipeline.settings import Settings
 from pipeline.staging import StageItem, StagingError, StagingStore, new_owner
-from pipeline.staging.history import PARENT_KEY
 from pipeline.staging.records import Decision
 from pipeline.summary import RunSummary
 
@@ -151,7 +150,11 @@ class SyncJob:
         self._sources = self.open_sources()
         if not self.options.dry_run:
             self.summary.run_id = self.store.start_run(
-                self.options.flow, self.spec.name, self._run_parameters(), self.options.historical
+                self.options.flow,
+                self.spec.name,
+                self._run_parameters(),
+                self.options.historical,
+                parent_run_id=self.options.parent_run_id,
             )
         self._client_cm = client_session(self.settings, self._client)
         self._session = await self._client_cm.__aenter__()
@@ -376,7 +379,7 @@ class SyncJob:
     # --- plumbing ----------------------------------------------------------------------------
     def _run_parameters(self) -> dict[str, object]:
         o = self.options
-        parameters: dict[str, object] = {
+        return {
             "mapping": str(o.mapping),
             "since": o.since,
             "until": o.until,
@@ -384,9 +387,6 @@ class SyncJob:
             "retry_failed": o.retry_failed,
             "only_keys": len(o.only_keys) if o.only_keys is not None else None,
         }
-        if o.parent_run_id is not None:  # TODO(#13 lead): the runs.parent_run_id column instead
-            parameters[PARENT_KEY] = o.parent_run_id
-        return parameters
 
 
 async def drive(

@@ -17,7 +17,6 @@ from pipeline.staging.records import RunRecord, RunStatus, StoredFailure
 from pipeline.staging.tables import KEY_CHARS, failures, runs
 
 FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "interrupted")
-PARENT_KEY = "parent_run_id"
 """The key of a run's ``parameters`` naming the run it was started under (a backfill)."""
 
 
@@ -29,8 +28,9 @@ def start_run(
     parameters: dict[str, Any],
     historical: bool,
     now: datetime,
+    parent_run_id: int | None = None,
 ) -> int:
-    """Insert a ``running`` run; its id."""
+    """Insert a ``running`` run (started under ``parent_run_id``, if any); its id."""
     result = conn.execute(
         sa.insert(runs).values(
             flow=flow,
@@ -39,6 +39,7 @@ def start_run(
             historical=historical,
             started_at=now,
             status="running",
+            parent_run_id=parent_run_id,
         )
     )
     key = result.inserted_primary_key
@@ -90,17 +91,8 @@ def list_runs(conn: Connection, limit: int) -> list[RunRecord]:
 
 def runs_of_parent(conn: Connection, parent_id: int) -> list[RunRecord]:
     """The runs started under run ``parent_id`` (a backfill's partitions), oldest first."""
-    # TODO(#13 lead): a real ``runs.parent_run_id`` column (indexed, Alembic revision) replaces
-    # this JSON field of ``parameters``; then filter ``runs.c.parent_run_id == parent_id`` here.
-    # Until then, LIKE narrows the rows (``_`` matches itself too) and the parsed JSON decides.
-    fragment = f'%"{PARENT_KEY}":{int(parent_id)}%'
-    query = (
-        sa.select(runs)
-        .where(runs.c.id > parent_id, runs.c.parameters.like(fragment))
-        .order_by(runs.c.id)
-    )
-    found = (_run(row) for row in conn.execute(query))
-    return [record for record in found if record.parameters.get(PARENT_KEY) == parent_id]
+    query = sa.select(runs).where(runs.c.parent_run_id == parent_id).order_by(runs.c.id)
+    return [_run(row) for row in conn.execute(query)]
 
 
 def get_run(conn: Connection, run_id: int) -> RunRecord | None:
@@ -121,6 +113,7 @@ def _run(row: sa.Row[Any]) -> RunRecord:
         status=row.status,
         counts=json.loads(row.counts) if row.counts else {},
         watermark=row.watermark,
+        parent_run_id=None if row.parent_run_id is None else int(row.parent_run_id),
     )
 
 

@@ -168,6 +168,8 @@ class RunRecord:
     status: RunStatus
     counts: dict[str, int]
     watermark: str | None
+    parent_run_id: int | None = None
+    """The run this one was started under (a backfill partition's backfill), if any."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,14 +180,26 @@ class StagingStore:
 
     # --- runs -------------------------------------------------------------------------------
     def start_run(
-        self, flow: str, mapping: str, parameters: dict[str, Any], historical: bool
+        self,
+        flow: str,
+        mapping: str,
+        parameters: dict[str, Any],
+        historical: bool,
+        *,
+        parent_run_id: int | None = None,
     ) -> int:
-        """Record a new ``running`` run; its id."""
+        """Record a new ``running`` run (under ``parent_run_id``, if any); its id."""
         now = self._clock()
         return self._write(
             "starting a run",
             lambda c: history.start_run(
-                c, flow=flow, mapping=mapping, parameters=parameters, historical=historical, now=now
+                c,
+                flow=flow,
+                mapping=mapping,
+                parameters=parameters,
+                historical=historical,
+                now=now,
+                parent_run_id=parent_run_id,
             ),
         )
 

@@ -45,7 +45,10 @@ runs = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("counts", LongText),
     sa.Column("watermark", sa.String(255)),
+    # 0006_run_parent: the run this one was started under (a backfill's partitions).
+    sa.Column("parent_run_id", RowId),
     sa.Index("ix_runs_mapping_status", "mapping", "status", "id"),
+    sa.Index("ix_runs_parent", "parent_run_id", "id"),
     sqlite_autoincrement=True,
     **MYSQL_TABLE,
 )
