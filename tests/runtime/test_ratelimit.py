@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from pipeline.runtime.clock import SYSTEM_CLOCK, FakeClock
+from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.ratelimit import MAX_PAUSE, AdaptiveRateLimiter, RateLimiter
+from tests.support.clock import FakeClock
 
 EPS = 1e-9
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import pytest
 
 from pipeline.appzen import errors
-from pipeline.runtime.clock import FakeClock
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter
 from pipeline.runtime.retry import (
     Action,
@@ -22,6 +21,7 @@ from pipeline.runtime.retry import (
     call_with_retries,
     classify,
 )
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
