@@ -12,8 +12,9 @@ clock.
 
 What the clock cannot see: work that takes more than :data:`QUIET_ROUNDS` loop turns between
 two of its sleeps without touching the clock (a long chain of ``await asyncio.sleep(0)``, or real
-network I/O) may find that time moved on meanwhile. Tests that drive code through the clock and
-in-memory transports stay far below that bound, and always run the same way.
+network I/O) may find that time moved on meanwhile. Code driven through the clock and in-memory
+transports stays far below that bound and runs the same way every time; the tests that also talk
+to the sandbox over loopback assert what was sent and answered, never when in virtual time.
 """
 
 from __future__ import annotations
