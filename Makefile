@@ -1,5 +1,6 @@
 # appzen-etl — the two commands: `make demo` runs the nightly job on the embedded default,
-# `make test` runs every check CI runs. Both build .venv from uv.lock by themselves.
+# `make test` runs every check CI runs. `make check` is the fast lane while you work: lint, types
+# and the tests that need no server (under a minute). All build .venv from uv.lock by themselves.
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 TOOLS := .tools
@@ -10,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lint typecheck install services bench clean
+.PHONY: demo test check lint typecheck install services bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -38,6 +39,9 @@ typecheck: install
 
 test: install services lint typecheck
 	$(BIN)/pytest
+
+check: install lint typecheck
+	$(BIN)/pytest --fast  # leaves out the tests marked for servers, Prefect, a browser, or slow
 
 bench: install services
 	$(BIN)/python -m benchmarks

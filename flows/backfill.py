@@ -28,13 +28,11 @@ from flows.tasks import batch_task
 from pipeline.errors import RunStopped
 from pipeline.jobs import backfill as backfill_job
 from pipeline.jobs.backfill import BackfillPartition, BackfillPlan, ParentRun
-from pipeline.jobs.store import open_store
-from pipeline.mapping.loader import load_mapping
+from pipeline.jobs.store import StagingStore, open_store
 from pipeline.report.summary import md
 from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
 from pipeline.settings import Settings
-from pipeline.staging import StagingStore
 from pipeline.summary import RunSummary
 
 POLL_SECONDS = 2.0
@@ -113,7 +111,7 @@ async def backfill(
     is a staging run of its own that every partition's run names (``parent_run_id``)."""
     settings = await flow_settings(credentials_block)
     plan = BackfillPlan(Path(mapping), start, end, partitions)
-    name = load_mapping(plan.mapping).name
+    name = plan.mapping_name()
     store = open_store(settings)
     try:
         with backfill_job.parent_run(store, plan) as parent:

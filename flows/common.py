@@ -17,10 +17,10 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
 from pipeline.errors import TransientError
+from pipeline.jobs.store import StagingStore
 from pipeline.redact import SecretFilter, register_settings, scrub
 from pipeline.report import report_rows, summary_markdown
 from pipeline.settings import Settings, SettingsError, load_settings
-from pipeline.staging import StagingStore
 from pipeline.summary import RunSummary
 
 _LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs", "")

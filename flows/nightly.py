@@ -13,7 +13,7 @@ from flows.tasks import batch_task, status_sync_task
 from pipeline.errors import RunStopped
 from pipeline.jobs import sync as sync_job
 from pipeline.jobs.store import open_store
-from pipeline.load.sync import SyncOptions
+from pipeline.jobs.sync import SyncOptions
 from pipeline.summary import RunSummary
 
 

@@ -14,7 +14,7 @@ from flows.common import log_summary, only_transient
 from pipeline.jobs import status as status_job
 from pipeline.jobs.status import StatusOptions
 from pipeline.jobs.store import open_store
-from pipeline.load.sync import Result, SyncJob
+from pipeline.jobs.sync import Result, SyncJob
 from pipeline.summary import RunSummary
 
 

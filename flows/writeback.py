@@ -14,8 +14,8 @@ from flows.common import artifact_key, flow_settings, log_summary, publish
 from pipeline.errors import RunStopped
 from pipeline.jobs import writeback as writeback_job
 from pipeline.jobs.store import open_store
+from pipeline.jobs.writeback import WritebackOptions
 from pipeline.summary import RunSummary
-from pipeline.writeback import WritebackOptions
 
 
 @task(name="writeback", cache_policy=NO_CACHE)

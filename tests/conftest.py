@@ -1,5 +1,5 @@
-"""Fixtures every test package may use: the AppZen sandbox over loopback HTTP, the sample ERP,
-and settings that point the pipeline at them."""
+"""Fixtures every test package may use (the AppZen sandbox over loopback HTTP, the sample ERP,
+settings that point the pipeline at them) and the markers of whole test folders."""
 
 from __future__ import annotations
 
@@ -15,6 +15,53 @@ from pipeline.settings import Settings, load_settings
 from pipeline.staging import StagingStore
 
 REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+FOLDER_MARKERS = {
+    "flows": "prefect",  # Prefect flows on a test server
+    "reliability": "reliability",  # faults, kill -9 cycles, hostile input end to end
+    "cli": "slow",  # the command line run as an operator runs it: one process per command
+    "load": "slow",  # whole sync runs against the sandbox in real time, crashes with kill -9
+    "status": "slow",  # whole status-sync runs against the sandbox in real time
+}
+"""Folders whose every test carries a marker (pyproject.toml describes the markers). Single files
+and tests mark themselves (``pytestmark``, ``@pytest.mark.slow``)."""
+
+FAST_LANE_LEAVES_OUT = frozenset(
+    {"postgres", "mariadb", "prefect", "reliability", "browser", "slow"}
+)
+"""Markers of the tests ``pytest --fast`` (``make check``) leaves out: they need a database
+server, Prefect or a browser, or they are slow. ``make test`` runs everything."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the fast lane (make check): leave out tests marked "
+        + ", ".join(sorted(FAST_LANE_LEAVES_OUT)),
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``--fast``, do not even import a folder whose every test is left out."""
+    if config.getoption("--fast") and collection_path.parent == TESTS:
+        return FOLDER_MARKERS.get(collection_path.name) in FAST_LANE_LEAVES_OUT or None
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests of :data:`FOLDER_MARKERS`' folders; with ``--fast``, leave out the tests
+    that carry a marker of :data:`FAST_LANE_LEAVES_OUT`."""
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
+        if folder in FOLDER_MARKERS:
+            item.add_marker(FOLDER_MARKERS[folder])
+    if config.getoption("--fast"):
+        marked = {item: {mark.name for mark in item.iter_markers()} for item in items}
+        config.hook.pytest_deselected(items=[i for i in items if marked[i] & FAST_LANE_LEAVES_OUT])
+        items[:] = [item for item in items if not marked[item] & FAST_LANE_LEAVES_OUT]
 
 
 @pytest.fixture(scope="session")

@@ -224,6 +224,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_the_verify_command_exits_0_without_drift_and_1_with_it(
     settings: Settings, sandbox: SandboxServer, store: StagingStore, tmp_path: Path
 ) -> None:

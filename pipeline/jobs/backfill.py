@@ -87,6 +87,10 @@ class BackfillPlan:
             for i, (since, until) in enumerate(self.ranges(), start=1)
         ]
 
+    def mapping_name(self) -> str:
+        """The name of the plan's mapping (its ``name:``, else the file's stem)."""
+        return load_mapping(self.mapping).name
+
     def parameters(self) -> dict[str, object]:
         """The parameters the parent run records."""
         return {
@@ -140,8 +144,7 @@ def parent_run(store: StagingStore, plan: BackfillPlan) -> Iterator[ParentRun]:
 def _start_parent(store: StagingStore, plan: BackfillPlan) -> int | None:
     if plan.dry_run:
         return None
-    name = load_mapping(plan.mapping).name
-    return store.start_run(FLOW, name, plan.parameters(), historical=True)
+    return store.start_run(FLOW, plan.mapping_name(), plan.parameters(), historical=True)
 
 
 def _finish_parent(store: StagingStore, parent: ParentRun, status: RunStatus) -> None:

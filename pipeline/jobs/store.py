@@ -6,6 +6,8 @@ from pipeline.redact import register_settings
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 
+__all__ = ["StagingStore", "open_store"]
+
 
 def open_store(settings: Settings) -> StagingStore:
     """The staging store of ``settings``, migrated to the latest version; an unreachable

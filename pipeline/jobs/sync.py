@@ -14,6 +14,8 @@ from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 from pipeline.summary import RunSummary
 
+__all__ = ["BatchRunner", "Progress", "Result", "SyncJob", "SyncOptions", "run"]
+
 Progress = Callable[[RunSummary], None]
 """Called with the summary after every batch (the CLI's progress line)."""
 BatchRunner = Callable[[SyncJob, list[Result]], Awaitable[None]]

@@ -11,6 +11,8 @@ from pipeline.staging import StagingStore
 from pipeline.summary import RunSummary
 from pipeline.writeback import WritebackOptions, run_writeback
 
+__all__ = ["WritebackOptions", "run"]
+
 
 async def run(
     settings: Settings,

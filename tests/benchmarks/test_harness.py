@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from benchmarks.inputs import flat_csv, sample_erp
@@ -64,6 +65,7 @@ def test_the_table_renders_as_text_markdown_and_json(tmp_path: Path) -> None:
     assert "2 CPUs (Test CPU)" in markdown
 
 
+@pytest.mark.slow  # starts the sandbox process
 def test_the_sandbox_process_serves_seeds_counts_and_resets() -> None:
     api_key, customer_id, customer_key = SANDBOX_CREDENTIALS
     headers = {"x-api-key": api_key, "customer-id": customer_id, "customer-key": customer_key}

@@ -67,7 +67,7 @@ CASES: list[tuple[str, Sequence[str], Mapping[str, str] | None, tuple[str, ...]]
         "missing mapping file",
         ("sync", "-m", "mappings/gone.yaml"),
         None,
-        ("mappings/gone.yaml", "cannot read the mapping file"),
+        ("mappings/gone.yaml", "no such mapping file"),
     ),
     (
         "missing query file",

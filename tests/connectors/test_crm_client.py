@@ -15,9 +15,9 @@ from pipeline.connectors.errors import (
 )
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.devkit.sandbox.crm import CrmState
-from pipeline.runtime.clock import FakeClock
 from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.writeback.config import ReasonsSpec
+from tests.support.clock import FakeClock
 
 REASON = ("name", "Reject Due to Error")
 

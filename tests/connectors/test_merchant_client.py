@@ -23,11 +23,12 @@ from pipeline.connectors.merchant import (
     without_appzen_note,
 )
 from pipeline.devkit.sandbox.merchant import MerchantState
-from pipeline.runtime.clock import SYSTEM_CLOCK, FakeClock
+from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.dispatch import Dispatcher
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter
 from pipeline.runtime.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from pipeline.settings import SANDBOX_MERCHANT
+from tests.support.clock import FakeClock
 
 INVOICE = 880100
 

@@ -12,13 +12,13 @@ from pipeline.appzen.client import AppZenClient
 from pipeline.appzen.errors import EndpointNotFound, UnexpectedResponse
 from pipeline.devkit.sandbox import Credentials, SandboxServer
 from pipeline.devkit.sandbox.merchant import MerchantState
-from pipeline.runtime.clock import FakeClock
 from pipeline.runtime.dispatch import Dispatcher
 from pipeline.settings import Settings, load_settings
 from pipeline.staging import StagingStore
 from pipeline.writeback.config import PollSpec
 from pipeline.writeback.poll import Poller, windows
 from tests.connectors.conftest import FAST, sync_merchant
+from tests.support.clock import FakeClock
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DUPLICATE = {

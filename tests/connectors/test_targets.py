@@ -10,12 +10,12 @@ from pipeline.connectors.merchant import (
     with_appzen_note,
 )
 from pipeline.devkit.sandbox.merchant import MerchantState
-from pipeline.runtime.clock import FakeClock
 from pipeline.runtime.dispatch import Dispatcher
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter
 from pipeline.staging import StagingStore
 from pipeline.writeback.targets import NoteWriter
 from tests.connectors.conftest import FAST, stage_sent
+from tests.support.clock import FakeClock
 
 MAPPING = "merchant_api"
 

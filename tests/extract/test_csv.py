@@ -177,6 +177,7 @@ def test_a_ten_megabyte_cell_is_read_whole(tmp_path: Path) -> None:
     assert _located(chunks)["INV-2"] == "ap.csv:3"
 
 
+@pytest.mark.slow  # a large file, to watch memory
 def test_memory_stays_flat_however_large_the_file(tmp_path: Path) -> None:
     """A 200,000-row file (~8 MB) is read with about one chunk in memory."""
     path = _write(tmp_path, "big.csv", HEADER + _rows(200_000))

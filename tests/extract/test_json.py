@@ -181,6 +181,7 @@ def test_json_lines_explode(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow  # a large file, to watch memory
 def test_json_lines_stream_with_flat_memory(tmp_path: Path) -> None:
     """20,000 lines are read with about one chunk in memory, twice (check, then rows)."""
     record = {"id": 0, "supplier": {"name": "Müller GmbH"}, "total": 12.5, "note": "x" * 20}

@@ -301,6 +301,7 @@ _SERIES = {
 }
 
 
+@pytest.mark.slow  # a large table, to watch memory
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_memory_stays_flat_while_streaming(
     dialect: str, make_database: MakeDatabase, tmp_path: Path

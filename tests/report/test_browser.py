@@ -31,6 +31,8 @@ from tests.report.helpers import (
     stored,
 )
 
+pytestmark = pytest.mark.browser
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 BROWSER_TIMEOUT_S = 20

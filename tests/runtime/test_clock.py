@@ -1,4 +1,5 @@
-"""FakeClock: virtual time that wakes concurrent sleepers in time order; SystemClock basics."""
+"""FakeClock (tests/support/clock.py): virtual time that wakes concurrent sleepers in time order;
+SystemClock basics."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import asyncio
 
 import pytest
 
-from pipeline.runtime.clock import SYSTEM_CLOCK, Clock, FakeClock
+from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
+from tests.support.clock import QUIET_ROUNDS, FakeClock
 
 
 async def test_sleep_advances_virtual_time_at_once() -> None:
@@ -58,6 +60,64 @@ async def test_a_woken_coroutine_runs_before_time_moves_on() -> None:
     _, late_time = await asyncio.gather(ticker(), late())
     assert ticks == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert late_time == 2.5
+
+
+async def test_a_woken_coroutine_may_yield_a_few_times_before_sleeping_again() -> None:
+    clock = FakeClock()
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        for _ in range(3):
+            await clock.sleep(1.0)
+            for _ in range(QUIET_ROUNDS):
+                await asyncio.sleep(0)
+            ticks.append(clock.monotonic())
+
+    async def other() -> float:
+        await clock.sleep(1.5)
+        return clock.monotonic()
+
+    _, other_time = await asyncio.gather(ticker(), other())
+    assert (ticks, other_time) == ([1.0, 2.0, 3.0], 1.5)
+
+
+async def test_a_sleeper_started_by_a_woken_coroutine_takes_its_turn() -> None:
+    clock = FakeClock()
+    woke: list[tuple[str, float]] = []
+
+    async def child() -> None:
+        await clock.sleep(0.5)
+        woke.append(("child", clock.monotonic()))
+
+    async def parent() -> None:
+        await clock.sleep(1.0)
+        woke.append(("parent", clock.monotonic()))
+        await asyncio.create_task(child())
+
+    async def other() -> None:
+        await clock.sleep(2.0)
+        woke.append(("other", clock.monotonic()))
+
+    await asyncio.gather(parent(), other())
+    assert woke == [("parent", 1.0), ("child", 1.5), ("other", 2.0)]
+
+
+async def test_a_sleeper_that_then_waits_on_something_else_does_not_stop_time() -> None:
+    clock = FakeClock()
+    ready = asyncio.Event()
+
+    async def waiter() -> float:
+        await clock.sleep(1.0)
+        await ready.wait()  # set by another sleeper, later in virtual time
+        await clock.sleep(1.0)
+        return clock.monotonic()
+
+    async def setter() -> None:
+        await clock.sleep(5.0)
+        ready.set()
+
+    waited, _ = await asyncio.gather(waiter(), setter())
+    assert waited == 6.0
 
 
 async def test_cancelled_sleeper_does_not_hold_up_the_others() -> None:

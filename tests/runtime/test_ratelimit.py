@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from pipeline.runtime.clock import SYSTEM_CLOCK, FakeClock
+from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.ratelimit import MAX_PAUSE, AdaptiveRateLimiter, RateLimiter
+from tests.support.clock import FakeClock
 
 EPS = 1e-9
 
@@ -152,7 +153,6 @@ async def test_real_clock_never_runs_ahead_of_the_rate() -> None:
     await asyncio.gather(*(worker() for _ in range(16)))
     elapsed = times[250] - times[0]
     assert elapsed >= 250 / 500.0 - 0.005  # at most the 5 ms catch-up ahead
-    assert elapsed < 2.5  # and it keeps going (generous: the machine may be busy)
 
 
 # --- adaptation -----------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from pipeline.connectors.errors import (
 )
 from pipeline.errors import EtlError
 from pipeline.extract.base import ExtractError
-from pipeline.runtime.clock import FakeClock
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter
 from pipeline.runtime.retry import (
     Action,
@@ -35,6 +34,7 @@ from pipeline.runtime.retry import (
     classify,
 )
 from pipeline.staging.errors import StagingTransientError
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture

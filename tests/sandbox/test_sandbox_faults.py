@@ -22,14 +22,15 @@ def test_over_the_quota_answers_429_with_retry_after(
     sandbox.state.configure(rate=5)
 
     started = time.monotonic()
-    statuses = [create(appzen, make_invoice()).status_code for _ in range(12)]
+    responses = [create(appzen, make_invoice()) for _ in range(40)]
     elapsed = time.monotonic() - started
-    refused = create(appzen, make_invoice())
+    statuses = [response.status_code for response in responses]
 
-    accepted = 12 - statuses.count(429)
+    accepted = len(statuses) - statuses.count(429)
     assert statuses[:5] == [201, 200, 200, 200, 200]  # the bucket starts full: 5 tokens
-    assert accepted <= 5 + math.ceil(5 * elapsed)
-    assert 429 in statuses
+    assert accepted <= 5 + math.ceil(5 * elapsed)  # then 5 a second, however slow the client
+    assert 429 in statuses, f"40 requests in {elapsed:.1f} s were all accepted at 5/s"
+    refused = responses[statuses.index(429)]
     assert "Rate limit exceeded" in error_of(refused, 429).detail
     assert refused.headers["retry-after"] == "1"
     stored = sandbox.state.invoice("INV-1")
@@ -62,10 +63,10 @@ def test_the_quota_is_checked_before_auth(sandbox: SandboxServer) -> None:
 def test_the_achieved_rate_stays_under_the_quota(
     sandbox: SandboxServer, appzen: httpx.Client
 ) -> None:
-    rate = 50.0
+    rate = 20.0  # low enough that even a busy machine sends faster: some must be refused
     sandbox.state.configure(rate=rate)
     deadline = time.monotonic() + 10
-    while len(sandbox.state.accepted_times()) < 80:
+    while len(sandbox.state.accepted_times()) < 50:
         assert time.monotonic() < deadline, "the sandbox stopped accepting requests"
         appzen.get("/nowhere")
 
@@ -192,10 +193,10 @@ async def test_latency_overlaps_across_concurrent_requests(
     wall = time.monotonic() - started
 
     assert min(durations) >= 0.2
-    assert wall < 20 * 0.2 / 4
+    assert wall < sum(durations) / 4  # one after the other, the wall time would be their sum
     accepted = sandbox.state.accepted_times()
     assert len(accepted) == 20
-    assert accepted[-1] - accepted[0] < 0.2  # all were admitted before the first answered
+    assert accepted[-1] - accepted[0] < min(durations)  # all admitted before the first answered
 
 
 def test_a_latency_spike_delays_the_answer(sandbox: SandboxServer, appzen: httpx.Client) -> None:

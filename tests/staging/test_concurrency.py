@@ -17,6 +17,8 @@ from pipeline.staging import StageItem, StagingStore
 from tests.staging.claim_worker import KEYS, MAPPING, holders
 from tests.staging.helpers import FakeClock
 
+pytestmark = pytest.mark.slow  # worker processes contend for the same invoices
+
 WORKER = Path(__file__).with_name("claim_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 12  # per worker: batches of 500 out of the same 2,000 invoices
