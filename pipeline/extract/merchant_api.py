@@ -16,7 +16,7 @@ import asyncio
 import concurrent.futures
 from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -31,12 +31,10 @@ from pipeline.connectors.merchant import (
 )
 from pipeline.extract.base import ExtractError
 from pipeline.extract.json import JsonSource, Located
+from pipeline.extract.specs import MerchantSourceSpec
 from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from pipeline.settings import Settings
-
-if TYPE_CHECKING:
-    from pipeline.mapping.spec import MerchantSourceSpec
 
 T = TypeVar("T")
 ORIGIN = "merchant GET /invoice"
