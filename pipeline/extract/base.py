@@ -13,8 +13,9 @@ NO_COLUMNS: Columns = {}
 
 
 class ExtractError(Exception):
-    """The source cannot be read at all (missing file, bad query, missing column): stops the run
-    before anything is sent. The message names the source and the fix."""
+    """The source cannot be read (missing file, bad query, an unreadable row): stops the run,
+    before anything is sent when found while the source is opened and checked, else where the
+    stream found it. The message names the source (file:row, query and database) and the fix."""
 
 
 class SourceConfigError(ExtractError):

@@ -7,7 +7,8 @@ Locations are ``merchant GET /invoice:invoices[id=880100].invoiceItems[0]``. The
 ``[AppZen <uuid> <STATE>]`` tag is cut from each note (it is not the merchant's data, and would
 otherwise make every invoice look changed after a write-back). The answer is read
 once per source and kept (``columns()`` then ``chunks()``); a fatal or exhausted answer stops the
-run before anything is sent, as an :class:`~pipeline.extract.base.ExtractError`.
+run before anything is sent, as an :class:`~pipeline.extract.base.ExtractError`. No pandas, as for
+:mod:`pipeline.extract.json`: the answer's records go straight into column lists.
 """
 
 from __future__ import annotations
