@@ -174,22 +174,19 @@ class CsvSource:
     # --- streaming -----------------------------------------------------------------------------
     def _file_chunks(self, path: Path, origin: str, header: _Header) -> Iterator[Chunk]:
         """The one streaming read of a file: its header row checked again, then its rows."""
-        row = 1
+        row = 2
         with open_file(path) as handle:
-            for frame in self._frames(_CheckedReader(handle, origin, self._encoding), origin):
-                cells = [frame[column].tolist() for column in frame.columns]
-                count = len(frame)
-                del frame
-                if row == 1:
-                    streamed = [str(cell[0]) for cell in cells]
-                    self._same_header(streamed, header.raw, origin, origin)
-                    cells = [column[1:] for column in cells]
-                    count, row = count - 1, 2
+            reader = _CheckedReader(handle, origin, self._encoding)
+            for cells in self._column_lists(reader, origin, header.raw):
+                count = len(cells[0])
                 yield from _without_blank_rows(header.names, cells, count, origin, row)
                 row += count
 
-    def _frames(self, reader: _CheckedReader, origin: str) -> Iterator[pd.DataFrame]:
-        """Frames of text cells; the first one holds the header row and ``chunk_rows`` rows."""
+    def _column_lists(
+        self, reader: _CheckedReader, origin: str, checked: list[str]
+    ) -> Iterator[list[list[object]]]:
+        """The text cells of the rows after the header row (which must be ``checked``) as
+        column lists, ``chunk_rows`` rows at a time."""
         try:
             with pd.read_csv(
                 reader,  # type: ignore[call-overload]  # a binary reader, as pandas reads a file
@@ -206,7 +203,12 @@ class CsvSource:
             ) as frames:
                 size = self._chunk_rows + 1
                 while (frame := _next_frame(frames, size)) is not None:
-                    yield frame
+                    cells = [frame[column].tolist() for column in frame.columns]
+                    del frame  # only the lists stay alive while the chunk is mapped
+                    if size > self._chunk_rows:  # the first part starts with the header row
+                        _same_as_checked([str(column[0]) for column in cells], checked, origin)
+                        cells = [column[1:] for column in cells]
+                    yield cells
                     size = self._chunk_rows
         except (pd.errors.ParserError, ValueError, OSError) as error:
             raise self._parse_error(origin, error) from None
@@ -229,6 +231,14 @@ class CsvSource:
         if isinstance(error, pd.errors.EmptyDataError):
             return ExtractError(f"{origin}:1: the file is empty; a CSV export needs a header line")
         return ExtractError(f"{origin}: cannot parse the CSV file: {text}")
+
+
+def _same_as_checked(streamed: list[str], checked: list[str], origin: str) -> None:
+    if streamed != checked:
+        raise ExtractError(
+            f"{origin}:1: the header changed between its check and the read (was the export "
+            "rewritten during the run?); run again once the export is complete"
+        )
 
 
 def _next_frame(frames: pd.io.parsers.TextFileReader, size: int) -> pd.DataFrame | None:

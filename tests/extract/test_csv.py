@@ -256,6 +256,15 @@ def test_each_file_is_read_once_plus_one_header_check(
         assert read[path.name] <= path.stat().st_size + 64 * 1024, "the body is read once"
 
 
+def test_a_header_rewritten_after_its_check_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "ap.csv", HEADER + _rows(2))
+    source = CsvSource("ap.csv", base_dir=tmp_path)
+    assert source.columns() == ["invoice_no", "supplier", "amount"]
+    path.write_text("invoice_no,vendor,amount\n" + _rows(2), encoding="utf-8")
+    with pytest.raises(ExtractError, match=r"^ap.csv:1: the header changed between its check"):
+        next(source.chunks({}))
+
+
 def test_an_empty_header_cell_is_named_by_its_position(tmp_path: Path) -> None:
     _write(tmp_path, "ap.csv", "invoice_no,,amount\nINV-1,x,1\n")
     source = CsvSource("ap.csv", base_dir=tmp_path)
