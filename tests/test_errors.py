@@ -49,6 +49,7 @@ EXPECTED: dict[str, type[EtlError] | None] = {
     # source (ERP side)
     "pipeline.extract.base.SourceError": None,
     "pipeline.extract.base.ExtractError": TERMINAL,
+    "pipeline.extract.base.SourceConfigError": TERMINAL,
     "pipeline.extract.base.SourceUnavailable": TRANSIENT,
     # staging
     "pipeline.staging.errors.StagingError": None,

@@ -3,22 +3,31 @@ and the errors of the ERP side (:class:`SourceError`: terminal or transient)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-import pandas as pd
+from typing import Protocol, Self
 
 from pipeline.errors import EtlError, TerminalError, TransientError
 
+Columns = Mapping[str, list[object]]
+"""Column name → the values of that column, one per row (every list as long as the chunk)."""
+NO_COLUMNS: Columns = {}
+
 
 class SourceError(EtlError):
-    """The ERP side cannot be read (a family: catch it, raise one of the two classes below)."""
+    """The ERP side cannot be read (a family: catch it, raise one of the classes below)."""
 
 
 class ExtractError(SourceError, TerminalError):
-    """The source cannot be read at all (missing file, bad query, missing column): stops the run
-    before anything is sent. The message names the source and the fix."""
+    """The source cannot be read (missing file, bad query, an unreadable row): stops the run,
+    before anything is sent when found while the source is opened and checked, else where the
+    stream found it. The message names the source (file:row, query and database) and the fix."""
+
+
+class SourceConfigError(ExtractError):
+    """A source cannot even be opened as configured (no database URL …); the message names the
+    mapping file:line and the setting to give."""
 
 
 class SourceUnavailable(SourceError, TransientError):
@@ -29,20 +38,61 @@ class SourceUnavailable(SourceError, TransientError):
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A slice of source rows.
+    """A slice of source rows as plain columns: what the mapping engine reads (column lists),
+    without a data frame to build and take apart again.
 
-    ``frame`` holds the raw values (text for CSV; native types for SQL and JSON, with non-integer
-    JSON numbers as :class:`~decimal.Decimal`). Row ``i`` of the frame came from
-    ``f"{origin}:{first_row + i}"`` (``exports/ap.csv:17`` or ``sql/sample_erp.sql row 17``).
+    ``columns`` holds the raw values (text for CSV; native types for SQL and JSON, with
+    non-integer JSON numbers as :class:`~decimal.Decimal`), in the source's column order. Row ``i``
+    came from ``f"{origin}:{first_row + i}"`` (``exports/ap.csv:17``); subclasses name rows their
+    own way (``sql/sample_erp.sql row 17``, ``export.json:invoices[3]``).
     """
 
-    frame: pd.DataFrame
+    columns: Columns
+    row_count: int
     origin: str
     first_row: int
+
+    def __post_init__(self) -> None:
+        for name, values in self.columns.items():
+            if len(values) != self.row_count:
+                raise ValueError(
+                    f"{self.origin}: column {name!r} holds {len(values)} values in a chunk of "
+                    f"{self.row_count} rows"
+                )
+
+    @classmethod
+    def from_rows(
+        cls, names: Sequence[str], rows: Sequence[Sequence[object]], origin: str, first_row: int
+    ) -> Self:
+        """A chunk of ``rows`` (each a sequence in the order of ``names``), transposed once."""
+        lists: list[list[object]] = [list(values) for values in zip(*rows, strict=True)]
+        if not lists:
+            lists = [[] for _ in names]
+        return cls(dict(zip(names, lists, strict=True)), len(rows), origin, first_row)
+
+    def __len__(self) -> int:
+        return self.row_count
+
+    @property
+    def names(self) -> list[str]:
+        """The column names, in source order."""
+        return list(self.columns)
 
     def location(self, index: int) -> str:
         """Where row ``index`` of this chunk came from."""
         return f"{self.origin}:{self.first_row + index}"
+
+    def records(self) -> Iterator[dict[str, object]]:
+        """Each row as ``{column: value}`` (for small consumers and tests; the engine reads
+        :attr:`columns`)."""
+        names = self.names
+        for index in range(self.row_count):
+            yield {name: self.columns[name][index] for name in names}
+
+    def without_rows(self) -> Self:
+        """This chunk without its values: enough to name row locations, without keeping every
+        cell alive while an invoice waits for its next rows."""
+        return dataclasses.replace(self, columns=NO_COLUMNS, row_count=0)
 
 
 class Source(Protocol):

@@ -11,6 +11,10 @@ Locations: ``<file>:<records>[<index>]`` for a document (0-based, as in JSONPath
 ``<file>:<line>`` for JSON Lines (1-based, as an editor shows it); an exploded row adds
 ``.<explode>[<index>]`` (document) or `` <explode>[<index>]`` (JSON Lines).
 
+**Why no pandas here:** records are Python objects already (``json.loads`` builds them); they go
+straight into column lists, which is what the mapping engine reads. A frame would only box those
+objects into object columns for the engine to unbox them again.
+
 A document is parsed whole (JSON has no streamable shape in the standard library): prefer JSON
 Lines for large exports. JSON Lines files are streamed, twice: a first pass checks every line and
 collects the columns before the first chunk is yielded, so a malformed line stops the run before
@@ -27,10 +31,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TypeAlias
 
-import pandas as pd
-
 from pipeline.extract.base import Chunk, ExtractError
-from pipeline.extract.csv import check_text
+from pipeline.extract.textcheck import check_text
 
 Record: TypeAlias = dict[str, object]
 Located: TypeAlias = tuple[str, Record]
@@ -93,19 +95,17 @@ class JsonSource:
         else:
             located = list(self._located_records())
             columns = self._columns(located)
-        rows: list[list[object]] = []
-        locations: list[str] = []
+        batch = _Batch(columns)
         done = 0
         for location, record in located:
             for row_location, row in self._rows(location, record):
-                rows.append([row.get(name) for name in columns])
-                locations.append(row_location)
-            if len(rows) >= self._chunk_rows:
-                yield self._chunk(rows, locations, columns, done + 1)
-                done += len(rows)
-                rows, locations = [], []
-        if rows:
-            yield self._chunk(rows, locations, columns, done + 1)
+                batch.add(row_location, row)
+            if len(batch) >= self._chunk_rows:
+                yield batch.chunk(self._origin, done + 1)
+                done += len(batch)
+                batch = _Batch(columns)
+        if len(batch):
+            yield batch.chunk(self._origin, done + 1)
 
     # --- records -------------------------------------------------------------------------------
     def _located_records(self) -> Iterator[Located]:
@@ -178,11 +178,26 @@ class JsonSource:
                     (exploded if is_item else base).setdefault(name)
         return [*base, *exploded]
 
-    def _chunk(
-        self, rows: list[list[object]], locations: list[str], columns: list[str], first: int
-    ) -> Chunk:
-        frame = pd.DataFrame(rows, columns=columns, dtype=object)
-        return JsonChunk(frame, self._origin, first, tuple(locations))
+
+class _Batch:
+    """The rows of one chunk, put straight into column lists (a key a row lacks is None)."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self._lists: dict[str, list[object]] = {name: [] for name in columns}
+        self._locations: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._locations)
+
+    def add(self, location: str, row: Record) -> None:
+        """Append one flattened row."""
+        for name, values in self._lists.items():
+            values.append(row.get(name))
+        self._locations.append(location)
+
+    def chunk(self, origin: str, first: int) -> JsonChunk:
+        """These rows as a chunk whose first row is the source's ``first``."""
+        return JsonChunk(self._lists, len(self), origin, first, tuple(self._locations))
 
 
 def _flatten(record: Mapping[str, object], location: str, prefix: str = "") -> Record:

@@ -8,7 +8,8 @@ Locations are ``merchant GET /invoice:invoices[id=880100].invoiceItems[0]``. The
 otherwise make every invoice look changed after a write-back). The answer is read
 once per source and kept (``columns()`` then ``chunks()``); a refusal stops the run before
 anything is sent, as an :class:`~pipeline.extract.base.ExtractError`, and retries used up on
-transient answers as a :class:`~pipeline.extract.base.SourceUnavailable`.
+transient answers as a :class:`~pipeline.extract.base.SourceUnavailable`. No pandas, as for
+:mod:`pipeline.extract.json`: the answer's records go straight into column lists.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import concurrent.futures
 from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -32,12 +33,10 @@ from pipeline.connectors.merchant import (
 )
 from pipeline.extract.base import ExtractError, SourceUnavailable
 from pipeline.extract.json import JsonSource, Located
+from pipeline.extract.specs import MerchantSourceSpec
 from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from pipeline.settings import Settings
-
-if TYPE_CHECKING:
-    from pipeline.mapping.spec import MerchantSourceSpec
 
 T = TypeVar("T")
 ORIGIN = "merchant GET /invoice"

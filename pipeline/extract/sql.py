@@ -5,11 +5,16 @@ those the query uses, missing ones as NULL, so a query can say
 ``(:since IS NULL OR updated_at > :since)``. A bound value's SQL type follows its Python type
 (a ``datetime`` binds as a timestamp), so comparisons are right on every dialect.
 
-Values stay what the driver returns (``Decimal``, ``date``, ``datetime``; object columns, never
-floats made by pandas). SQLite has no decimal or date types: there they come back as the text (or
-number) SQLite stored. Every error names the query file and the database with its password masked;
-the driver's error code (never its text) makes it transient (:class:`SourceUnavailable`: a later
-run may succeed) or terminal (:class:`ExtractError`).
+Values stay what the driver returns (``Decimal``, ``date``, ``datetime``: exact, never floats).
+SQLite has no decimal or date types: there they come back as the text (or number) SQLite stored.
+Every error names the query file and the database with its password masked; the driver's error
+code (never its text) makes it transient (:class:`SourceUnavailable`: a later run may succeed) or
+terminal (:class:`ExtractError`).
+
+**Why no pandas here:** the driver already returns Python objects, row by row; each fetch is
+transposed once into column lists (``zip(*rows)``), which is what the mapping engine reads. A
+data frame would box those objects into object columns only for the engine to unbox them again,
+and pandas' own SQL reader would turn decimals into floats.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
 from sqlalchemy.pool import NullPool
@@ -106,11 +110,11 @@ class SqlSource:
             keys = self._checked_keys(result)
             # A text() statement ignores the yield_per option: set it on the result too.
             for part in result.yield_per(self._chunk_rows).partitions(self._chunk_rows):
-                frame = pd.DataFrame([tuple(row) for row in part], columns=keys, dtype=object)
-                first, done = done + 1, done + len(part)
+                chunk = QueryChunk.from_rows(keys, part, self._origin, done + 1)
+                done += len(part)
                 del part  # nothing of this chunk stays referenced here while the next is read
-                yield QueryChunk(frame, self._origin, first)
-                del frame
+                yield chunk
+                del chunk
         except sa.exc.SQLAlchemyError as error:
             after = f" after {done} rows" if done else ""
             raise self._error(f"the query failed{after}", error) from None

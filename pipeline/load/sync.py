@@ -145,16 +145,19 @@ class SyncJob:
 
     # --- running -----------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
-        """Check the sources, open the run in staging and the AppZen connection pool."""
+        """Check the sources, open the run in staging and the AppZen connection pool. Opening
+        and checking the sources (a connection, a first query, a header or an API call) and
+        opening the run block: they run in a worker thread, so a slow source never stalls the
+        other jobs (partitions) of this process's event loop."""
         self._started = time.monotonic()
-        self._sources = self.open_sources()
+        self._sources = await asyncio.to_thread(self.open_sources)
         if not self.options.dry_run:
-            self.summary.run_id = self.store.start_run(
+            self.summary.run_id = await asyncio.to_thread(
+                functools.partial(self.store.start_run, parent_run_id=self.options.parent_run_id),
                 self.options.flow,
                 self.spec.name,
                 self._run_parameters(),
                 self.options.historical,
-                parent_run_id=self.options.parent_run_id,
             )
         self._client_cm = client_session(self.settings, self._client)
         self._session = await self._client_cm.__aenter__()

@@ -5,21 +5,19 @@ validated invoice, the exact payload bytes and their hash) or a :class:`Rejected
 mapping and validation failure of that invoice together) per invoice. One bad row never stops the
 others; only a fatal cause does (:class:`MappingError`: a column the mapping needs is missing).
 
-Speed: the mapping is compiled once into closures (:mod:`pipeline.mapping.plan`); each chunk's
-needed columns are taken out of pandas once (``tolist``) and zipped into row tuples; header
+Speed: the mapping is compiled once into closures (:mod:`pipeline.mapping.plan`); the column
+lists a chunk holds are converted whole, column by column, and zipped into row tuples; header
 fields are read once per invoice; each invoice is validated once, against the AppZen model's own
 rules but into plain data (:mod:`pipeline.appzen.plain`: no model objects to build and dump again).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-import pandas as pd
 from pydantic import ValidationError
 
 from pipeline.appzen.models import ErrorData, Invoice, json_bytes
@@ -106,10 +104,10 @@ class MappingEngine:
         limit = self.spec.max_lines_per_invoice
         for chunk in chunks:
             if plan is None:
-                plan = self._plan_for(list(map(str, chunk.frame.columns)), None, chunk.origin)
+                plan = self._plan_for(chunk.names, None, chunk.origin)
             rows, keys = self._rows(chunk, plan.header, plan.key_at)
             where = locator(chunk)
-            del chunk  # the frame is freed before the source reads the next chunk
+            del chunk  # its cells are freed before the source reads the next chunk
             for key, start, end in runs(keys):
                 if pending is not None and key == pending.key and start == 0:
                     pending.add(rows[start:end], where, start, limit)
@@ -133,8 +131,8 @@ class MappingEngine:
         if first_header is None and first_line is None:
             return
         plan = self._plan_for(
-            [] if first_header is None else list(map(str, first_header.frame.columns)),
-            [] if first_line is None else list(map(str, first_line.frame.columns)),
+            [] if first_header is None else first_header.names,
+            [] if first_line is None else first_line.names,
             "" if first_header is None else first_header.origin,
         )
         header_rows = self._keyed(
@@ -157,13 +155,14 @@ class MappingEngine:
     def _keyed(self, chunks: Iterable[Chunk], table: RowTable, key_at: int) -> Iterator[Keyed]:
         for chunk in chunks:
             rows, keys = self._rows(chunk, table, key_at)
+            where = locator(chunk)  # rows waiting in the join keep only the locations alive
+            del chunk
             for index, row in enumerate(rows):
-                yield Keyed(invoice_key(keys[index]), row, chunk, index)
+                yield Keyed(invoice_key(keys[index]), row, where, index)
 
     # --- shared --------------------------------------------------------------------------------
     def _rows(self, chunk: Chunk, table: RowTable, key_at: int) -> tuple[list[Row], list[object]]:
-        frame = chunk.frame
-        lookup = ColumnLookup(map(str, frame.columns), self.spec.column_case)
+        lookup = ColumnLookup(chunk.names, self.spec.column_case)
         found = {name: lookup.find(name) for name in table.raw}
         absent = [name for name, column in found.items() if column is None]
         if absent:
@@ -174,9 +173,9 @@ class MappingEngine:
                     for name in absent
                 ]
             )
-        if len(frame) == 0:
+        if not chunk.row_count:
             return [], []
-        columns = {name: frame[column].tolist() for name, column in found.items() if column}
+        columns = {name: chunk.columns[column] for name, column in found.items() if column}
         return table.rows(columns), columns[table.raw[key_at]]
 
     def _plan_for(self, columns: list[str], line_columns: list[str] | None, origin: str) -> _Plan:
@@ -299,13 +298,10 @@ class MappingEngine:
             return max(values, key=str)
 
 
-_NO_ROWS = pd.DataFrame()
-
-
 def locator(chunk: Chunk) -> Chunk:
-    """``chunk`` without its rows: enough to name row locations, without keeping the frame
-    (and every cell of the chunk) alive while an invoice waits for its next rows."""
-    return dataclasses.replace(chunk, frame=_NO_ROWS)
+    """``chunk`` without its rows: enough to name row locations, without keeping every cell
+    of the chunk alive while an invoice waits for its next rows."""
+    return chunk.without_rows()
 
 
 def _text(value: object) -> str | None:

@@ -7,7 +7,7 @@ source a line row is ``line raw + line slots + header row``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -87,7 +87,7 @@ class RowTable:
         """Values per row."""
         return len(self.raw) + len(self.slots)
 
-    def rows(self, columns: dict[str, list[object]]) -> list[Row]:
+    def rows(self, columns: Mapping[str, list[object]]) -> list[Row]:
         """Rows of one chunk from its raw column lists."""
         raw = [columns[name] for name in self.raw]
         converted = [convert(columns[column]) for column, convert in self.slots.values()]

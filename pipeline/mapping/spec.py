@@ -7,29 +7,30 @@ invoices in the same order), the **formats** values are read with, the ERP **sta
 the **watermark** column, and for every AppZen field under ``header:`` and ``invoice_lines:``
 where its value comes from.
 
-Relative paths (``sql/…``, ``samples/…``) resolve against the project directory: the ``base_dir``
-given to :meth:`MappingSpec.open_source`, by default the mapping file's parent's parent.
+The source models are the extract layer's (:mod:`pipeline.extract.specs`), composed here into
+the format; the source they name is built by :mod:`pipeline.extract.registry`. Relative
+paths (``sql/…``, ``samples/…``) resolve against the project directory: the ``base_dir`` given to
+:meth:`MappingSpec.open_source`, by default the mapping file's parent's parent.
 """
 
 from __future__ import annotations
 
-import codecs
 import re
 import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Self
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Literal, Self
 
-from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from pipeline.extract.base import Source
-from pipeline.mapping.errors import MappingError
+from pipeline.extract.registry import SourceContext, open_source
+from pipeline.extract.specs import AnySourceSpec, SourceSpec
 from pipeline.mapping.fields import HeaderFields, LineFields
 from pipeline.mapping.leaves import ColumnName, Strict, ThousandsSeparator
 from pipeline.mapping.names import ColumnCase
 from pipeline.mapping.transforms import ISO, DateStyle, Formats, date_format_problem
-from pipeline.settings import Settings, get_settings
+from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     HeaderSpec = Strict
@@ -37,120 +38,6 @@ if TYPE_CHECKING:
 else:
     HeaderSpec = HeaderFields
     LineSpec = LineFields
-
-ChunkRows = Annotated[int, Field(ge=1, le=1_000_000, description="Rows per chunk read.")]
-
-
-def _encoding(name: str) -> str:
-    try:
-        codecs.lookup(name)
-    except LookupError:
-        raise ValueError(
-            f"unknown encoding {name!r} (utf-8, utf-8-sig, cp1252, latin-1 …)"
-        ) from None
-    return name
-
-
-Encoding = Annotated[str, AfterValidator(_encoding), Field(description="Text encoding.")]
-
-
-class SqlSourceSpec(Strict):
-    """Rows of a query file run on the ERP database."""
-
-    kind: Literal["sql"]
-    query: str = Field(min_length=1, description="Query file, e.g. sql/sample_erp/extract.sql.")
-    url: str | None = Field(
-        None, description="Database URL without password; default: the ERP_DATABASE_URL setting."
-    )
-    chunk_rows: ChunkRows = 20_000
-
-    @field_validator("url")
-    @classmethod
-    def _no_password(cls, url: str | None) -> str | None:
-        if url is not None and urlsplit(url).password:
-            raise ValueError(
-                "a URL with a password does not belong in a mapping file: "
-                "remove `url:` and set ERP_DATABASE_URL instead"
-            )
-        return url
-
-    def describe(self) -> str:
-        """The query file."""
-        return self.query
-
-
-class CsvSourceSpec(Strict):
-    """CSV files: a path or a glob (files read in sorted order), every cell read as text."""
-
-    kind: Literal["csv"]
-    path: str = Field(min_length=1, description="File or glob, e.g. exports/ap_*.csv.")
-    delimiter: str = Field(",", min_length=1, max_length=1)
-    quotechar: str = Field('"', min_length=1, max_length=1)
-    encoding: Encoding = "utf-8"
-    chunk_rows: ChunkRows = 20_000
-
-    def describe(self) -> str:
-        """The path or glob."""
-        return self.path
-
-
-class JsonSourceSpec(Strict):
-    """A JSON document (``records``: dotted path to the list) or JSON Lines (``lines: true``)."""
-
-    kind: Literal["json"]
-    path: str = Field(min_length=1)
-    records: str | None = Field(None, description="Dotted path to the records list, e.g. invoices.")
-    lines: bool = Field(False, description="JSON Lines: one record per line.")
-    explode: str | None = Field(
-        None, description="A nested list giving one row per element (columns <list>.<key>)."
-    )
-    encoding: Encoding = "utf-8"
-    chunk_rows: ChunkRows = 20_000
-
-    def describe(self) -> str:
-        """The file."""
-        return self.path
-
-
-class MerchantSourceSpec(Strict):
-    """Supplier invoices read from the merchant platform's ``GET /invoice`` (one row per item, the
-    rows a JSON export of the same answer with ``explode: invoiceItems`` gives). No secrets here:
-    tokens are MERCHANT_* settings, and MERCHANT_BASE_URL overrides ``base_url``."""
-
-    kind: Literal["merchant"]
-    base_url: str = Field(
-        min_length=1, description="API root, e.g. https://api.merchantstack.com (no password)."
-    )
-    store_ids: list[int] = Field(default_factory=list, description="storeIds header; all if empty.")
-    invoice_ids: list[int] = Field(default_factory=list, description="invoiceId header filter.")
-    accept_version: str = Field("2", pattern=r"^[0-9]{1,3}$", description="x-accept-version.")
-    token_url: str | None = Field(None, description="OAuth2 token URL; default <base>/oauth/token.")
-    chunk_rows: ChunkRows = 20_000
-
-    @field_validator("base_url", "token_url")
-    @classmethod
-    def _http_url(cls, url: str | None) -> str | None:
-        if url is None:
-            return None
-        if urlsplit(url).password:
-            raise ValueError(
-                "a URL with a password does not belong in a mapping file: tokens are MERCHANT_* "
-                "settings"
-            )
-        if not re.match(r"^https?://[^/\s@]+", url):
-            raise ValueError(f"{url!r} is not an http(s) URL such as https://api.example.com")
-        return url.rstrip("/")
-
-    def describe(self) -> str:
-        """The API root."""
-        return self.base_url
-
-
-SourceSpec = Annotated[
-    SqlSourceSpec | CsvSourceSpec | JsonSourceSpec | MerchantSourceSpec,
-    Field(discriminator="kind"),
-]
-AnySourceSpec = SqlSourceSpec | CsvSourceSpec | JsonSourceSpec | MerchantSourceSpec
 
 
 class FormatsSpec(Strict):
@@ -296,6 +183,18 @@ class MappingSpec(Strict):
         line = self.line_of(path)
         return f"{self._file}:{line} {dotted}" if dotted else f"{self._file}:{line}"
 
+    def source_context(
+        self,
+        role: Literal["source", "lines_source"],
+        base_dir: Path | None = None,
+        erp_url: str | None = None,
+        settings: Settings | None = None,
+    ) -> SourceContext:
+        """What the registry needs besides the ``role`` spec: relative paths start at
+        ``base_dir`` (default: the project directory of the mapping file)."""
+        base = Path(base_dir) if base_dir is not None else self._project_dir
+        return SourceContext(base, erp_url, settings, self.where((role,)))
+
     def open_source(
         self,
         base_dir: Path | None = None,
@@ -303,9 +202,10 @@ class MappingSpec(Strict):
         *,
         settings: Settings | None = None,
     ) -> Source:
-        """The source of the rows (of the headers, with a ``lines_source``); ``settings`` give a
-        merchant source its credentials (default: the process settings)."""
-        return _open(self, self.source, ("source",), base_dir, erp_url, settings)
+        """The source of the rows (of the headers, with a ``lines_source``), built by the
+        registry (:func:`pipeline.extract.registry.open_source`); ``settings`` give a merchant
+        source its credentials (default: the process settings)."""
+        return self._open("source", self.source, base_dir, erp_url, settings)
 
     def open_lines_source(
         self,
@@ -317,54 +217,17 @@ class MappingSpec(Strict):
         """The lines source, or None when rows carry their lines."""
         if self.lines_source is None:
             return None
-        return _open(self, self.lines_source, ("lines_source",), base_dir, erp_url, settings)
+        return self._open("lines_source", self.lines_source, base_dir, erp_url, settings)
 
-
-def _open(  # noqa: PLR0917 - one internal call site per source role
-    spec: MappingSpec,
-    source: AnySourceSpec,
-    path: tuple[str, ...],
-    base_dir: Path | None,
-    erp_url: str | None,
-    settings: Settings | None,
-) -> Source:
-    base = Path(base_dir) if base_dir is not None else spec._project_dir
-    if isinstance(source, MerchantSourceSpec):
-        from pipeline.extract.merchant_api import open_merchant_source  # noqa: PLC0415
-
-        return open_merchant_source(source, settings or get_settings())
-    if isinstance(source, SqlSourceSpec):
-        from pipeline.extract.sql import SqlSource  # noqa: PLC0415 - sources load on demand
-
-        url = source.url or erp_url
-        if not url:
-            raise MappingError(
-                f"{spec.where(path)}: no database URL: set ERP_DATABASE_URL (or `url:` without "
-                "a password)"
-            )
-        return SqlSource(url, Path(source.query), base_dir=base, chunk_rows=source.chunk_rows)
-    if isinstance(source, CsvSourceSpec):
-        from pipeline.extract.csv import CsvSource  # noqa: PLC0415
-
-        return CsvSource(
-            source.path,
-            base_dir=base,
-            delimiter=source.delimiter,
-            encoding=source.encoding,
-            quotechar=source.quotechar,
-            chunk_rows=source.chunk_rows,
-        )
-    from pipeline.extract.json import JsonSource  # noqa: PLC0415
-
-    return JsonSource(
-        source.path,
-        base_dir=base,
-        records=source.records,
-        lines=source.lines,
-        explode=source.explode,
-        encoding=source.encoding,
-        chunk_rows=source.chunk_rows,
-    )
+    def _open(
+        self,
+        role: Literal["source", "lines_source"],
+        spec: AnySourceSpec,
+        base_dir: Path | None,
+        erp_url: str | None,
+        settings: Settings | None,
+    ) -> Source:
+        return open_source(spec, self.source_context(role, base_dir, erp_url, settings))
 
 
 KeyPath = tuple[str | int, ...]

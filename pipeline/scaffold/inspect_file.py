@@ -152,5 +152,4 @@ def _read_samples(shape: FileShape) -> None:
     if first is None:
         shape.samples = {column: [] for column in shape.columns}
         return
-    frame = first.frame
-    shape.samples = {str(column): frame[column].tolist() for column in frame.columns}
+    shape.samples = {str(name): list(values) for name, values in first.columns.items()}

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from itertools import permutations
 from pathlib import Path
 
+from pipeline.extract.specs import SqlSourceSpec
 from pipeline.mapping.loader import TODO_MARK, load_mapping
 from pipeline.mapping.refs import needed_columns
-from pipeline.mapping.spec import SqlSourceSpec
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "mappings" / "templates"
 ASKS = "# mapping init asks:"

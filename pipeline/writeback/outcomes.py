@@ -106,10 +106,9 @@ def read_outcomes_file(path: Path) -> tuple[list[FileRow], list[RowFailure]]:
 
 def _records(source: CsvSource) -> Iterator[tuple[str, dict[str, str]]]:
     for chunk in source.chunks({}):
-        columns = [str(column).strip().casefold() for column in chunk.frame.columns]
-        for index, values in enumerate(chunk.frame.itertuples(index=False, name=None)):
+        for index, record in enumerate(chunk.records()):
             cells = {
-                name: str(value or "").strip() for name, value in zip(columns, values, strict=True)
+                name.strip().casefold(): str(value or "").strip() for name, value in record.items()
             }
             yield chunk.location(index), cells
 

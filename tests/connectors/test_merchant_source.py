@@ -27,11 +27,7 @@ MAPPINGS = REPO / "mappings"
 
 
 def _rows(source: MerchantApiSource | JsonSource) -> list[dict[str, object]]:
-    return [
-        dict(zip(chunk.frame.columns, row, strict=True))
-        for chunk in source.chunks({})
-        for row in chunk.frame.itertuples(index=False, name=None)
-    ]
+    return [record for chunk in source.chunks({}) for record in chunk.records()]
 
 
 def _api_source(wb_settings: Settings) -> MerchantApiSource:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import tracemalloc
-from collections.abc import Iterator
+from collections import Counter
 from pathlib import Path
+from typing import BinaryIO
 
-import pandas as pd
 import pytest
 
+from pipeline.extract import csv as csv_module
 from pipeline.extract.base import Chunk, ExtractError
 from pipeline.extract.csv import CsvSource
 
@@ -38,11 +40,12 @@ def _located(chunks: list[Chunk], column: str = "invoice_no") -> dict[str, str]:
     return {
         str(value): chunk.location(index)
         for chunk in chunks
-        for index, value in enumerate(chunk.frame[column])
+        for index, value in enumerate(chunk.columns[column])
     }
 
 
 def _error(tmp_path: Path, pattern: str, **options: object) -> str:
+    """The error of a source whose problem lies in its first chunk: it comes before that chunk."""
     source = CsvSource(pattern, base_dir=tmp_path, **options)  # type: ignore[arg-type]
     chunks = source.chunks({})
     with pytest.raises(ExtractError) as caught:
@@ -50,24 +53,33 @@ def _error(tmp_path: Path, pattern: str, **options: object) -> str:
     return str(caught.value)
 
 
+def _error_after(tmp_path: Path, pattern: str, **options: object) -> tuple[str, list[Chunk]]:
+    """The error of a source whose problem lies further down, and the chunks read before it."""
+    source = CsvSource(pattern, base_dir=tmp_path, **options)  # type: ignore[arg-type]
+    before: list[Chunk] = []
+    with pytest.raises(ExtractError) as caught:
+        before.extend(source.chunks({}))
+    return str(caught.value), before
+
+
 # --- reading ----------------------------------------------------------------------------------
 def test_chunks_carry_spreadsheet_row_numbers(tmp_path: Path) -> None:
     _write(tmp_path, "exports/ap.csv", HEADER + _rows(25))
     chunks = _chunks(tmp_path, "exports/ap.csv", chunk_rows=10)
 
-    assert [len(chunk.frame) for chunk in chunks] == [10, 10, 5]
+    assert [len(chunk) for chunk in chunks] == [10, 10, 5]
     assert [chunk.first_row for chunk in chunks] == [2, 12, 22]
     assert {chunk.origin for chunk in chunks} == {"exports/ap.csv"}
     assert chunks[1].location(3) == "exports/ap.csv:15"
-    assert chunks[1].frame["invoice_no"][3] == "INV-14"
-    assert list(chunks[2].frame.index) == [0, 1, 2, 3, 4]
+    assert chunks[1].columns["invoice_no"][3] == "INV-14"
+    assert chunks[2].columns["invoice_no"] == [f"INV-{n}" for n in range(21, 26)]
 
 
 def test_every_cell_is_text_and_empty_is_empty_string(tmp_path: Path) -> None:
     _write(tmp_path, "ap.csv", "a,b,c\n007,,NA\nnull,1e5,\n")
-    frame = _chunks(tmp_path, "ap.csv")[0].frame
+    chunk = _chunks(tmp_path, "ap.csv")[0]
 
-    assert frame.to_dict("records") == [
+    assert list(chunk.records()) == [
         {"a": "007", "b": "", "c": "NA"},
         {"a": "null", "b": "1e5", "c": ""},
     ]
@@ -75,8 +87,8 @@ def test_every_cell_is_text_and_empty_is_empty_string(tmp_path: Path) -> None:
 
 def test_a_short_row_is_padded_with_empty_cells(tmp_path: Path) -> None:
     _write(tmp_path, "ap.csv", HEADER + "INV-1,Acme\n")
-    frame = _chunks(tmp_path, "ap.csv")[0].frame
-    assert frame.to_dict("records") == [{"invoice_no": "INV-1", "supplier": "Acme", "amount": ""}]
+    chunk = _chunks(tmp_path, "ap.csv")[0]
+    assert list(chunk.records()) == [{"invoice_no": "INV-1", "supplier": "Acme", "amount": ""}]
 
 
 def test_a_glob_reads_files_in_sorted_order_each_with_its_rows(tmp_path: Path) -> None:
@@ -116,7 +128,7 @@ def test_a_utf8_byte_order_mark_is_skipped(tmp_path: Path) -> None:
     _write(tmp_path, "bom.csv", b"\xef\xbb\xbf" + (HEADER + "INV-1,Müller,1\n").encode())
     source = CsvSource("bom.csv", base_dir=tmp_path)
     assert source.columns()[0] == "invoice_no"
-    assert _chunks(tmp_path, "bom.csv")[0].frame.to_dict("records") == [
+    assert list(_chunks(tmp_path, "bom.csv")[0].records()) == [
         {"invoice_no": "INV-1", "supplier": "Müller", "amount": "1"}
     ]
 
@@ -129,7 +141,7 @@ def test_quoted_cells_keep_newlines_and_count_as_one_row(tmp_path: Path) -> None
     _write(tmp_path, "ap.csv", content)
     chunks = _chunks(tmp_path, "ap.csv", chunk_rows=2)
 
-    assert chunks[0].frame["supplier"].tolist() == [
+    assert chunks[0].columns["supplier"] == [
         "Müller GmbH\nAbt. Einkauf",
         'a "quoted", b\r\nc',
     ]
@@ -140,22 +152,22 @@ def test_blank_lines_are_dropped_but_still_counted(tmp_path: Path) -> None:
     _write(tmp_path, "ap.csv", HEADER + "INV-1,a,1\n\n,,\nINV-4,b,2\n\nINV-6,c,3\n")
     chunks = _chunks(tmp_path, "ap.csv")
     assert _located(chunks) == {"INV-1": "ap.csv:2", "INV-4": "ap.csv:5", "INV-6": "ap.csv:7"}
-    assert all("" not in chunk.frame["invoice_no"].tolist() for chunk in chunks)
+    assert all("" not in chunk.columns["invoice_no"] for chunk in chunks)
 
 
 def test_other_delimiter_quote_and_encoding(tmp_path: Path) -> None:
     content = "invoice_no;supplier;amount\nINV-1;'Caf\xe9; Ol\xe9';1.234,56\n"
     _write(tmp_path, "ap.csv", content.encode("cp1252"))
     chunks = _chunks(tmp_path, "ap.csv", delimiter=";", quotechar="'", encoding="cp1252")
-    assert chunks[0].frame.to_dict("records") == [
+    assert list(chunks[0].records()) == [
         {"invoice_no": "INV-1", "supplier": "Café; Olé", "amount": "1.234,56"}
     ]
 
 
 def test_utf16_is_read_when_declared(tmp_path: Path) -> None:
     _write(tmp_path, "ap.csv", (HEADER + "INV-1,株式会社,1\n").encode("utf-16"))
-    frame = _chunks(tmp_path, "ap.csv", encoding="utf-16")[0].frame
-    assert frame["supplier"].tolist() == ["株式会社"]
+    chunk = _chunks(tmp_path, "ap.csv", encoding="utf-16")[0]
+    assert chunk.columns["supplier"] == ["株式会社"]
 
 
 def test_a_header_only_file_has_columns_and_no_chunks(tmp_path: Path) -> None:
@@ -173,7 +185,7 @@ def test_a_ten_megabyte_cell_is_read_whole(tmp_path: Path) -> None:
     note = "x" * 10_000_000
     _write(tmp_path, "ap.csv", f'invoice_no,note\nINV-1,"{note}"\nINV-2,short\n')
     chunks = _chunks(tmp_path, "ap.csv")
-    assert len(chunks[0].frame["note"][0]) == 10_000_000
+    assert len(str(chunks[0].columns["note"][0])) == 10_000_000
     assert _located(chunks)["INV-2"] == "ap.csv:3"
 
 
@@ -186,12 +198,81 @@ def test_memory_stays_flat_however_large_the_file(tmp_path: Path) -> None:
     tracemalloc.start()
     try:
         for chunk in source.chunks({}):
-            rows += len(chunk.frame)
+            rows += len(chunk)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert rows == 200_000
     assert peak < path.stat().st_size / 2
+
+
+class _CountingFile(io.FileIO):
+    """A file that adds every byte read from it to ``counts[name]``."""
+
+    counts: Counter[str]
+
+    def readinto(self, buffer: bytearray | memoryview) -> int | None:  # type: ignore[override]
+        done = super().readinto(buffer)
+        self.counts[Path(str(self.name)).name] += done or 0
+        return done
+
+    def readall(self) -> bytes:
+        data = super().readall()
+        self.counts[Path(str(self.name)).name] += len(data)
+        return data
+
+
+def _spy_on_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[Counter[str], Counter[str]]:
+    """Files opened (by name) and bytes read from them, through the source's one opener."""
+    opened: Counter[str] = Counter()
+    read: Counter[str] = Counter()
+
+    def open_counted(path: Path) -> BinaryIO:
+        opened[path.name] += 1
+        raw = _CountingFile(path)
+        raw.counts = read
+        return io.BufferedReader(raw)
+
+    monkeypatch.setattr(csv_module, "open_file", open_counted)
+    return opened, read
+
+
+def test_each_file_is_read_once_plus_one_header_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _write(tmp_path, "in/a.csv", HEADER + _rows(30_000))
+    second = _write(tmp_path, "in/b.csv", HEADER + _rows(30_000, start=30_001))
+    opened, read = _spy_on_reads(monkeypatch)
+    source = CsvSource("in/*.csv", base_dir=tmp_path, chunk_rows=1_000)
+
+    assert source.columns() == ["invoice_no", "supplier", "amount"]
+    assert opened == {"a.csv": 1}
+    assert read["a.csv"] < 64 * 1024, "columns() reads the header, not the body"
+
+    rows = sum(len(chunk) for chunk in source.chunks({}))
+
+    assert rows == 60_000
+    assert opened == {"a.csv": 2, "b.csv": 2}, "one header check and one streaming read each"
+    for path in (first, second):
+        assert read[path.name] <= path.stat().st_size + 64 * 1024, "the body is read once"
+
+
+def test_a_header_rewritten_after_its_check_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "ap.csv", HEADER + _rows(2))
+    source = CsvSource("ap.csv", base_dir=tmp_path)
+    assert source.columns() == ["invoice_no", "supplier", "amount"]
+    path.write_text("invoice_no,vendor,amount\n" + _rows(2), encoding="utf-8")
+    with pytest.raises(ExtractError, match=r"^ap.csv:1: the header changed between its check"):
+        next(source.chunks({}))
+
+
+def test_an_empty_header_cell_is_named_by_its_position(tmp_path: Path) -> None:
+    _write(tmp_path, "ap.csv", "invoice_no,,amount\nINV-1,x,1\n")
+    source = CsvSource("ap.csv", base_dir=tmp_path)
+    assert source.columns() == ["invoice_no", "Unnamed: 1", "amount"]
+    assert list(next(source.chunks({})).records()) == [
+        {"invoice_no": "INV-1", "Unnamed: 1": "x", "amount": "1"}
+    ]
 
 
 # --- unreadable input ----------------------------------------------------------------------------
@@ -224,17 +305,31 @@ def test_a_wrong_encoding_names_line_offset_and_fix(tmp_path: Path) -> None:
     assert "set `encoding:`" in message
 
 
-def test_a_bad_byte_deep_in_the_file_stops_before_the_first_chunk(tmp_path: Path) -> None:
+def test_a_bad_byte_deep_in_the_file_stops_the_stream_there(tmp_path: Path) -> None:
+    """One read: a problem far down is found when the stream reaches it, after the clean
+    chunks before it (as a query failing half-way); the message is the same."""
     _write(tmp_path, "ap.csv", (HEADER + _rows(60_000)).encode() + b"INV-X,\xff,1\n")
-    message = _error(tmp_path, "ap.csv", chunk_rows=1_000)
+    message, before = _error_after(tmp_path, "ap.csv", chunk_rows=1_000)
     assert message.startswith("ap.csv:60002: not valid utf-8-sig at byte offset")
+    assert before, "the chunks before the bad byte were read"
+    assert all(value != "INV-X" for chunk in before for value in chunk.columns["invoice_no"])
+    assert sum(map(len, before)) < 60_000
 
 
 def test_a_ragged_row_names_the_row(tmp_path: Path) -> None:
     _write(tmp_path, "ap.csv", HEADER + _rows(10) + "INV-11,Acme,1,50\n" + _rows(5, 12))
-    message = _error(tmp_path, "ap.csv", chunk_rows=2)
+    message, before = _error_after(tmp_path, "ap.csv", chunk_rows=2)
     assert message.startswith("ap.csv:12: row has 4 cells but the header has 3")
     assert "`delimiter:`" in message
+    assert [chunk.first_row for chunk in before] == [2, 4, 6, 8, 10]
+    assert message == _error(tmp_path, "ap.csv"), "in the first chunk: before any chunk"
+
+
+def test_an_extra_cell_in_the_first_row_is_refused_not_shifted(tmp_path: Path) -> None:
+    """pandas would take the first column as an index and shift every value one column left."""
+    _write(tmp_path, "ap.csv", HEADER + "INV-1,Acme,1,surplus\n" + _rows(2, 2))
+    message = _error(tmp_path, "ap.csv")
+    assert message.startswith("ap.csv:2: row has 4 cells but the header has 3")
 
 
 def test_an_unclosed_quote_names_the_row(tmp_path: Path) -> None:
@@ -280,8 +375,9 @@ def test_describe_names_the_pattern() -> None:
     assert CsvSource("exports/*.csv", base_dir=Path()).describe() == "CSV exports/*.csv"
 
 
-def test_the_frames_concatenate_to_the_file(tmp_path: Path) -> None:
+def test_the_chunks_concatenate_to_the_file(tmp_path: Path) -> None:
     _write(tmp_path, "ap.csv", HEADER + _rows(7))
-    frames: Iterator[pd.DataFrame] = (c.frame for c in _chunks(tmp_path, "ap.csv", chunk_rows=3))
-    whole = pd.concat(list(frames), ignore_index=True)
-    assert whole["invoice_no"].tolist() == [f"INV-{n}" for n in range(1, 8)]
+    chunks = _chunks(tmp_path, "ap.csv", chunk_rows=3)
+    whole = [value for chunk in chunks for value in chunk.columns["invoice_no"]]
+    assert whole == [f"INV-{n}" for n in range(1, 8)]
+    assert all(chunk.names == ["invoice_no", "supplier", "amount"] for chunk in chunks)

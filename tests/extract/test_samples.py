@@ -34,8 +34,8 @@ def _date_ok(text: str) -> bool:
 def _flat_export() -> tuple[pd.DataFrame, list[str]]:
     source = CsvSource("samples/flat_ap_export.csv", base_dir=REPO, delimiter=";")
     chunks = list(source.chunks({}))
-    frame = pd.concat([chunk.frame for chunk in chunks], ignore_index=True)
-    locations = [chunk.location(i) for chunk in chunks for i in range(len(chunk.frame))]
+    frame = pd.concat([pd.DataFrame(dict(chunk.columns)) for chunk in chunks], ignore_index=True)
+    locations = [chunk.location(i) for chunk in chunks for i in range(len(chunk))]
     return frame, locations
 
 

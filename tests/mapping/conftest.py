@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from pipeline.extract.base import Chunk
@@ -56,8 +55,7 @@ def chunk(
     first_row: int = 2,
 ) -> Chunk:
     """A chunk of object cells (values kept exactly as given)."""
-    frame = pd.DataFrame([list(r) for r in rows], columns=list(columns), dtype=object)
-    return Chunk(frame, origin, first_row)
+    return Chunk.from_rows(list(columns), rows, origin, first_row)
 
 
 def run(

@@ -6,7 +6,6 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -79,7 +78,7 @@ cells = st.one_of(
 
 
 def _chunk(rows: list[list[object]], first_row: int) -> Chunk:
-    return Chunk(pd.DataFrame(rows, columns=NAMES, dtype=object), "x.csv", first_row)
+    return Chunk.from_rows(NAMES, rows, "x.csv", first_row)
 
 
 @settings(
@@ -150,8 +149,8 @@ def described(tmp_path_factory: pytest.TempPathFactory) -> MappingSpec:
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=200))
 def test_any_text_reaches_the_payload_exactly(described: MappingSpec, text_value: str) -> None:
     spec = described
-    frame = pd.DataFrame([[*row("A1"), text_value]], columns=[*COLUMNS, "note"], dtype=object)
-    (result,) = MappingEngine(spec).run([Chunk(frame, "x.csv", 2)])
+    chunk = Chunk.from_rows([*COLUMNS, "note"], [[*row("A1"), text_value]], "x.csv", 2)
+    (result,) = MappingEngine(spec).run([chunk])
     assert isinstance(result, MappedInvoice)
     sent = json.loads(result.payload)
     assert sent.get("invoice_description") == (text_value.strip() or None)
@@ -159,8 +158,8 @@ def test_any_text_reaches_the_payload_exactly(described: MappingSpec, text_value
 
 def test_a_lone_surrogate_is_a_rejected_invoice_not_a_crash(load: Load) -> None:
     spec = load(MINIMAL)
-    frame = pd.DataFrame([row("A1", desc="bad \ud800 text")], columns=COLUMNS, dtype=object)
-    (result,) = MappingEngine(spec).run([Chunk(frame, "x.csv", 2)])
+    chunk = Chunk.from_rows(COLUMNS, [row("A1", desc="bad \ud800 text")], "x.csv", 2)
+    (result,) = MappingEngine(spec).run([chunk])
     assert isinstance(result, RejectedInvoice)
     (failure,) = result.failures
     assert (failure.field_path, failure.rule, failure.source_column, failure.value) == (
