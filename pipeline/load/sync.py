@@ -20,7 +20,7 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +29,15 @@ from typing import Literal, Self
 
 from pipeline.appzen.client import AppZenClient, client_session
 from pipeline.errors import RemoteError
-from pipeline.extract.base import Chunk, Source
 from pipeline.failures import RowFailure
 from pipeline.load.fit import fit_staging
 from pipeline.load.poster import PostResult, SendItem, post_invoices
 from pipeline.load.tally import count_decisions, count_extracted, count_posted
 from pipeline.load.watermarks import Watermarks, bindable
-from pipeline.mapping.engine import MappedInvoice, MappingEngine, RejectedInvoice
+from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
+from pipeline.mapping.stream import Sources, map_stream, open_sources
 from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
 from pipeline.runtime.dispatch import Dispatcher
 from pipeline.runtime.ratelimit import RateLimiter
@@ -106,20 +106,15 @@ class SyncJob:
         self.on_progress: Callable[[RunSummary], None] | None = None
 
     # --- preparing ---------------------------------------------------------------------------
-    def open_sources(self) -> tuple[Source, Source | None]:
+    def open_sources(self) -> Sources:
         """Open the mapping's source(s) and check every column it needs exists (before sending)."""
         erp_url = self.settings.erp_database_url
-        url = erp_url.get_secret_value() if erp_url is not None else None
-        base = self.options.project_dir
-        source = self.spec.open_source(base, url, settings=self.settings)
-        lines = self.spec.open_lines_source(base, url, settings=self.settings)
-        MappingEngine(self.spec).check_columns(
-            source.columns(),
-            lines.columns() if lines is not None else None,
-            source=source.describe(),
-            lines_source=lines.describe() if lines is not None else "the lines source",
+        return open_sources(
+            self.spec,
+            base_dir=self.options.project_dir,
+            erp_url=erp_url.get_secret_value() if erp_url is not None else None,
+            settings=self.settings,
         )
-        return source, lines
 
     def params(self) -> dict[str, object]:
         """The bind parameters: ``since`` (explicit, or the stored watermark) and ``until``."""
@@ -128,20 +123,11 @@ class SyncJob:
             since = self.store.last_watermark(self.spec.name)
         return {"since": bindable(since), "until": bindable(self.options.until)}
 
-    def results(self, source: Source, lines: Source | None) -> Generator[Result, None, None]:
-        """Every mapped or rejected invoice of the source, in source order. Closing it closes
-        the sources' cursors at once (not in a later garbage collection, when the database
-        connection may already be gone)."""
-        params = self.params()
-        chunks: Iterator[Chunk] = source.chunks(params)
-        line_chunks = lines.chunks(params) if lines is not None else None
-        try:
-            yield from MappingEngine(self.spec).run(chunks, line_chunks)
-        finally:
-            for stream in (chunks, line_chunks):
-                close = getattr(stream, "close", None)
-                if close is not None:
-                    close()
+    def results(self, sources: Sources) -> Generator[Result, None, None]:
+        """Every mapped or rejected invoice of the source, in source order; closing it closes
+        the sources' cursors at once. Lazy: the watermark is read by the first ``next`` (in the
+        mapping thread, off the event loop)."""
+        yield from map_stream(self.spec, sources, self.params())
 
     # --- running -----------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -193,7 +179,7 @@ class SyncJob:
     def batches(self) -> Generator[list[Result], None, None]:
         """The source's invoices (mapped or rejected) in batches of ``BATCH_SIZE``; close it to
         close the source's cursor and connection."""
-        return _batched(self.results(*self._sources), self.settings.batch_size)
+        return _batched(self.results(self._sources), self.settings.batch_size)
 
     async def process(self, batch: list[Result]) -> None:
         """One unit of work: stage and claim the batch, post what changed, record outcomes."""

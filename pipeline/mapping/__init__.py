@@ -8,13 +8,14 @@ does both. The format is documented by ``mappings/mapping.schema.json`` and ``ma
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from pathlib import Path
 
 from pipeline.mapping.engine import MappedInvoice, MappingEngine, RejectedInvoice, Result
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.loader import MappingFileError, load_mapping
 from pipeline.mapping.spec import MappingSpec
+from pipeline.mapping.stream import Sources, map_stream, open_sources
 
 __all__ = [
     "MappedInvoice",
@@ -24,8 +25,11 @@ __all__ = [
     "MappingSpec",
     "RejectedInvoice",
     "Result",
+    "Sources",
     "load_mapping",
     "map_source",
+    "map_stream",
+    "open_sources",
 ]
 
 
@@ -35,16 +39,6 @@ def map_source(
     *,
     base_dir: Path | None = None,
     erp_url: str | None = None,
-) -> Iterator[Result]:
+) -> Generator[Result, None, None]:
     """Open the mapping's source(s), check their columns up front, and map every invoice."""
-    source = spec.open_source(base_dir, erp_url)
-    lines = spec.open_lines_source(base_dir, erp_url)
-    engine = MappingEngine(spec)
-    engine.check_columns(
-        source.columns(),
-        None if lines is None else lines.columns(),
-        source=source.describe(),
-        lines_source="" if lines is None else lines.describe(),
-    )
-    bound = dict(params or {})
-    return engine.run(source.chunks(bound), None if lines is None else lines.chunks(bound))
+    return map_stream(spec, open_sources(spec, base_dir=base_dir, erp_url=erp_url), params)

@@ -19,13 +19,14 @@ from pipeline.staging.migrations import head_revision, script_directory, upgrade
 from tests.staging.helpers import FakeClock
 from tests.staging.test_legacy_upgrade import INVOICES, NOW
 
-REVISIONS = [
-    "0001_initial",
-    "0002_push_pending",
-    "0003_outcomes",
-    "0004_push_in_doubt",
-    "0005_alembic",
-]
+LEGACY = ["0001_initial", "0002_push_pending", "0003_outcomes", "0004_push_in_doubt"]
+"""The revisions that reproduce the pre-Alembic SQL files 001-004, in order."""
+REVISIONS = [rev.revision for rev in reversed(list(script_directory().walk_revisions()))]
+"""Every revision, oldest first (one line of history: tests/staging/test_schema.py)."""
+
+
+def test_history_starts_with_the_legacy_files_then_the_alembic_guard() -> None:
+    assert REVISIONS[: len(LEGACY) + 1] == [*LEGACY, "0005_alembic"]
 
 
 def test_an_empty_database_is_migrated_to_the_head_revision(empty_url: str) -> None:
@@ -122,7 +123,7 @@ def test_two_processes_opening_an_empty_database_at_once_migrate_it_once(empty_u
     with StagingStore.open(empty_url) as store, store.engine.connect() as conn:
         versions = conn.exec_driver_sql("SELECT version FROM schema_migrations").scalars().all()
         heads = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
-    assert sorted(versions) == list(range(1, len(REVISIONS) + 1))
+    assert sorted(versions) == [1, 2, 3, 4, 5]  # the legacy history and its guard, each once
     assert heads == [head_revision()]
 
 
