@@ -24,6 +24,9 @@ def _prepare_environment(base_url: str) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # The first start migrates a new Prefect database; on a busy 2-core machine that can take
+    # longer than Prefect's 20 s default, which ends the demo with "Timed out … ephemeral server".
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ["APPZEN_BASE_URL"] = base_url
     os.environ["ERP_DATABASE_URL"] = f"sqlite:///{DEMO / 'erp.db'}"
     os.environ["STAGING_DATABASE_URL"] = f"sqlite:///{DEMO / 'staging.db'}"
