@@ -376,15 +376,20 @@ def mapping_check(
 ) -> None:
     """Validate a mapping file, then map the first invoices of its source and list the failures.
 
+    A query is also run (one row read) with :since bound as an incremental run binds it and
+    with :since and :until as a backfill window does, so a query that fails only then fails now.
+
     Example: [bold]appzen-etl mapping check mappings/sample_erp.yaml[/]
     """
-    from pipeline.jobs.preview import mapped_results  # noqa: PLC0415
+    from pipeline.jobs.preview import mapped_results, query_rounds  # noqa: PLC0415
     from pipeline.mapping.engine import MappedInvoice  # noqa: PLC0415
     from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
 
     spec = load_mapping(file)
-    with contextlib.closing(mapped_results(spec, _settings())) as stream:
+    settings = _settings()
+    with contextlib.closing(mapped_results(spec, settings)) as stream:
         results = list(itertools.islice(stream, rows))
+    rounds = query_rounds(spec, settings)
     failures = [f for r in results if not isinstance(r, MappedInvoice) for f in r.failures]
     mapped = sum(isinstance(r, MappedInvoice) for r in results)
     if as_json:
@@ -395,11 +400,14 @@ def mapping_check(
                 "valid": True,
                 "invoices": len(results),
                 "mapped": mapped,
+                "query_rounds": rounds,
                 "failures": [render.failure_json(f) for f in failures[:1000]],
             }
         )
     else:
         console.out(f"{file}: valid; {mapped} of {len(results)} invoices mapped", highlight=False)
+        for name in rounds:
+            console.out(f"query runs as {name}", highlight=False)
         if failures:
             console.print(render.failures_table(failures))
     if failures:

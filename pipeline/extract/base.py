@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 
 from pipeline.errors import EtlError, TerminalError, TransientError
 
@@ -108,4 +108,14 @@ class Source(Protocol):
 
     def chunks(self, params: Mapping[str, object]) -> Iterator[Chunk]:
         """Stream the rows in chunks; ``params`` binds ``:since`` / ``:until`` and friends."""
+        ...
+
+
+@runtime_checkable
+class ParameterisedSource(Source, Protocol):
+    """A source whose reads bind parameters (a SQL query): it can be tried with them bound."""
+
+    def probe(self, params: Mapping[str, object], round_name: str) -> None:
+        """Run once with ``params`` bound, reading as little as possible; raise the
+        :class:`SourceError` a run with them would meet (``round_name`` names it)."""
         ...

@@ -1,7 +1,8 @@
 """SQL sources: a query file run on any SQLAlchemy database, streamed in chunks (server cursor).
 
 The query binds parameters by name (``:since``, ``:until``); :meth:`SqlSource.chunks` binds only
-those the query uses, missing ones as NULL, so a query can say
+those the query's code uses (not a ``:name`` in a comment or quoted text:
+:mod:`pipeline.extract.sqltext`), missing ones as NULL, so a query can say
 ``(:since IS NULL OR updated_at > :since)``. A bound value's SQL type follows its Python type
 (a ``datetime`` binds as a timestamp), so comparisons are right on every dialect.
 
@@ -30,6 +31,7 @@ from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from pipeline.extract.base import Chunk, ExtractError, SourceError, SourceUnavailable
+from pipeline.extract.sqltext import bindable_text
 from pipeline.runtime.dbcodes import db_failure
 from pipeline.settings import mask_url
 
@@ -101,6 +103,23 @@ class SqlSource:
         finally:
             engine.dispose()
 
+    def probe(self, params: Mapping[str, object], round_name: str) -> None:
+        """Run the query once with ``params`` bound and read its first row (streamed: nothing
+        more is fetched), so a query that fails only once a parameter has a value fails now;
+        ``round_name`` names the round in the error (``an incremental run (:since bound)``)."""
+        statement = self._statement(self._query(), params).execution_options(stream_results=True)
+        engine = self._engine()
+        try:
+            with self._connect(engine) as connection:
+                try:
+                    result = connection.execute(statement)
+                    result.fetchmany(1)
+                    result.close()
+                except sa.exc.SQLAlchemyError as error:
+                    raise self._error(f"the query fails on {round_name}", error) from None
+        finally:
+            engine.dispose()
+
     # --- running ---------------------------------------------------------------------------------
     def _stream(self, connection: Connection, statement: sa.TextClause) -> Iterator[Chunk]:
         done = 0
@@ -141,7 +160,7 @@ class SqlSource:
     def _statement(self, query: str, params: Mapping[str, object]) -> sa.TextClause:
         """The query with every parameter it uses bound, typed by its value; a missing or None
         one is written as a NULL literal (an untyped NULL parameter fails on PostgreSQL)."""
-        clause = sa.text(query)
+        clause = sa.text(bindable_text(query, self._dialect()))
         binds: list[sa.BindParameter[object]] = []
         for name in clause.compile().params:
             value = params.get(name)
@@ -186,6 +205,13 @@ class SqlSource:
                 error,
                 fix="check the URL, the credentials and that the server is running and reachable",
             ) from None
+
+    def _dialect(self) -> str:
+        """``sqlite``, ``postgresql``, ``mysql`` … (empty when the URL does not parse)."""
+        try:
+            return make_url(self._url).get_backend_name()
+        except (sa.exc.ArgumentError, ValueError):
+            return ""
 
     def _parsed_url(self) -> URL:
         try:

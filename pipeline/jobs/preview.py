@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from datetime import UTC, datetime, timedelta
 
+from pipeline.extract.base import ParameterisedSource, Source, SourceError
+from pipeline.load.partition import partition_range
+from pipeline.load.watermarks import bound_params
 from pipeline.mapping.engine import Result
 from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.stream import map_stream, open_sources
@@ -15,7 +19,41 @@ def mapped_results(
 ) -> Generator[Result, None, None]:
     """Map the mapping's source without staging or sending (preview, mapping check); close the
     generator when stopping early, so the source's connection closes at once."""
-    erp = settings.erp_database_url
-    url = erp.get_secret_value() if erp is not None else None
-    sources = open_sources(spec, erp_url=url, settings=settings)
+    sources = open_sources(spec, erp_url=_erp_url(settings), settings=settings)
     return map_stream(spec, sources, {"since": since, "until": None})
+
+
+def query_rounds(spec: MappingSpec, settings: Settings, now: datetime | None = None) -> list[str]:
+    """Run the mapping's queries once as an incremental run binds them (``:since``) and once as
+    a backfill window does (``:since`` and ``:until``), reading one row each, so a query that only
+    fails once a parameter has a value fails on day 1, not on night 2. Returns the rounds run
+    (none for a source without parameters: CSV, JSON); raises the source's error, prefixed
+    with the mapping file."""
+    moment = (now or datetime.now(UTC)).replace(tzinfo=None)
+    day = moment.date() - timedelta(days=1)
+    window = partition_range(day, day, 1)[0]
+    rounds = {
+        "an incremental run (:since bound)": bound_params(moment - timedelta(days=1), None),
+        "a backfill window (:since and :until bound)": bound_params(*window),
+    }
+    url = _erp_url(settings)
+    sources = [spec.open_source(erp_url=url, settings=settings)]
+    sources.append(spec.open_lines_source(erp_url=url, settings=settings) or sources[0])
+    tried = [s for s in dict.fromkeys(sources) if isinstance(s, ParameterisedSource)]
+    for source in tried:
+        for name, params in rounds.items():
+            _probe(spec, source, params, name)
+    return list(rounds) if tried else []
+
+
+def _probe(spec: MappingSpec, source: Source, params: dict[str, object], name: str) -> None:
+    assert isinstance(source, ParameterisedSource)
+    try:
+        source.probe(params, name)
+    except SourceError as error:
+        raise type(error)(f"{spec.file}: {error}") from None
+
+
+def _erp_url(settings: Settings) -> str | None:
+    erp = settings.erp_database_url
+    return erp.get_secret_value() if erp is not None else None

@@ -33,7 +33,7 @@ from pipeline.failures import RowFailure
 from pipeline.load.fit import fit_staging
 from pipeline.load.poster import PostResult, SendItem, post_invoices
 from pipeline.load.tally import count_decisions, count_extracted, count_posted
-from pipeline.load.watermarks import Watermarks, bindable
+from pipeline.load.watermarks import Watermarks, bound_params
 from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
@@ -121,7 +121,7 @@ class SyncJob:
         since: object = self.options.since
         if since is None and self.options.incremental and self.options.flow == "sync":
             since = self.store.last_watermark(self.spec.name)
-        return {"since": bindable(since), "until": bindable(self.options.until)}
+        return bound_params(since, self.options.until)
 
     def results(self, sources: Sources) -> Generator[Result, None, None]:
         """Every mapped or rejected invoice of the source, in source order; closing it closes

@@ -52,6 +52,11 @@ def _before(a: object, b: object) -> bool:
         return as_text(a) < as_text(b)
 
 
+def bound_params(since: object, until: object) -> dict[str, object]:
+    """``:since`` and ``:until`` as a run binds them into the source's query."""
+    return {"since": bindable(since), "until": bindable(until)}
+
+
 def bindable(value: object) -> object:
     """A watermark or bound as the databases compare it: a naive UTC ``datetime``.
 

@@ -148,6 +148,51 @@ def test_a_query_without_parameters_ignores_params(tmp_path: Path) -> None:
     assert _frame(chunks)["one"].tolist() == [1, 2]
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_parameter_named_in_a_comment_or_text_is_not_bound(
+    dialect: str, make_database: MakeDatabase, tmp_path: Path
+) -> None:
+    """Night 2 of the issue: ``-- uses :since`` made every run with a watermark fail."""
+    sql = (
+        "-- uses :since (and /* :until */ in a comment)\n"
+        "SELECT 'at :until' AS t, 1 AS one /* :until */\n"
+        "WHERE :since IS NOT NULL -- :until\n"
+    )
+    source = _inline(tmp_path, sql, url=make_database(dialect))
+    chunks = list(source.chunks({"since": datetime(2024, 1, 1), "until": datetime(2024, 2, 1)}))
+    assert _frame(chunks)[["t", "one"]].values.tolist() == [["at :until", 1]]
+    assert list(source.chunks({})) == []
+
+
+def test_a_probe_names_the_round_that_fails(tmp_path: Path) -> None:
+    good = _inline(tmp_path, "SELECT 1 AS one WHERE :since IS NOT NULL", name="good.sql")
+    good.probe({"since": datetime(2024, 1, 1)}, "an incremental run")
+    # Fails only once :since has a value (json(NULL) is NULL): the night-2 failure, on day 1.
+    bad = _inline(tmp_path, "SELECT json(:since) AS j", name="bad.sql")
+    assert _frame(list(bad.chunks({})))["j"].tolist() == [None]
+    with pytest.raises(ExtractError) as caught:
+        bad.probe({"since": datetime(2024, 1, 1)}, "an incremental run (:since bound)")
+    message = str(caught.value)
+    assert message.startswith("sql/bad.sql on sqlite:///")
+    assert "the query fails on an incremental run (:since bound): malformed JSON" in message
+
+
+def test_a_probe_runs_a_query_that_cannot_be_a_derived_table(tmp_path: Path) -> None:
+    source = _inline(tmp_path, "PRAGMA table_info('sqlite_master')")
+    source.probe({"since": datetime(2024, 1, 1)}, "an incremental run")
+
+
+@pytest.mark.postgres
+def test_a_probe_finds_a_type_error_only_a_bound_value_meets(
+    make_database: MakeDatabase, tmp_path: Path
+) -> None:
+    sql = "SELECT x FROM (SELECT '2024-01-01' AS x) t WHERE (:since IS NULL OR x > :since)"
+    source = _inline(tmp_path, sql, url=make_database("postgresql"), name="pg.sql")
+    assert _frame(list(source.chunks({})))["x"].tolist() == ["2024-01-01"]
+    with pytest.raises(ExtractError, match=r"fails on a window: .*operator does not exist"):
+        source.probe({"since": datetime(2024, 1, 1)}, "a window")
+
+
 def test_an_empty_result_yields_no_chunk(tmp_path: Path) -> None:
     source = _inline(tmp_path, "SELECT 1 AS one WHERE 1 = 0")
     assert list(source.chunks({})) == []
