@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,18 @@ from prefect.utilities.annotations import quote
 
 from flows.common import artifact_key, flow_settings, log_summary, publish
 from flows.limits import DEFAULT_LIMIT, GlobalRateLimiter, check_limit, partition_rate
+from flows.parameters import (
+    BlockName,
+    Day,
+    DeploymentName,
+    LimitName,
+    MappingRef,
+    Parallel,
+    PartitionIndex,
+    Partitions,
+    Rate,
+    RunId,
+)
 from flows.tasks import batch_task
 from pipeline.errors import RunStopped
 from pipeline.jobs import backfill as backfill_job
@@ -42,14 +53,14 @@ Rows = list[dict[str, object]]
 
 @flow(name="backfill-partition")
 async def backfill_partition(
-    mapping: str,
+    mapping: MappingRef,
     since: str | None = None,
     until: str | None = None,
-    index: int = 1,
-    rate: float | None = None,
-    global_limit: str | None = DEFAULT_LIMIT,
-    credentials_block: str | None = None,
-    parent_run_id: int | None = None,
+    index: PartitionIndex = 1,
+    rate: Rate = None,
+    global_limit: LimitName = DEFAULT_LIMIT,
+    credentials_block: BlockName = None,
+    parent_run_id: RunId = None,
 ) -> dict[str, object]:
     """One partition of a backfill, run by whichever worker picks it up: ``since < updated_at <=
     until`` at ``rate`` requests/s (default APPZEN_RATE_LIMIT), every request holding a permit
@@ -95,15 +106,15 @@ async def _run_partition(
 
 @flow(name="backfill")
 async def backfill(
-    mapping: str = "mappings/sample_erp.yaml",
-    start: date | None = None,
-    end: date | None = None,
-    partitions: int = 4,
+    mapping: MappingRef = "mappings/sample_erp.yaml",
+    start: Day = None,
+    end: Day = None,
+    partitions: Partitions = 4,
     spread: bool = False,
-    parallel: int | None = None,
-    deployment: str = "backfill-partition/backfill-partition",
-    global_limit: str | None = DEFAULT_LIMIT,
-    credentials_block: str | None = None,
+    parallel: Parallel = None,
+    deployment: DeploymentName = "backfill-partition/backfill-partition",
+    global_limit: LimitName = DEFAULT_LIMIT,
+    credentials_block: BlockName = None,
 ) -> list[dict[str, object]]:
     """Backfill ``[start, end]`` (whole days; open ends allowed) in ``partitions`` date ranges.
     With ``spread``, each range is a run of ``deployment`` (any worker of the pool); ``parallel``

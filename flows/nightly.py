@@ -9,6 +9,7 @@ from prefect import flow
 from prefect.utilities.annotations import quote
 
 from flows.common import artifact_key, flow_settings, log_summary, publish
+from flows.parameters import BlockName, MappingRef
 from flows.tasks import batch_task, status_sync_task
 from pipeline.errors import RunStopped
 from pipeline.jobs import sync as sync_job
@@ -19,9 +20,9 @@ from pipeline.summary import RunSummary
 
 @flow(name="nightly-sync", log_prints=False)
 async def nightly_sync(
-    mapping: str = "mappings/sample_erp.yaml",
+    mapping: MappingRef = "mappings/sample_erp.yaml",
     status_sync: bool = True,
-    credentials_block: str | None = None,
+    credentials_block: BlockName = None,
 ) -> dict[str, object]:
     """Send what changed in the ERP since the last successful run, then push ERP statuses."""
     settings = await flow_settings(credentials_block)

@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.common import artifact_key, flow_settings, log_summary, publish
+from flows.parameters import BlockName, MappingRef, RunId
 from flows.tasks import batch_task
 from pipeline.errors import RunStopped
 from pipeline.jobs import retry as retry_job
@@ -15,9 +16,9 @@ from pipeline.jobs.store import open_store
 
 @flow(name="retry-failed")
 async def retry_failed(
-    mapping: str = "mappings/sample_erp.yaml",
-    run_id: int | None = None,
-    credentials_block: str | None = None,
+    mapping: MappingRef = "mappings/sample_erp.yaml",
+    run_id: RunId = None,
+    credentials_block: BlockName = None,
 ) -> dict[str, object]:
     """Resend the invoices that failed (in run ``run_id``, or any still failed), re-mapped from
     the source so that fixed data is what goes out."""

@@ -6,6 +6,7 @@ from prefect import flow
 from prefect.utilities.annotations import quote
 
 from flows.common import artifact_key, flow_settings, publish
+from flows.parameters import BlockName, MappingRef
 from flows.tasks import status_sync_task
 from pipeline.errors import RunStopped
 from pipeline.jobs.store import open_store
@@ -13,7 +14,7 @@ from pipeline.jobs.store import open_store
 
 @flow(name="status-sync")
 async def status_sync(
-    mapping: str = "mappings/sample_erp.yaml", credentials_block: str | None = None
+    mapping: MappingRef = "mappings/sample_erp.yaml", credentials_block: BlockName = None
 ) -> dict[str, object]:
     """POST /invoice/{uuid}/status-sync for each staged invoice whose ERP status changed."""
     settings = await flow_settings(credentials_block)

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from flows.common import artifact_key, flow_settings, log_summary, publish
+from flows.parameters import BlockName, ConnectorsFile, OutcomesFile
 from pipeline.errors import RunStopped
 from pipeline.jobs import writeback as writeback_job
 from pipeline.jobs.store import open_store
@@ -31,10 +32,10 @@ async def writeback_task(options: Any, settings: Any) -> RunSummary:
 
 @flow(name="writeback")
 async def writeback(
-    connectors: str = "mappings/connectors.yaml",
-    outcomes_file: str | None = None,
+    connectors: ConnectorsFile = "mappings/connectors.yaml",
+    outcomes_file: OutcomesFile = None,
     poll: bool = True,
-    credentials_block: str | None = None,
+    credentials_block: BlockName = None,
 ) -> dict[str, object]:
     """Poll AppZen's audit outcomes (and import ``outcomes_file``), then write the AppZen uuid
     and state into merchant notes and reject in CRM.COM what AppZen rejected."""

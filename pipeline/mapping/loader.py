@@ -12,6 +12,7 @@ and columns get a "did you mean" suggestion.
 
 from __future__ import annotations
 
+import contextlib
 import types
 import typing
 from collections.abc import Collection
@@ -139,6 +140,22 @@ def _search_places(folder: Path | None) -> dict[str, Path]:
     except ResourceError:
         return places
     return places | {"the shipped mappings": root / "mappings", "the shipped files": root}
+
+
+def mapping_names(folder: Path | None = None) -> list[str]:
+    """The names (file stems) of the mappings a name can reach: those in ``folder`` (the
+    ``APPZEN_MAPPINGS_DIR`` setting, read now when not given) and the shipped ones, sorted."""
+    places = [folder if folder is not None else mappings_dir()]
+    with contextlib.suppress(ResourceError):
+        places.append(shipped_root() / "mappings")
+    found = {
+        path.stem
+        for place in places
+        if place is not None and place.is_dir()
+        for suffix in MAPPING_SUFFIXES
+        for path in place.glob(f"*{suffix}")
+    }
+    return sorted(found - _NOT_MAPPINGS)
 
 
 def _shipped_names() -> str:

@@ -83,6 +83,13 @@ def test_generating_again_replaces_the_tables(tmp_path: Path) -> None:
     assert len(_dump(url)["erp_invoice"]) == report.invoices == 5
 
 
+def test_a_sqlite_erp_in_a_folder_not_made_yet_is_created(tmp_path: Path) -> None:
+    """docs/prefect-server.md generates ``sqlite:///.state/deploy/erp.db`` on a fresh clone."""
+    url = f"sqlite:///{tmp_path / 'not' / 'yet' / 'erp.db'}"
+    assert generate(url, invoices=3).invoices == 3
+    assert len(_dump(url)["erp_invoice"]) == 3
+
+
 def test_counts_and_shape(generated: tuple[GenerationReport, Tables]) -> None:
     report, tables = generated
     lines_per_invoice = {

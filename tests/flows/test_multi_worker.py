@@ -22,6 +22,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
 from prefect.events.worker import EventsWorker
+from prefect.exceptions import PrefectHTTPStatusError
 from prefect.logging.handlers import APILogHandler
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -43,7 +44,7 @@ from tests.flows.prefect_processes import (
     stop,
 )
 
-pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.timeout(420)]
 
 QUOTA = 20  # requests/s: the sandbox's token bucket and the global limit
 PACE = 0.9 * QUOTA  # APPZEN_RATE_LIMIT: what the operator configures, a little under the quota
@@ -100,6 +101,26 @@ async def _drain() -> None:
     pending = EventsWorker.drain_all(timeout=10)
     if inspect.isawaitable(pending):
         await pending
+
+
+async def _deployed_safely(api_url: str) -> None:
+    """What ``prefect deploy --all`` made of prefect.yaml: write-back without an active schedule
+    (it needs per-site connectors), a retry-failed deployment, and bad parameters refused by the
+    server when the run is created (never reaching a worker)."""
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            writeback = await client.read_deployment_by_name("writeback/writeback")
+            assert writeback.schedules, "the hourly schedule is deployed"
+            assert not any(schedule.active for schedule in writeback.schedules)
+            nightly = await client.read_deployment_by_name("nightly-sync/nightly")
+            assert all(schedule.active for schedule in nightly.schedules)
+            await client.read_deployment_by_name("retry-failed/retry-failed")
+            backfill_id = (await client.read_deployment_by_name("backfill/backfill")).id
+            for bad in ({"start": "2024-13-01"}, {"partitions": 0}):
+                with pytest.raises(PrefectHTTPStatusError) as refused:
+                    await client.create_flow_run_from_deployment(backfill_id, parameters=bad)
+                assert refused.value.response.status_code == 409
+                assert f"field {next(iter(bad))!r}" in refused.value.response.text
 
 
 def _max_per_second(times: list[float]) -> int:
@@ -165,13 +186,18 @@ async def test_two_workers_share_the_quota_and_send_every_invoice_once(
     for name, value in settings.items():
         monkeypatch.setenv(name, value)  # the parent flow reads them too
     deploy_args = ["--no-prompt", "deploy", "--name", "backfill-partition"]
+    deploy_all = ["--no-prompt", "deploy", "--all"]  # prefect.yaml as an operator deploys it
 
     with prefect_database() as database, prefect_server(tmp_path, database, REPO) as api_url:
         await _create_pool_and_limit(api_url)
         deploy_env = client_env(api_url, tmp_path / "deploy-home", {})
         with _workers(api_url, settings, tmp_path) as workers:  # stopped before the server
             await asyncio.to_thread(run_cli, deploy_args, deploy_env, REPO)  # while they start
-            rows = await _spread_backfill(api_url)
+            rows, _ = await asyncio.gather(  # all of prefect.yaml (slow: it imports every flow)
+                _spread_backfill(api_url),
+                asyncio.to_thread(run_cli, deploy_all, deploy_env, REPO, 240),
+            )
+        await _deployed_safely(api_url)
 
     invoices = sandbox.state.invoices()
     assert len(invoices) == clean

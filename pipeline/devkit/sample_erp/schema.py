@@ -4,6 +4,7 @@ them as reference DDL."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,7 +114,13 @@ invoice_line = sa.Table(
 
 
 def engine_for(url: str) -> Engine:
-    """An engine that keeps no connection open once released (tools, tests)."""
+    """An engine that keeps no connection open once released (tools, tests); a SQLite file's
+    folder is created when missing (``sqlite:///.state/deploy/erp.db`` on a fresh clone)."""
+    parsed = sa.make_url(url)
+    database = parsed.database or ""
+    on_disk = database not in {"", ":memory:"} and not database.startswith("file:")
+    if parsed.get_backend_name() == "sqlite" and on_disk:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     return sa.create_engine(url, poolclass=NullPool)
 
 
