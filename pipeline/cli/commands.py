@@ -84,13 +84,37 @@ def main(
     install_log_filter()
 
 
+def _since_option(value: str | None) -> str | None:
+    """``--since`` parsed into the bound a run binds, or refused naming the forms it takes."""
+    from pipeline.load.partition import since_bound  # noqa: PLC0415
+
+    try:
+        return None if value is None else since_bound(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 @app.command()
 @operator_errors
 def sync(
     mapping: MappingOpt,
     dry_run: DryRunOpt = False,
-    force: Annotated[bool, typer.Option(help="Resend unchanged invoices too.")] = False,
-    since: Annotated[str | None, typer.Option(help="Override the stored watermark.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Resend every invoice read, changed or not: those changed since --since, or, "
+            "without --since, all of them (a full re-extract, ignoring the stored watermark)."
+        ),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Read changes at or after this instead of the stored watermark: an ISO date "
+            "(2024-12-01, that day on, UTC) or date and time (2024-12-01T08:00, UTC unless it "
+            "names its zone).",
+            callback=_since_option,
+        ),
+    ] = None,
     status_sync: Annotated[bool, typer.Option(help="Push ERP statuses afterwards.")] = True,
     as_json: JsonOpt = False,
 ) -> None:

@@ -117,9 +117,11 @@ class SyncJob:
         )
 
     def params(self) -> dict[str, object]:
-        """The bind parameters: ``since`` (explicit, or the stored watermark) and ``until``."""
+        """The bind parameters: ``since`` (explicit, or the stored watermark) and ``until``.
+        ``force`` without ``since`` reads everything (a full re-extract), not the watermark's."""
         since: object = self.options.since
-        if since is None and self.options.incremental and self.options.flow == "sync":
+        stored = self.options.incremental and self.options.flow == "sync" and not self.options.force
+        if since is None and stored:
             since = self.store.last_watermark(self.spec.name)
         return bound_params(since, self.options.until, self.spec.watermark_format)
 
