@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from pipeline.extract.base import ParameterisedSource, Source, SourceError
 from pipeline.load.partition import partition_range
-from pipeline.load.watermarks import bound_params
 from pipeline.mapping.engine import Result
 from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.stream import map_stream, open_sources
+from pipeline.runtime.watermarks import bound_params
 from pipeline.settings import Settings
 
 
