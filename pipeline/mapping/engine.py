@@ -45,7 +45,7 @@ from pipeline.mapping.results import MappedInvoice, RejectedInvoice, Result
 __all__ = ["MappedInvoice", "MappingEngine", "RejectedInvoice", "Result"]
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.spec import MappingSpec
-from pipeline.mapping.transforms import ConversionError, is_blank, to_text
+from pipeline.mapping.transforms import is_blank, text_or_none
 
 _validate = plain_validator(Invoice).validate_python
 
@@ -267,7 +267,7 @@ class MappingEngine:
 
     def _mapped(self, group: Group, plan: _Plan, payload: bytes) -> Result:
         status, message, code, exception = (
-            None if at is None else _text(group.header[at]) for at in plan.status_at
+            None if at is None else text_or_none(group.header[at]) for at in plan.status_at
         )
         return MappedInvoice(
             key=group.key,
@@ -301,12 +301,3 @@ def locator(chunk: Chunk) -> Chunk:
     """``chunk`` without its rows: enough to name row locations, without keeping every cell
     of the chunk alive while an invoice waits for its next rows."""
     return chunk.without_rows()
-
-
-def _text(value: object) -> str | None:
-    if is_blank(value):
-        return None
-    try:
-        return to_text(value)
-    except ConversionError:
-        return None

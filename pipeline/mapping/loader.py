@@ -299,8 +299,7 @@ def _unknown_key(key: str, model: type[BaseModel] | None) -> str:
             f"unknown AppZen field {key!r} in {appzen.__name__}{suggest(key, known)} "
             "(keys AppZen does not define go under extra:)"
         )
-    short = len(known) <= 14 or model is MappingSpec  # the top level is always worth listing
-    listed = f" (allowed: {', '.join(known)})" if short else ""
+    listed = f" (allowed: {', '.join(known)})" if len(known) <= 14 else ""
     return f"unknown key {key!r}{suggest(key, known)}{listed}"
 
 
