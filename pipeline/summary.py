@@ -29,6 +29,8 @@ class RunSummary:
     _last_post: float | None = None
     failures: list[RowFailure] = field(default_factory=list)
     reports: dict[str, str] = field(default_factory=dict)
+    planned: list[dict[str, object]] = field(default_factory=list)
+    """What a dry run would send, one entry per request (status-sync: uuid and body)."""
 
     def add_failures(self, failures: list[RowFailure]) -> None:
         """Keep the first :data:`KEPT_FAILURES` for display; staging keeps them all."""
@@ -68,6 +70,7 @@ class RunSummary:
             "watermark": self.watermark,
             "fatal": self.fatal,
             "reports": dict(self.reports),
+            **({"planned": list(self.planned)} if self.dry_run else {}),
         }
 
     @classmethod
