@@ -256,7 +256,8 @@ async def run_status_sync(
             result = await push_statuses(store, session, calls, mapping, dry_run=dry_run)
         summary.counts.update(result.counts)
         summary.failures = result.failures
-        summary.fatal = str(result.fatal) if result.fatal else None
+        if result.fatal is not None:
+            summary.stop(result.fatal)
         status = "failed" if result.fatal else "succeeded"
     finally:
         summary.duration_s = summary.posting_s = time.monotonic() - started
