@@ -390,7 +390,8 @@ def mapping_check(
     settings = _settings()
     with contextlib.closing(mapped_results(spec, settings)) as stream:
         results = list(itertools.islice(stream, rows))
-    rounds = query_rounds(spec, settings)
+    marks = (r.watermark for r in results if isinstance(r, MappedInvoice))
+    rounds = query_rounds(spec, settings, sample=next((m for m in marks if m is not None), None))
     failures = [f for r in results if not isinstance(r, MappedInvoice) for f in r.failures]
     mapped = sum(isinstance(r, MappedInvoice) for r in results)
     if as_json:

@@ -31,7 +31,7 @@ from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from pipeline.extract.base import Chunk, ExtractError, SourceError, SourceUnavailable
-from pipeline.extract.sqltext import bindable_text
+from pipeline.extract.sqltext import bindable_text, query_parameters
 from pipeline.runtime.dbcodes import db_failure
 from pipeline.settings import mask_url
 
@@ -102,6 +102,15 @@ class SqlSource:
                 yield from self._stream(connection, statement)
         finally:
             engine.dispose()
+
+    @property
+    def backend(self) -> str:
+        """The database's dialect name (``sqlite``, ``postgresql``, ``mysql`` …)."""
+        return self._dialect()
+
+    def parameters(self) -> list[str]:
+        """The bind parameters of the query's code (not those in comments or quoted text)."""
+        return query_parameters(self._query(), self._dialect())
 
     def probe(self, params: Mapping[str, object], round_name: str) -> None:
         """Run the query once with ``params`` bound and read its first row (streamed: nothing

@@ -121,7 +121,7 @@ class SyncJob:
         since: object = self.options.since
         if since is None and self.options.incremental and self.options.flow == "sync":
             since = self.store.last_watermark(self.spec.name)
-        return bound_params(since, self.options.until)
+        return bound_params(since, self.options.until, self.spec.watermark_format)
 
     def results(self, sources: Sources) -> Generator[Result, None, None]:
         """Every mapped or rejected invoice of the source, in source order; closing it closes

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Self
 
@@ -128,6 +129,12 @@ class MappingSpec(Strict):
     watermark_column: ColumnName | None = Field(
         None, description="Its maximum over a successful run is bound as :since next time."
     )
+    watermark_format: str | None = Field(
+        None,
+        description="The strftime pattern of a watermark column holding text (SAP's "
+        "'%Y%m%d%H%M%S', '%Y-%m-%dT%H:%M:%S'): :since and :until are then bound as text of "
+        "that shape, so they compare with the column in its own terms.",
+    )
     status: StatusSpec | None = None
     column_case: ColumnCase = Field(
         "exact",
@@ -142,6 +149,31 @@ class MappingSpec(Strict):
     _file: str = PrivateAttr(default="<mapping>")
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
     _project_dir: Path = PrivateAttr(default_factory=Path)
+
+    @field_validator("watermark_format")
+    @classmethod
+    def _watermark_format_is_a_date_pattern(cls, pattern: str | None) -> str | None:
+        if pattern is None:
+            return None
+        moment = datetime(2024, 3, 15, 9, 30, 45, 123456)
+        try:
+            datetime.strptime(moment.strftime(pattern), pattern)
+        except ValueError as error:
+            raise ValueError(
+                f"watermark_format {pattern!r} is not a strftime pattern: {error}"
+            ) from None
+        if not all(code in pattern for code in ("%Y", "%m", "%d")):
+            raise ValueError(
+                f"watermark_format {pattern!r} needs at least %Y, %m and %d "
+                "(e.g. '%Y%m%d%H%M%S' or '%Y-%m-%dT%H:%M:%S')"
+            )
+        return pattern
+
+    @model_validator(mode="after")
+    def _watermark_format_needs_watermark_column(self) -> Self:
+        if self.watermark_format is not None and self.watermark_column is None:
+            raise ValueError("watermark_format applies only with a watermark_column")
+        return self
 
     @model_validator(mode="after")
     def _lines_key_needs_lines_source(self) -> Self:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.failures import RowFailure
+from pipeline.redact import scrub, scrub_optional
 from pipeline.staging.claims import chunks, dump_json
 from pipeline.staging.errors import StagingTerminalError
 from pipeline.staging.records import RunRecord, RunStatus, StoredFailure
@@ -35,7 +36,7 @@ def start_run(
         sa.insert(runs).values(
             flow=flow,
             mapping=mapping,
-            parameters=dump_json(parameters) or "{}",
+            parameters=scrub(dump_json(parameters) or "{}"),
             historical=historical,
             started_at=now,
             status="running",
@@ -120,7 +121,8 @@ def _run(row: sa.Row[Any]) -> RunRecord:
 def record_failures(
     conn: Connection, run_id: int, mapping: str, batch: Sequence[RowFailure], now: datetime
 ) -> None:
-    """Store a batch of RowFailures; first seen = the key's earliest failure of that rule."""
+    """Store a batch of RowFailures (their texts scrubbed of secrets); first seen = the key's
+    earliest failure of that rule."""
     if not batch:
         return
     earliest = _first_seen(conn, mapping, batch)
@@ -167,14 +169,14 @@ def _failure_row(
         "run_id": run_id,
         "mapping": mapping,
         "source_key": key,
-        "source_location": failure.source_location,
+        "source_location": scrub_optional(failure.source_location),
         "stage": failure.stage,
         "rule": rule,
-        "message": failure.message,
+        "message": scrub(failure.message),
         "field_path": failure.field_path,
         "source_column": failure.source_column,
-        "value": failure.value,
-        "hint": failure.hint,
+        "value": scrub_optional(failure.value),
+        "hint": scrub_optional(failure.hint),
         "http_status": failure.http_status,
         "error_code": None if failure.error_code is None else failure.error_code[:64],
         "correlation_id": None if failure.correlation_id is None else failure.correlation_id[:128],
