@@ -33,6 +33,8 @@ class RunSummary:
     _last_post: float | None = None
     failures: list[RowFailure] = field(default_factory=list)
     reports: dict[str, str] = field(default_factory=dict)
+    planned: list[dict[str, object]] = field(default_factory=list)
+    """What a dry run would send, one entry per request (status-sync: uuid and body)."""
 
     def stop(self, error: Exception) -> None:
         """Record the error that stopped the run: its one line, and whether it is an outage."""
@@ -78,6 +80,7 @@ class RunSummary:
             "fatal": self.fatal,
             "outage": self.outage,
             "reports": dict(self.reports),
+            **({"planned": list(self.planned)} if self.dry_run else {}),
         }
 
     @classmethod

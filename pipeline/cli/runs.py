@@ -242,6 +242,8 @@ def print_runs(runs: Runs) -> None:
         console.print(render.summary_table(name, summary))
         if summary.dry_run and summary.failures:
             console.print(render.failures_table(summary.failures, limit=20))
+        if summary.dry_run and summary.planned:
+            console.print(render.planned_table(summary.planned))
         for kind, path in summary.reports.items():
             console.out(f"run {summary.run_id} failed-row report ({kind}): {path}", highlight=False)
     if runs and all(summary.dry_run for _, summary in runs):

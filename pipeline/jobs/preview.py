@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from pipeline.extract.base import ParameterisedSource, Source, SourceError
 from pipeline.load.partition import partition_range
-from pipeline.load.watermarks import bound_params, text_watermark_problem
 from pipeline.mapping.engine import Result
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.stream import map_stream, open_sources
+from pipeline.runtime.watermarks import bound_params, text_watermark_problem
 from pipeline.settings import Settings
 
 

@@ -84,7 +84,7 @@ class WritebackJob:
 
     async def run(self, appzen: AppZenClient | None = None) -> None:
         """Every step the options and the connectors file enable, in order."""
-        self.watermark = await asyncio.to_thread(self.store.last_watermark, self.spec.name)
+        self.watermark = await asyncio.to_thread(self.store.last_watermark, self.spec.name, FLOW)
         if self.options.outcomes_file is not None:
             await self.import_file(self.options.outcomes_file)
         if self.options.poll and self.spec.appzen.poll.enabled:

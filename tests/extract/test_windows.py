@@ -1,7 +1,7 @@
 """Backfill windows and watermarks in the watermark column's own terms, per dialect and column type.
 
 A backfill ``--from 2021-12-31 --to 2021-12-31`` binds the window :mod:`pipeline.load.partition`
-cuts, through :func:`pipeline.load.watermarks.bound_params` exactly as a run does, into a query
+cuts, through :func:`pipeline.runtime.watermarks.bound_params` exactly as a run does, into a query
 ``c > :since AND c <= :until``: it must read the invoices of 2021-12-31, all of them and only
 them, whatever the column holds: text with ``T`` or a space, SAP's ``20211231093000``, DATE,
 DATETIME/TIMESTAMP, and timestamptz. Text columns declare their shape (``watermark_format``).
@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from pipeline.extract.sql import SqlSource
 from pipeline.load.partition import partition_range
-from pipeline.load.watermarks import bound_params, text_watermark_problem
+from pipeline.runtime.watermarks import bound_params, text_watermark_problem
 from tests.databases import DIALECTS, empty_database
 
 MOMENTS = {
