@@ -107,6 +107,16 @@ class Settings(PathSettings):
     appzen_retry_attempts: Annotated[
         int, Field(ge=1, le=50, description="Attempts per request before it counts as failed.")
     ] = 6
+    appzen_outage_window: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=3600,
+            description="Seconds of nothing but failures from AppZen (refused or dropped "
+            "connections, DNS, TLS, timeouts, 5xx) after which a run stops as an outage "
+            "(exit code 3); the invoices stay pending.",
+        ),
+    ] = 30.0
     reports_dir: Annotated[
         Path, Field(description="Where failed-row reports (CSV, HTML) are written.")
     ] = DEFAULT_STATE_DIR / "reports"

@@ -316,7 +316,7 @@ class SyncJob:
         if posted.fatal is not None:
             self.store.release_claims(self._owner, self.spec.name)
             self._fatal = posted.fatal
-            self.summary.fatal = str(posted.fatal)
+            self.summary.stop(posted.fatal)
 
     def _release_claims(self) -> None:
         if self.options.dry_run or self.summary.run_id is None:
