@@ -1,7 +1,8 @@
 """The operator's command line, ``appzen-etl`` (typer + rich).
 
 Exit codes: 0 all good, 1 some rows failed, 2 configuration or credential error (one line on
-stderr naming what and where, never a traceback), 130 interrupted. The pipeline (pandas,
+stderr naming what and where, never a traceback), 3 AppZen unreachable (the circuit breaker
+stopped the run; the invoices stay pending), 130 interrupted. The pipeline (pandas,
 SQLAlchemy, httpx) is imported inside the commands, so ``--help`` answers at once.
 """
 
@@ -86,13 +87,37 @@ def main(
     install_log_filter()
 
 
+def _since_option(value: str | None) -> str | None:
+    """``--since`` parsed into the bound a run binds, or refused naming the forms it takes."""
+    from pipeline.load.partition import since_bound  # noqa: PLC0415
+
+    try:
+        return None if value is None else since_bound(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 @app.command()
 @operator_errors
 def sync(
     mapping: MappingOpt,
     dry_run: DryRunOpt = False,
-    force: Annotated[bool, typer.Option(help="Resend unchanged invoices too.")] = False,
-    since: Annotated[str | None, typer.Option(help="Override the stored watermark.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Resend every invoice read, changed or not: those changed since --since, or, "
+            "without --since, all of them (a full re-extract, ignoring the stored watermark)."
+        ),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Read changes at or after this instead of the stored watermark: an ISO date "
+            "(2024-12-01, that day on, UTC) or date and time (2024-12-01T08:00, UTC unless it "
+            "names its zone).",
+            callback=_since_option,
+        ),
+    ] = None,
     status_sync: Annotated[bool, typer.Option(help="Push ERP statuses afterwards.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -390,7 +415,8 @@ def mapping_check(
     settings = _settings()
     with contextlib.closing(mapped_results(spec, settings)) as stream:
         results = list(itertools.islice(stream, rows))
-    rounds = query_rounds(spec, settings)
+    marks = (r.watermark for r in results if isinstance(r, MappedInvoice))
+    rounds = query_rounds(spec, settings, sample=next((m for m in marks if m is not None), None))
     failures = [f for r in results if not isinstance(r, MappedInvoice) for f in r.failures]
     mapped = sum(isinstance(r, MappedInvoice) for r in results)
     if as_json:

@@ -8,7 +8,7 @@ once so the pipe never drains between them; mapping the next batch runs in a wor
 The watermark of an incremental run only advances over invoices that are finished (sent,
 unchanged, rejected, or not mappable): it stops short of the first invoice that is still open
 (retries exhausted, claimed by another worker, left pending by a fatal stop), so the next run
-extracts that one again (:mod:`pipeline.load.watermarks`). What a run counts, and how the counts
+extracts that one again (:mod:`pipeline.runtime.watermarks`). What a run counts, and how the counts
 add up: :mod:`pipeline.load.tally`.
 """
 
@@ -34,7 +34,6 @@ from pipeline.load.fit import fit_staging
 from pipeline.load.ledger import LedgerTracker, failed_facts
 from pipeline.load.poster import PostResult, SendItem, post_invoices
 from pipeline.load.tally import count_decisions, count_extracted, count_posted
-from pipeline.load.watermarks import Watermarks, bound_params
 from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
@@ -43,6 +42,7 @@ from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
 from pipeline.runtime.dispatch import Dispatcher
 from pipeline.runtime.ratelimit import RateLimiter
 from pipeline.runtime.retry import RetryPolicy
+from pipeline.runtime.watermarks import Watermarks, bound_params
 from pipeline.settings import Settings
 from pipeline.staging import StageItem, StagingError, StagingStore, new_owner
 from pipeline.staging.records import Decision
@@ -119,11 +119,13 @@ class SyncJob:
         )
 
     def params(self) -> dict[str, object]:
-        """The bind parameters: ``since`` (explicit, or the stored watermark) and ``until``."""
+        """The bind parameters: ``since`` (explicit, or the stored watermark) and ``until``.
+        ``force`` without ``since`` reads everything (a full re-extract), not the watermark's."""
         since: object = self.options.since
-        if since is None and self.options.incremental and self.options.flow == "sync":
-            since = self.store.last_watermark(self.spec.name)
-        return bound_params(since, self.options.until)
+        stored = self.options.incremental and self.options.flow == "sync" and not self.options.force
+        if since is None and stored:
+            since = self.store.last_watermark(self.spec.name, "sync")
+        return bound_params(since, self.options.until, self.spec.watermark_format)
 
     def results(self, sources: Sources) -> Generator[Result, None, None]:
         """Every mapped or rejected invoice of the source, in source order; closing it closes
@@ -333,7 +335,7 @@ class SyncJob:
         if posted.fatal is not None:
             self.store.release_claims(self._owner, self.spec.name)
             self._fatal = posted.fatal
-            self.summary.fatal = str(posted.fatal)
+            self.summary.stop(posted.fatal)
 
     def _release_claims(self) -> None:
         if self.options.dry_run or self.summary.run_id is None:

@@ -71,8 +71,9 @@ def finish_run(
         raise StagingTerminalError(f"finish_run: run {run_id} {state}; a run is finished once")
 
 
-def last_watermark(conn: Connection, mapping: str) -> str | None:
-    """The watermark of the latest succeeded run of ``mapping`` that recorded one."""
+def last_watermark(conn: Connection, mapping: str, flow: str | None = None) -> str | None:
+    """The watermark of the latest succeeded run of ``mapping`` that recorded one (of ``flow``
+    only, when given: a status read keeps its own watermark beside the sync's)."""
     query = (
         sa.select(runs.c.watermark)
         .where(
@@ -81,6 +82,8 @@ def last_watermark(conn: Connection, mapping: str) -> str | None:
         .order_by(runs.c.id.desc())
         .limit(1)
     )
+    if flow is not None:
+        query = query.where(runs.c.flow == flow)
     return conn.execute(query).scalar()
 
 

@@ -43,11 +43,12 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.failures import InvoiceFacts, RowFailure
-from pipeline.staging import claims, history, ledger, migrations, outcomes, reads
+from pipeline.staging import claims, history, ledger, migrations, outcomes, reads, statuses
 from pipeline.staging.audit import AuditStore
 from pipeline.staging.engine import READ_ONLY, backend_of, create_staging_engine
 from pipeline.staging.errors import is_retryable, staging_error
 from pipeline.staging.ledger import LedgerStore
+from pipeline.staging.locks import NamedLock
 from pipeline.staging.records import (
     Decision,
     InvoiceRecord,
@@ -58,6 +59,7 @@ from pipeline.staging.records import (
     SendOutcome,
     StageItem,
     StatusCandidate,
+    StatusRead,
     StoredFailure,
 )
 
@@ -221,9 +223,11 @@ class StagingStore:
             ),
         )
 
-    def last_watermark(self, mapping: str) -> str | None:
-        """The watermark of the last succeeded run of ``mapping`` that has one."""
-        return self._read("reading the watermark", lambda c: history.last_watermark(c, mapping))
+    def last_watermark(self, mapping: str, flow: str | None = None) -> str | None:
+        """The watermark of the last succeeded run of ``mapping`` (of ``flow``) that has one."""
+        return self._read(
+            "reading the watermark", lambda c: history.last_watermark(c, mapping, flow)
+        )
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
         """The latest runs, newest first."""
@@ -355,6 +359,29 @@ class StagingStore:
             "listing status-sync candidates",
             lambda c: reads.status_candidates(c, mapping, limit, after_key),
         )
+
+    def compare_status_reads(
+        self, mapping: str, reads: Sequence[StatusRead]
+    ) -> statuses.StatusComparison:
+        """Which read ERP statuses differ from staging's, and which would be pushed."""
+        return self._read(
+            f"comparing {len(reads)} ERP statuses",
+            lambda c: statuses.compare_status_reads(c, mapping, reads),
+        )
+
+    def record_status_reads(self, mapping: str, changed: Sequence[StatusRead]) -> None:
+        """Write changed ERP statuses (pending a push where they differ from the last one)."""
+        if not changed:
+            return
+        now = self._clock()
+        self._write(
+            f"recording {len(changed)} changed ERP statuses",
+            lambda c: statuses.record_status_reads(c, mapping, changed, now),
+        )
+
+    def named_lock(self, name: str) -> NamedLock:
+        """A lock named ``name`` held through this database (one status-sync per mapping)."""
+        return NamedLock(self._engine, name, self._url)
 
     def record_pushes(
         self, mapping: str, pushed: Sequence[PushRecord], at: datetime | None = None
