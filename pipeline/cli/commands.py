@@ -1,7 +1,8 @@
 """The operator's command line, ``appzen-etl`` (typer + rich).
 
 Exit codes: 0 all good, 1 some rows failed, 2 configuration or credential error (one line on
-stderr naming what and where, never a traceback), 130 interrupted. The pipeline (pandas,
+stderr naming what and where, never a traceback), 3 AppZen unreachable (the circuit breaker
+stopped the run; the invoices stay pending), 130 interrupted. The pipeline (pandas,
 SQLAlchemy, httpx) is imported inside the commands, so ``--help`` answers at once.
 """
 
@@ -84,13 +85,37 @@ def main(
     install_log_filter()
 
 
+def _since_option(value: str | None) -> str | None:
+    """``--since`` parsed into the bound a run binds, or refused naming the forms it takes."""
+    from pipeline.load.partition import since_bound  # noqa: PLC0415
+
+    try:
+        return None if value is None else since_bound(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 @app.command()
 @operator_errors
 def sync(
     mapping: MappingOpt,
     dry_run: DryRunOpt = False,
-    force: Annotated[bool, typer.Option(help="Resend unchanged invoices too.")] = False,
-    since: Annotated[str | None, typer.Option(help="Override the stored watermark.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Resend every invoice read, changed or not: those changed since --since, or, "
+            "without --since, all of them (a full re-extract, ignoring the stored watermark)."
+        ),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Read changes at or after this instead of the stored watermark: an ISO date "
+            "(2024-12-01, that day on, UTC) or date and time (2024-12-01T08:00, UTC unless it "
+            "names its zone).",
+            callback=_since_option,
+        ),
+    ] = None,
     status_sync: Annotated[bool, typer.Option(help="Push ERP statuses afterwards.")] = True,
     as_json: JsonOpt = False,
 ) -> None:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pipeline.staging.records import RunRecord
     from pipeline.summary import RunSummary
 
-EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_OUTAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 CONTENT_FLOWS = ("sync", "backfill", "retry_failed")
 """Flows that extract and send invoices (status_sync only pushes statuses)."""
 
@@ -205,9 +205,12 @@ def _edge_day(edge: str | None, shift: timedelta = timedelta()) -> str:
 
 # --- closing -------------------------------------------------------------------------------
 def exit_code(runs: Runs) -> int:
-    """2 when a run stopped on a fatal answer, 1 when rows failed, else 0."""
-    if any(summary.fatal for _, summary in runs):
+    """2 when a run stopped on a fatal answer, 3 when AppZen was unreachable (an outage: the
+    circuit breaker stopped the run), 1 when rows failed, else 0."""
+    if any(summary.fatal and not summary.outage for _, summary in runs):
         return EXIT_CONFIG
+    if any(summary.outage for _, summary in runs):
+        return EXIT_OUTAGE
     return EXIT_ROWS_FAILED if any(summary.failed for _, summary in runs) else EXIT_OK
 
 

@@ -117,9 +117,11 @@ class SyncJob:
         )
 
     def params(self) -> dict[str, object]:
-        """The bind parameters: ``since`` (explicit, or the stored watermark) and ``until``."""
+        """The bind parameters: ``since`` (explicit, or the stored watermark) and ``until``.
+        ``force`` without ``since`` reads everything (a full re-extract), not the watermark's."""
         since: object = self.options.since
-        if since is None and self.options.incremental and self.options.flow == "sync":
+        stored = self.options.incremental and self.options.flow == "sync" and not self.options.force
+        if since is None and stored:
             since = self.store.last_watermark(self.spec.name, "sync")
         return bound_params(since, self.options.until, self.spec.watermark_format)
 
@@ -314,7 +316,7 @@ class SyncJob:
         if posted.fatal is not None:
             self.store.release_claims(self._owner, self.spec.name)
             self._fatal = posted.fatal
-            self.summary.fatal = str(posted.fatal)
+            self.summary.stop(posted.fatal)
 
     def _release_claims(self) -> None:
         if self.options.dry_run or self.summary.run_id is None:

@@ -28,6 +28,7 @@ from pipeline.extract.base import Source
 from pipeline.extract.registry import SourceContext, open_source
 from pipeline.extract.specs import AnySourceSpec, SourceSpec
 from pipeline.mapping.fields import HeaderFields, LineFields
+from pipeline.mapping.keys import KeyStep
 from pipeline.mapping.leaves import ColumnName, Strict, ThousandsSeparator
 from pipeline.mapping.names import ColumnCase
 from pipeline.mapping.transforms import ISO, DateStyle, Formats, date_format_problem
@@ -196,6 +197,13 @@ class MappingSpec(Strict):
     )
     invoice_key: ColumnName = Field(description="The invoice key column (becomes invoice_id).")
     lines_key: ColumnName | None = Field(None, description="Key column of lines_source.")
+    key_normalisation: list[KeyStep] = Field(
+        default_factory=list,
+        description="Steps applied, in order, to every key cell (invoice_key and lines_key) "
+        "before keys are compared and sent as invoice_id; default none: keys are compared "
+        "exactly, and keys that differ only by whitespace, case or control characters are a "
+        "key_collision (neither invoice sent).",
+    )
     watermark_column: ColumnName | None = Field(
         None, description="Its maximum over a successful run is bound as :since next time."
     )

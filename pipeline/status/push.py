@@ -300,7 +300,8 @@ async def run_status_sync(
         summary.counts.update(result.counts)
         summary.failures += result.failures
         summary.planned = [_planned(push) for push in result.planned]
-        summary.fatal = str(result.fatal) if result.fatal else None
+        if result.fatal is not None:
+            summary.stop(result.fatal)
         status = "failed" if result.fatal else "succeeded"
         summary.watermark = read.watermark if read is not None and not result.fatal else None
     finally:

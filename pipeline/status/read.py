@@ -21,7 +21,7 @@ from pathlib import Path
 from pipeline.extract.base import Chunk, Source
 from pipeline.failures import RowFailure, shorten
 from pipeline.mapping.errors import MappingError
-from pipeline.mapping.grouping import invoice_key
+from pipeline.mapping.keys import invoice_key
 from pipeline.mapping.names import ColumnLookup
 from pipeline.mapping.refs import missing_status_columns, status_read_refs
 from pipeline.mapping.spec import MappingSpec

@@ -109,7 +109,10 @@ class WritebackJob:
         async with client_session(self.settings, appzen) as client:
             poller = Poller(
                 client,
-                Dispatcher.from_settings(self.settings, self.clock, policy=self.policy),
+                # reads only: an unreachable AppZen leaves the window to search again (no breaker)
+                Dispatcher.from_settings(
+                    self.settings, self.clock, policy=self.policy, breaker=False
+                ),
                 self.store.audit,
                 self.spec.appzen.poll,
                 set(self.spec.mappings),
