@@ -236,7 +236,7 @@ async def test_the_sample_erp_payments_reach_appzen_with_a_standalone_status_syn
 
     new = {p.invoice_id: p.body["invoice_status"] for p in sandbox.state.pushes()[before:]}
     sent = {row.invoice_id for row in db_store.invoices_in_state("sample_erp", "sent", 1_000)}
-    changed = {key: "PAID" for key in paid.document_nos} | moved
+    changed = dict.fromkeys(paid.document_nos, "PAID") | moved
     expected = {key: status for key, status in changed.items() if key in sent}
     assert len(expected) >= 2
     assert new == expected
