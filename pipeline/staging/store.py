@@ -43,7 +43,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.failures import RowFailure
-from pipeline.staging import claims, history, migrations, outcomes, reads, statuses
+from pipeline.runtime.budget import DailyBudget
+from pipeline.settings import Settings
+from pipeline.staging import budget, claims, history, migrations, outcomes, reads, statuses
 from pipeline.staging.audit import AuditStore
 from pipeline.staging.engine import READ_ONLY, backend_of, create_staging_engine
 from pipeline.staging.errors import is_retryable, staging_error
@@ -241,6 +243,19 @@ class StagingStore:
     def get_run(self, run_id: int) -> RunRecord | None:
         """One run, or ``None``."""
         return self._read(f"reading run {run_id}", lambda c: history.get_run(c, run_id))
+
+    # --- the daily AppZen budget ------------------------------------------------------------
+    def daily_budget(self, settings: Settings, flow: str) -> DailyBudget:
+        """A run's share of the day's AppZen request budget (``APPZEN_DAILY_BUDGET``), counted
+        here for ``flow`` (:mod:`pipeline.staging.budget`)."""
+        policy = budget.BudgetPolicy.from_settings(settings)
+        return DailyBudget(budget.StagingLedger(policy, self._write, self._clock), flow)
+
+    def budget_usage(self, settings: Settings) -> budget.BudgetUsage:
+        """Today's use of the AppZen daily budget (every flow, every worker)."""
+        policy = budget.BudgetPolicy.from_settings(settings)
+        now = self._clock()
+        return self._read("reading the AppZen budget", lambda c: budget.usage(c, policy, now))
 
     # --- planning, claiming, outcomes -------------------------------------------------------
     def claim_batch(
