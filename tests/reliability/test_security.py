@@ -86,7 +86,8 @@ def erp_project(root: Path, base_url: str, erp_url: str) -> Project:
     project = Project.create(root, base_url, ERP_DATABASE_URL=erp_url)
     generate(erp_url, invoices=20, seed=3, dirty_share=0.0)
     project.write("mappings/sample_erp.yaml", (REPO / "mappings" / "sample_erp.yaml").read_bytes())
-    project.write("sql/sample_erp/extract.sql", (REPO / "sql/sample_erp/extract.sql").read_bytes())
+    for query in ("extract.sql", "status.sql"):  # the sync's query and the status read's
+        project.write(f"sql/sample_erp/{query}", (REPO / "sql/sample_erp" / query).read_bytes())
     return project
 
 
