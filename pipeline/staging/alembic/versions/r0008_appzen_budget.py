@@ -1,4 +1,4 @@
-"""0007_appzen_budget: the daily AppZen request budget, counted across runs, workers and flows.
+"""0008_appzen_budget: the daily AppZen request budget, counted across runs, workers and flows.
 
 ``appzen_budget`` holds the requests sent per AppZen day (``YYYY-MM-DD`` in the budget's time
 zone), credentials fingerprint (never the secret) and flow; flow ``*`` is the day's total.
@@ -11,8 +11,8 @@ from alembic import op
 
 from pipeline.staging.coltypes import MYSQL_TABLE, UtcDateTime
 
-revision = "0007_appzen_budget"
-down_revision = "0006_run_parent"
+revision = "0008_appzen_budget"
+down_revision = "0007_failure_ledger"
 branch_labels = None
 depends_on = None
 
