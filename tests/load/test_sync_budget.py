@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli.runs import EXIT_BUDGET, exit_code
+from pipeline.devkit.sample_erp import GenerationReport, generate
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.load.sync import SyncJob
 from pipeline.settings import Settings
@@ -34,6 +35,14 @@ from tests.support.clock import FakeClock
 pytestmark = pytest.mark.parametrize(
     "staging", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )
+
+
+@pytest.fixture
+def erp(tmp_path: Path) -> tuple[str, GenerationReport]:
+    """A clean sample ERP (no dirty rows): two workers both reading a bad row race to open its
+    failure-ledger entry on PostgreSQL (a unique violation): not what this test is about."""
+    url = f"sqlite:///{tmp_path / 'erp.db'}"
+    return url, generate(url, invoices=60, seed=5, dirty_share=0.0)
 
 
 @pytest.fixture
