@@ -22,6 +22,7 @@ import typer
 
 from pipeline.cli import render
 from pipeline.cli import runs as runner
+from pipeline.cli.failures import failures_app
 from pipeline.cli.render import console
 from pipeline.cli.runs import (
     EXIT_CONFIG,
@@ -53,6 +54,7 @@ mapping_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(mapping_app, name="mapping")
+app.add_typer(failures_app, name="failures")
 
 MappingOpt = Annotated[
     Path,
@@ -177,9 +179,10 @@ def retry_failed(
 ) -> None:
     """Resend only the invoices that failed, re-mapped from the source so fixed data is used.
 
-    Those AppZen rejected or gave up on, and those that failed mapping or validation in the run
-    (default: the mapping's latest sync, backfill or retry-failed run). Unchanged invoices are
-    not resent.
+    Without --run: every open failure of the ledger (`appzen-etl failures list`), re-read from
+    the whole source, so a fix that did not move the watermark column is found too; those no
+    longer in the source close as gone; dismissed ones are left alone. With --run: the
+    invoices that failed in that run. Unchanged invoices are not resent.
 
     Example: fix the rows the report names in the ERP, then
     [bold]appzen-etl retry-failed -m mappings/sample_erp.yaml[/]
@@ -188,12 +191,10 @@ def retry_failed(
     store = _store(settings)
     runner.require_run(store, run, "retry-failed")
     from pipeline.jobs import retry as retry_job  # noqa: PLC0415 - heavy: after the cheap checks
-    from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
 
-    source = runner.retry_source_run(store, load_mapping(mapping).name, run)
-    scope = retry_job.scope(store, mapping, source)
+    scope = retry_job.scope(store, mapping, run)
     if not scope.keys:
-        runner.nothing_to_retry(scope.name, source, as_json)
+        runner.nothing_to_retry(scope.name, run, as_json)
         return
     summary = runner.retry_run(scope, settings, store)
     runner.finish("retry-failed", [("retry_failed", summary)], as_json)

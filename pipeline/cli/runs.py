@@ -170,14 +170,6 @@ def require_run(store: StagingStore, run: int | None, command: str) -> RunRecord
     return record
 
 
-def retry_source_run(store: StagingStore, mapping: str, run: int | None) -> int | None:
-    """The run whose failures to retry: ``--run``, else the mapping's latest one."""
-    if run is not None:
-        return run
-    latest = latest_run(store, mapping)
-    return latest.id if latest is not None else None
-
-
 def check_backfill_range(mapping: Path, start: date | None, end: date | None) -> None:
     """Refuse a reversed range, and a range on a file source (which has no date filter)."""
     from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
@@ -255,5 +247,5 @@ def nothing_to_retry(mapping: str, run: int | None, as_json: bool) -> None:
     if as_json:
         render.print_json({"command": "retry-failed", "exit_code": 0, "failed": 0, "runs": []})
     else:
-        scope = f"run {run} and staging hold" if run is not None else "staging holds"
-        console.out(f"nothing to retry: {scope} no failed invoice of mapping {mapping}")
+        scope = f"run {run} and staging hold" if run is not None else "the ledger holds"
+        console.out(f"nothing to retry: {scope} no open failure of mapping {mapping}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from pipeline.appzen.models import ErrorData, Invoice, json_bytes
 from pipeline.appzen.plain import plain_validator
 from pipeline.extract.base import Chunk
+from pipeline.failures import InvoiceFacts, RowFailure
 from pipeline.mapping.grouping import Group, Keyed, Orphan, Row, merge_join, runs
 from pipeline.mapping.identities import Identities
 from pipeline.mapping.keys import key_reader
@@ -242,9 +243,9 @@ class MappingEngine:
             body = _validate(data)
         except ValidationError as error:
             failures = failures + validation_failures(error, group, plan.columns_by_path, failures)
-            return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
+            return _rejected(group, failures, data)
         if failures:
-            return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
+            return _rejected(group, failures, data)
         try:
             payload = json_bytes(body)
         except (ValueError, UnicodeError) as error:  # a lone surrogate in the source text
@@ -257,7 +258,7 @@ class MappingEngine:
                     self.spec.invoice_key,
                 )
             ]
-            return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
+            return _rejected(group, failures, data)
         return self._mapped(group, plan, payload)
 
     def _orphan(self, orphan: Orphan) -> RejectedInvoice:
@@ -295,6 +296,12 @@ class MappingEngine:
             return max(values)  # type: ignore[type-var]
         except TypeError:
             return max(values, key=str)
+
+
+def _rejected(group: Group, failures: Sequence[RowFailure], data: object) -> RejectedInvoice:
+    """The invoice of ``group`` cannot be sent; what of it could be mapped names it."""
+    facts = InvoiceFacts.of(data) if isinstance(data, Mapping) else None
+    return RejectedInvoice(group.key, group.locate(-1), tuple(failures), facts)
 
 
 def locator(chunk: Chunk) -> Chunk:

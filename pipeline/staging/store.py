@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -42,11 +42,12 @@ from typing import Any, Self, TypeVar
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from pipeline.failures import RowFailure
-from pipeline.staging import claims, history, migrations, outcomes, reads, statuses
+from pipeline.failures import InvoiceFacts, RowFailure
+from pipeline.staging import claims, history, ledger, migrations, outcomes, reads, statuses
 from pipeline.staging.audit import AuditStore
 from pipeline.staging.engine import READ_ONLY, backend_of, create_staging_engine
 from pipeline.staging.errors import is_retryable, staging_error
+from pipeline.staging.ledger import LedgerStore
 from pipeline.staging.locks import NamedLock
 from pipeline.staging.records import (
     Decision,
@@ -314,13 +315,22 @@ class StagingStore:
         )
 
     # --- failures ---------------------------------------------------------------------------
-    def record_failures(self, run_id: int, mapping: str, failures: Sequence[RowFailure]) -> None:
-        """Store a batch of RowFailures for ``run_id``."""
+    def record_failures(
+        self,
+        run_id: int,
+        mapping: str,
+        failures: Sequence[RowFailure],
+        facts: Mapping[str, InvoiceFacts] | None = None,
+    ) -> None:
+        """Store a batch of RowFailures for ``run_id`` and open (or keep open) the ledger entry
+        of each invoice that failed to reach AppZen (``facts``: what names each, by key)."""
         now = self._clock()
-        self._write(
-            f"recording {len(failures)} failures of run {run_id}",
-            lambda c: history.record_failures(c, run_id, mapping, failures, now),
-        )
+
+        def work(conn: Connection) -> None:
+            history.record_failures(conn, run_id, mapping, failures, now)
+            ledger.note_failures(conn, run_id, mapping, failures, facts=facts or {}, now=now)
+
+        self._write(f"recording {len(failures)} failures of run {run_id}", work)
 
     def failures_for_run(self, run_id: int) -> list[StoredFailure]:
         """The failures of ``run_id`` with their first and last seen times."""
@@ -441,3 +451,8 @@ class StagingStore:
     def audit(self) -> AuditStore:
         """AppZen audit outcomes and what the ERP-side systems were told (migration 003)."""
         return AuditStore(self._read, self._write, self._clock)
+
+    @property
+    def ledger(self) -> LedgerStore:
+        """The open-failures ledger: one entry per invoice until it is delivered (0007)."""
+        return LedgerStore(self._read, self._write, self._clock)
