@@ -222,7 +222,9 @@ def _chosen(url: str) -> dict[str, tuple[int, str]]:
 def _set_uuids(url: str, uuids: dict[str, str]) -> None:
     """Staging's uuid of each chosen invoice: the one the sandbox handed out."""
     engine = sa.create_engine(url, poolclass=NullPool)
-    stmt = sa.text("UPDATE invoices SET uuid = :uuid WHERE invoice_id = :key")
+    stmt = sa.text(
+        "UPDATE invoices SET uuid = :uuid WHERE mapping = 'sample_erp' AND invoice_id = :key"
+    )
     try:
         with engine.begin() as conn:
             conn.execute(stmt, [{"uuid": u, "key": k} for k, u in uuids.items()])
