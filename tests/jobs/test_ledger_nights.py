@@ -129,7 +129,8 @@ def test_three_nights_of_the_ledger(
     assert 'class="status-amber">succeeded with' in report1
     assert "Amount at risk: " in report1
     currency_problem = re.search(r"is not an? [^<]*<span class=\"n\">(\d+) fields: ", report1)
-    assert currency_problem is not None and int(currency_problem[1]) >= 3  # one cause, one line
+    assert currency_problem is not None
+    assert int(currency_problem[1]) >= 3  # one cause, one line
 
     # --- day 1: a dismissal ----------------------------------------------------------------
     dismissal = store.ledger.dismiss(NAME, [e], reason="cancelled in the ERP", by="ap@test")

@@ -82,10 +82,8 @@ def test_amount_at_risk_per_currency_and_grouping_by_reason() -> None:
     assert [entry.key for entry in entries] == ["A", "B", "C", "D"]
     assert amount_at_risk(entries) == ([("EUR", Decimal("120.50")), ("USD", Decimal(7))], 1)
     groups = by_reason(entries)
-    assert [(reason, [e.key for e in group]) for reason, group in groups][0] == (
-        "An unknown currency",
-        ["A", "B"],
-    )
+    reason, group = groups[0]
+    assert (reason, [e.key for e in group]) == ("An unknown currency", ["A", "B"])
 
 
 def test_the_page_lists_invoices_and_the_csv_keeps_one_row_per_failure(tmp_path: Path) -> None:
