@@ -148,9 +148,9 @@ def test_three_nights_of_the_ledger(
     morning2 = open_entries(store)
     assert set(morning2) == dirty | refused | {b, f, g}
     with Path(night2.reports["csv"]).open(encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert {row["source key"] for row in rows} == set(morning2)  # earlier failures stay on it
-    assert {row["invoice number"] for row in rows if row["source key"] == b} == {numbers[b]}
+        lines = list(csv.DictReader(handle))
+    assert {line["source key"] for line in lines} == set(morning2)  # earlier failures stay
+    assert {line["invoice number"] for line in lines if line["source key"] == b} == {numbers[b]}
     assert f"{len(morning2)} invoices not in AppZen" in Path(night2.reports["html"]).read_text()
     assert closed_states(store) == {a: "delivered", e: "dismissed"}
     assert (morning2[g].first_run_id, morning2[g].runs_seen) == (night2.run_id, 1)
