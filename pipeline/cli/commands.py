@@ -347,10 +347,10 @@ def report(
     record = record or runner.latest_run(store, flows=("status_sync",))
     if record is None:
         raise OptionError("report: no runs in staging yet; run `appzen-etl sync` first")
-    from pipeline.report import write_reports  # noqa: PLC0415
+    from pipeline.jobs.reports import write_run_reports  # noqa: PLC0415
 
     failures = store.failures_for_run(record.id)
-    paths = write_reports(record, failures, settings.reports_dir)
+    paths = write_run_reports(store, record, settings.reports_dir)
     path = (paths.csv if fmt == "csv" else paths.html).resolve()
     if as_json:
         render.print_json(

@@ -376,12 +376,12 @@ class StagingStore:
         )
 
     def compare_status_reads(
-        self, mapping: str, reads: Sequence[StatusRead]
+        self, mapping: str, reads: Sequence[StatusRead], *, plan: bool = False
     ) -> statuses.StatusComparison:
-        """Which read ERP statuses differ from staging's, and which would be pushed."""
+        """Which read ERP statuses differ from staging's (``plan``: which would be pushed)."""
         return self._read(
             f"comparing {len(reads)} ERP statuses",
-            lambda c: statuses.compare_status_reads(c, mapping, reads),
+            lambda c: statuses.compare_status_reads(c, mapping, reads, plan=plan),
         )
 
     def record_status_reads(self, mapping: str, changed: Sequence[StatusRead]) -> None:
