@@ -29,6 +29,7 @@ from pipeline.redact import scrub
 from pipeline.staging.claims import chunks
 from pipeline.staging.history import stored_failure
 from pipeline.staging.tables import KEY_CHARS, failure_ledger, failures
+from pipeline.staging.upserts import insert_missing
 
 LedgerState = Literal["open", "delivered", "gone", "dismissed"]
 Closing = Literal["delivered", "gone"]
@@ -77,12 +78,18 @@ def note_failures(
     if not stages:
         return
     found = _entries(conn, mapping, list(stages))
+    missing = sorted(key for key in stages if key not in found)
+    if missing:  # another worker may open the same entry now: the second insert does nothing
+        opened = [
+            _opened(mapping, key, stages[key], facts.get(key) or InvoiceFacts(), (run_id, now))
+            for key in missing
+        ]
+        conn.execute(insert_missing(_L, conn.dialect.name), opened)
+        found |= _entries(conn, mapping, missing)
     for key, stage in stages.items():
         known = facts.get(key) or InvoiceFacts()
-        row = found.get(key)
-        if row is None:
-            conn.execute(sa.insert(_L).values(_opened(mapping, key, stage, known, (run_id, now))))
-        elif row.state in LIVE:
+        row = found[key]
+        if row.state in LIVE:
             conn.execute(_update(mapping, key).values(_seen(row, stage, known, run_id, now)))
         else:  # delivered or gone before: failing again opens it anew
             values = _opened(mapping, key, stage, known, (run_id, now))
