@@ -25,6 +25,8 @@ class RunSummary:
     posting_s: float = 0.0
     watermark: str | None = None
     fatal: str | None = None
+    reason: str | None = None
+    """Why the status is what it is, when not plain success (``partial``: the holders)."""
     _first_post: float | None = None
     _last_post: float | None = None
     failures: list[RowFailure] = field(default_factory=list)
@@ -47,6 +49,16 @@ class RunSummary:
         """AppZen requests per second while posting."""
         return self.counts["requests"] / self.posting_s if self.posting_s > 0 else 0.0
 
+    def counts_snapshot(self) -> dict[str, int]:
+        """A copy of the counts, safe to take from another thread (the heartbeat's) while the
+        run's event loop adds to them."""
+        for _ in range(10):
+            try:
+                return dict(self.counts)
+            except RuntimeError:  # a new key was added during the copy: copy again
+                continue
+        return {}
+
     @property
     def failed(self) -> int:
         """Invoices that failed in any stage of this run."""
@@ -67,6 +79,7 @@ class RunSummary:
             "rate_per_s": round(self.rate, 2),
             "watermark": self.watermark,
             "fatal": self.fatal,
+            "reason": self.reason,
             "reports": dict(self.reports),
         }
 
@@ -85,6 +98,7 @@ class RunSummary:
             duration_s=float(data.get("duration_s", 0.0)),  # type: ignore[arg-type]
             watermark=data.get("watermark"),  # type: ignore[arg-type]
             fatal=data.get("fatal"),  # type: ignore[arg-type]
+            reason=data.get("reason"),  # type: ignore[arg-type]
         )
         rate = float(data.get("rate_per_s", 0.0))  # type: ignore[arg-type]
         summary.posting_s = summary.counts["requests"] / rate if rate else 0.0

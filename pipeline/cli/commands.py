@@ -279,11 +279,14 @@ def runs(
     limit: Annotated[int, typer.Option(min=1, help="How many.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the latest runs with their counts (extracted, sent, skipped, failed).
+    """List the latest runs with their counts (extracted, sent, skipped, failed). A run whose
+    owner is gone (its process died) is marked crashed first, never shown as running.
 
     Example: [bold]appzen-etl runs --limit 5[/]
     """
-    records = _store(_settings()).list_runs(limit)
+    store = _store(_settings())
+    store.reap_dead_runs()
+    records = store.list_runs(limit)
     if as_json:
         render.print_json({"runs": [render.run_json(record) for record in records]})
     else:

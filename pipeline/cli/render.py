@@ -47,12 +47,15 @@ SUMMARY_ROWS = (
     ("mapped", "mapped"),
     ("unchanged", "unchanged (skipped)"),
     ("rejected_unchanged", "rejected before, unchanged (skipped)"),
-    ("busy", "claimed by another worker (skipped)"),
+    ("busy", "held by another live run (skipped: run is partial)"),
     ("planned_create", "to create"),
     ("planned_update", "to update"),
     ("created", "created"),
     ("updated", "updated"),
     ("resent_after_crash", "resent after a crash (UPDATED)"),
+    ("resent_after_lost_answer", "resent after a lost answer (UPDATED)"),
+    ("resent_after_other_worker", "already in AppZen, not sent from here (UPDATED)"),
+    ("reupdated_after_crash", "updated again after a crash (AppZen may have had it)"),
     ("left_pending", "left pending by the stop (sent next run)"),
     ("recreate_resent", "re-created (AppZen lost them)"),
     ("pushed", "statuses pushed"),
@@ -123,6 +126,8 @@ def summary_table(title: str, summary: RunSummary) -> Table:
             table.add_row(label, f"{summary.counts.get(key, 0):,}", style=style)
     table.add_row("rate", f"{summary.rate:.1f} requests/s")
     table.add_row("duration", f"{summary.duration_s:.1f} s")
+    if summary.reason:
+        table.add_row(summary.status, Text(summary.reason))
     return table
 
 
@@ -148,7 +153,17 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
             run.started_at.strftime("%m-%d %H:%M"),
             *_main_counts(run.counts),
         )
+    for run in runs:
+        if run.reason and run.status in ("crashed", "partial"):
+            table.caption = (table.caption + "\n" if table.caption else "") + _note(run)
     return table
+
+
+def _note(run: RunRecord) -> str:
+    """``run 12 crashed: its process 345 on db1 no longer exists; left 10 claimed``."""
+    left = run.counts.get("left_claimed")
+    tail = f"; {left} invoices were claimed (now free)" if left else ""
+    return f"run {run.id}: {run.reason}{tail}"
 
 
 def run_json(run: RunRecord) -> dict[str, object]:
@@ -165,6 +180,10 @@ def run_json(run: RunRecord) -> dict[str, object]:
         "duration_s": round(duration, 3) if duration is not None else None,
         "counts": dict(sorted(run.counts.items())),
         "watermark": run.watermark,
+        "host": run.host,
+        "pid": run.pid,
+        "heartbeat_at": run.heartbeat_at.isoformat() if run.heartbeat_at else None,
+        "reason": run.reason,
     }
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pipeline.staging.records import RunRecord
     from pipeline.summary import RunSummary
 
-EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
 CONTENT_FLOWS = ("sync", "backfill", "retry_failed")
 """Flows that extract and send invoices (status_sync only pushes statuses)."""
 
@@ -205,9 +205,12 @@ def _edge_day(edge: str | None, shift: timedelta = timedelta()) -> str:
 
 # --- closing -------------------------------------------------------------------------------
 def exit_code(runs: Runs) -> int:
-    """2 when a run stopped on a fatal answer, 1 when rows failed, else 0."""
+    """2 when a run stopped on a fatal answer, 4 when a run skipped invoices another live run
+    held (``partial``), 1 when rows failed, else 0."""
     if any(summary.fatal for _, summary in runs):
         return EXIT_CONFIG
+    if any(summary.status == "partial" for _, summary in runs):
+        return EXIT_PARTIAL
     return EXIT_ROWS_FAILED if any(summary.failed for _, summary in runs) else EXIT_OK
 
 
@@ -229,6 +232,9 @@ def finish(command: str, runs: Runs, as_json: bool) -> None:
     fatal = next((summary.fatal for _, summary in runs if summary.fatal), None)
     if fatal:
         render.error(fatal, prefix="stopped")
+    for _, summary in runs:
+        if summary.status == "partial" and summary.reason:
+            render.error(f"run {summary.run_id}: {summary.reason}", prefix="partial")
     if code:
         raise typer.Exit(code)
 

@@ -26,6 +26,7 @@ from pipeline.mapping.loader import load_mapping
 from pipeline.runtime.ratelimit import RateLimiter
 from pipeline.settings import Settings
 from pipeline.staging import RunRecord, RunStatus, StagingError, StagingStore
+from pipeline.staging.owners import Heartbeat, Owner
 from pipeline.summary import RunSummary
 
 FLOW: Final = "backfill"
@@ -108,22 +109,29 @@ class ParentRun:
     id: int | None
     expected: int
     summaries: list[RunSummary] = field(default_factory=list)
+    beat: Heartbeat | None = None
+    """Renews the parent run's lease while the backfill runs (so a dead one is marked crashed)."""
 
     def add(self, summary: RunSummary) -> None:
         """Count a finished partition into the parent."""
         self.summaries.append(summary)
 
     def outcome(self) -> RunStatus:
-        """``succeeded`` when every partition ran and succeeded, else ``failed``."""
+        """``succeeded`` when every partition ran and succeeded, ``partial`` when some skipped
+        invoices another live run held (and the rest succeeded), else ``failed``."""
         done = len(self.summaries) == self.expected
-        ok = done and all(s.status == "succeeded" and not s.fatal for s in self.summaries)
-        return "succeeded" if ok else "failed"
+        ok = done and all(
+            s.status in ("succeeded", "partial") and not s.fatal for s in self.summaries
+        )
+        if not ok:
+            return "failed"
+        return "partial" if any(s.status == "partial" for s in self.summaries) else "succeeded"
 
     def counts(self) -> dict[str, int]:
         """The partitions' counts added up."""
         total: Counter[str] = Counter()
-        for summary in self.summaries:
-            total.update(summary.counts)
+        for summary in list(self.summaries):  # also read by the heartbeat's thread
+            total.update(summary.counts_snapshot())
         return dict(total)
 
 
@@ -132,7 +140,16 @@ def parent_run(store: StagingStore, plan: BackfillPlan) -> Iterator[ParentRun]:
     """The parent run of ``plan`` (``running`` inside the block), closed on the way out with the
     partitions' total counts: ``succeeded``, ``failed`` (a partition missing, failed or
     stopped) or ``interrupted`` (an error or Ctrl-C left the block)."""
-    parent = ParentRun(_start_parent(store, plan), expected=len(plan.ranges()))
+    parent = ParentRun(None, expected=len(plan.ranges()))
+    if not plan.dry_run:
+        parent.id, parent.beat = store.start_owned_run(
+            FLOW,
+            plan.mapping_name(),
+            plan.parameters(),
+            True,
+            owner=Owner.of_this_process(FLOW),
+            counts=parent.counts,
+        )
     try:
         yield parent
     except BaseException:
@@ -141,13 +158,9 @@ def parent_run(store: StagingStore, plan: BackfillPlan) -> Iterator[ParentRun]:
     _finish_parent(store, parent, parent.outcome())
 
 
-def _start_parent(store: StagingStore, plan: BackfillPlan) -> int | None:
-    if plan.dry_run:
-        return None
-    return store.start_run(FLOW, plan.mapping_name(), plan.parameters(), historical=True)
-
-
 def _finish_parent(store: StagingStore, parent: ParentRun, status: RunStatus) -> None:
+    if parent.beat is not None:
+        parent.beat.stop()
     if parent.id is None:
         return
     try:

@@ -43,7 +43,8 @@ from pipeline.runtime.dispatch import Dispatcher
 from pipeline.runtime.ratelimit import RateLimiter
 from pipeline.runtime.retry import RetryPolicy
 from pipeline.settings import Settings
-from pipeline.staging import StageItem, StagingError, StagingStore, new_owner
+from pipeline.staging import StageItem, StagingError, StagingStore
+from pipeline.staging.owners import DEFAULT_LEASE_S, Heartbeat, Owner
 from pipeline.staging.records import Decision
 from pipeline.summary import RunSummary
 
@@ -69,7 +70,9 @@ class SyncOptions:
     only_keys: frozenset[str] | None = None
     dry_run: bool = False
     project_dir: Path | None = None
-    lease_seconds: float = 300.0
+    lease_seconds: float = DEFAULT_LEASE_S
+    """How long the run's claims stay its own without a heartbeat (renewed 4 times a lease while
+    it lives); another process on the same machine takes them over at once if it dies."""
     label: str | None = None
     parent_run_id: int | None = None
     """The run this one was started under (a backfill's own run, for its partitions)."""
@@ -100,7 +103,10 @@ class SyncJob:
         self.summary = RunSummary(
             None, self.spec.name, options.flow, options.historical, options.dry_run
         )
-        self._owner = new_owner(options.label or options.flow)
+        self.owner = Owner.of_this_process(options.label or options.flow)
+        self._owner = self.owner.token
+        self._holders: set[str] = set()
+        self._heartbeat: Heartbeat | None = None
         self._watermarks = Watermarks()
         self._fatal: RemoteError | None = None
         self.on_progress: Callable[[RunSummary], None] | None = None
@@ -138,13 +144,7 @@ class SyncJob:
         self._started = time.monotonic()
         self._sources = await asyncio.to_thread(self.open_sources)
         if not self.options.dry_run:
-            self.summary.run_id = await asyncio.to_thread(
-                functools.partial(self.store.start_run, parent_run_id=self.options.parent_run_id),
-                self.options.flow,
-                self.spec.name,
-                self._run_parameters(),
-                self.options.historical,
-            )
+            await asyncio.to_thread(self._open_run)
         self._client_cm = client_session(self.settings, self._client)
         self._session = await self._client_cm.__aenter__()
         self.dispatcher = Dispatcher.from_settings(
@@ -162,6 +162,8 @@ class SyncJob:
         claims are freed at once, so the next run need not wait for the lease to expire)."""
         await self._client_cm.__aexit__(exc_type, exc, tb)
         self.summary.duration_s = time.monotonic() - self._started
+        if self._heartbeat is not None:
+            await asyncio.to_thread(self._heartbeat.stop)
         if exc_type is None:
             self._finish("failed" if self._fatal else "succeeded")
             return
@@ -216,11 +218,12 @@ class SyncJob:
         ]
         decisions = await asyncio.to_thread(self._decide, items)
         sends = [
-            SendItem(m.key, m.payload, m.payload_hash, d.expect or "create", m.location)
+            SendItem(m.key, m.payload, m.payload_hash, d.expect or "create", m.location, d.cause)
             for m, d in zip(mapped, decisions, strict=True)
             if d.action == "send"
         ]
         count_decisions(self.summary.counts, decisions)
+        self._holders.update(d.holder for d in decisions if d.action == "busy" and d.holder)
         sent_failures = await self._send(sends, client, dispatcher)
         failures += sent_failures
         exhausted = {f.source_key for f in sent_failures if f.stage == "retries_exhausted"}
@@ -274,6 +277,7 @@ class SyncJob:
                     r.acked_hash or "",
                     d.expect or "create",
                     "staging: last acknowledged payload",
+                    d.cause,
                 )
                 for r, d in zip(rows, decisions, strict=True)
                 if d.action == "send"
@@ -351,18 +355,40 @@ class SyncJob:
             still_open=[m.watermark for m in marked if m.key in open_keys],
         )
 
+    def _open_run(self) -> None:
+        """Mark crashed the runs whose owner is gone (their claims become free), record this
+        run with its owner, and start renewing its lease."""
+        self.summary.run_id, self._heartbeat = self.store.start_owned_run(
+            self.options.flow,
+            self.spec.name,
+            self._run_parameters(),
+            self.options.historical,
+            owner=self.owner,
+            counts=self.summary.counts_snapshot,
+            lease_seconds=self.options.lease_seconds,
+            parent_run_id=self.options.parent_run_id,
+        )
+
     def _finish(self, status: Literal["succeeded", "failed", "interrupted"]) -> None:
-        self.summary.status = status
+        final: Literal["succeeded", "partial", "failed", "interrupted"] = status
+        if status == "succeeded" and self.summary.counts["busy"]:
+            final = "partial"
+            self.summary.reason = (
+                f"{self.summary.counts['busy']} invoices skipped: held by "
+                f"{', '.join(sorted(self._holders))}, still running; the next run sends them"
+            )
+        self.summary.status = final
         if self.options.dry_run or self.summary.run_id is None:
             return
-        incremental = self.options.flow == "sync" and status == "succeeded"
+        incremental = self.options.flow == "sync" and final in ("succeeded", "partial")
         watermark = self._watermarks.value if incremental else None
         self.summary.watermark = watermark
         self.store.finish_run(
             self.summary.run_id,
-            status=status,
+            status=final,
             counts=dict(self.summary.counts),
             watermark=watermark,
+            reason=self.summary.reason,
         )
 
     # --- plumbing ----------------------------------------------------------------------------

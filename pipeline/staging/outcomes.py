@@ -76,6 +76,7 @@ def _params(outcome: SendOutcome) -> dict[str, object]:
         outcome.kind == "acked"
         and outcome.expect == "create"
         and (outcome.appzen_status == "UPDATED")
+        and outcome.cause == "crash"
     )
     return {
         "p_id": outcome.invoice_id,
@@ -133,6 +134,7 @@ def _acked_statement(owner: str | None) -> sa.Update:
         (inv.c.first_sent_at, sa.func.coalesce(inv.c.first_sent_at, _NOW)),
         (inv.c.last_sent_at, _NOW),
         (inv.c.last_run_id, _P("p_run")),
+        (inv.c.in_doubt_run_id, None),
         (inv.c.updated_at, _NOW),
     ]
     return sa.update(inv).where(_where()).ordered_values(*assignments)
@@ -145,6 +147,7 @@ def _failed_statement(state: str, owner: str | None) -> sa.Update:
         extra = [
             (inv.c.state, sa.case((current, "rejected"), else_="pending")),
             (inv.c.rejected_hash, _P("p_hash")),
+            (inv.c.in_doubt_run_id, None),  # a refusal is a clear answer
         ]
     else:
         extra = [(inv.c.state, state)]

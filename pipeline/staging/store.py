@@ -21,19 +21,20 @@ State machine of an invoice (``invoices.state``)::
   (rejected, hash == rejected_hash, unless retry_failed), ``busy`` (another owner's live claim),
   else ``send`` with ``expect = create`` when staging has no uuid (or AppZen lost it) and
   ``update`` otherwise. ``force`` sends unchanged and rejected invoices too.
-* Claims are orthogonal to states: ``claimed_by`` + ``claim_expires_at``. An expired claim is
-  free; ``record_outcomes`` releases claims, ``release_claims`` frees an aborted batch.
-* ``resent_after_crash`` counts acks AppZen answered UPDATED when staging expected a create: the
-  create went through before, but its acknowledgement was lost (crash between send and commit).
+* Claims are orthogonal to states: ``claimed_by`` names the owner's run (``runs.owner``), which
+  holds it while it lives (its heartbeat renews ``runs.lease_until``); a gone owner's claims are
+  free at once (:mod:`pipeline.staging.owners`). ``record_outcomes`` releases claims,
+  ``release_claims`` frees an aborted batch, ``reap_dead_runs`` a dead run's.
+* ``resent_after_crash`` counts acks AppZen answered UPDATED when staging expected a create and
+  the run that claimed the invoice before had died: its send went through, its acknowledgement was
+  never recorded.
 * ``push_in_doubt`` holds the status push that is out (written before the request, cleared with
   its outcome); one still there at the next status-sync was cut off by a crash.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -43,10 +44,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.failures import RowFailure
-from pipeline.staging import claims, history, migrations, outcomes, reads
+from pipeline.staging import claims, history, migrations, outcomes, owners, reads
 from pipeline.staging.audit import AuditStore
 from pipeline.staging.engine import READ_ONLY, backend_of, create_staging_engine
 from pipeline.staging.errors import is_retryable, staging_error
+from pipeline.staging.owners import DEFAULT_LEASE_S, Heartbeat, Owner
 from pipeline.staging.records import (
     Decision,
     InvoiceRecord,
@@ -61,6 +63,7 @@ from pipeline.staging.records import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 _TRANSACTION_ATTEMPTS = 5
@@ -72,8 +75,9 @@ def utc_now() -> datetime:
 
 
 def new_owner(label: str = "worker") -> str:
-    """A claim owner unique to this process and call: ``label@host:pid:random``."""
-    return f"{label}@{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:200]
+    """A claim owner token unique to this process and call: ``label@host:pid:random`` (a run's
+    full owner, with its process identity: :meth:`Owner.of_this_process`)."""
+    return Owner.of_this_process(label).token
 
 
 class StagingStore:
@@ -187,9 +191,14 @@ class StagingStore:
         historical: bool,
         *,
         parent_run_id: int | None = None,
+        owner: Owner | None = None,
+        lease_seconds: float = DEFAULT_LEASE_S,
     ) -> int:
-        """Record a new ``running`` run (under ``parent_run_id``, if any); its id."""
+        """Record a new ``running`` run (under ``parent_run_id``, if any) owned by ``owner``,
+        its lease running ``lease_seconds`` (renew it with :meth:`heartbeat`); its id."""
         now = self._clock()
+        until = now + timedelta(seconds=lease_seconds)
+        columns = owners.owner_columns(owner, now, until) if owner is not None else None
         return self._write(
             "starting a run",
             lambda c: history.start_run(
@@ -200,8 +209,56 @@ class StagingStore:
                 historical=historical,
                 now=now,
                 parent_run_id=parent_run_id,
+                owner=columns,
             ),
         )
+
+    def start_owned_run(
+        self,
+        flow: str,
+        mapping: str,
+        parameters: dict[str, Any],
+        historical: bool,
+        *,
+        owner: Owner,
+        counts: Callable[[], dict[str, int]],
+        lease_seconds: float = DEFAULT_LEASE_S,
+        parent_run_id: int | None = None,
+    ) -> tuple[int, Heartbeat]:
+        """Mark crashed the runs whose owner is gone (their claims become free), record a new run
+        owned by ``owner`` and start its heartbeat (``counts()``: its counts so far, recorded with
+        each beat); the run id and the started heartbeat (stop it before finishing the run)."""
+        for dead in self.reap_dead_runs():
+            log.warning("run %s crashed: %s", dead.run_id, dead.reason)
+        run_id = self.start_run(
+            flow,
+            mapping,
+            parameters,
+            historical,
+            parent_run_id=parent_run_id,
+            owner=owner,
+            lease_seconds=lease_seconds,
+        )
+        beat = Heartbeat(
+            lambda: self.heartbeat(run_id, lease_seconds, counts()), lease_seconds, f"run {run_id}"
+        )
+        beat.start()
+        return run_id, beat
+
+    def heartbeat(self, run_id: int, lease_seconds: float, counts: dict[str, int]) -> bool:
+        """Renew run ``run_id``'s lease by ``lease_seconds`` and record its counts so far; False
+        when staging no longer counts it as running (another process found its owner gone)."""
+        now = self._clock()
+        until = now + timedelta(seconds=lease_seconds)
+        return self._write(
+            f"renewing the lease of run {run_id}",
+            lambda c: owners.heartbeat(c, run_id, now, until, counts),
+        )
+
+    def reap_dead_runs(self) -> list[owners.Reaped]:
+        """Mark ``crashed`` every running run whose owner is gone (releasing its claims)."""
+        now = self._clock()
+        return self._write("marking dead runs crashed", lambda c: owners.reap_dead_runs(c, now))
 
     def finish_run(
         self,
@@ -210,13 +267,21 @@ class StagingStore:
         status: RunStatus,
         counts: dict[str, int],
         watermark: str | None = None,
+        reason: str | None = None,
     ) -> None:
-        """Close run ``run_id`` (succeeded / failed / interrupted) with its counts."""
+        """Close run ``run_id`` (succeeded / partial / failed / interrupted) with its counts and
+        the ``reason`` for its status."""
         now = self._clock()
         self._write(
             f"finishing run {run_id}",
             lambda c: history.finish_run(
-                c, run_id=run_id, status=status, counts=counts, watermark=watermark, now=now
+                c,
+                run_id=run_id,
+                status=status,
+                counts=counts,
+                watermark=watermark,
+                now=now,
+                reason=reason,
             ),
         )
 

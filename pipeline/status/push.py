@@ -35,6 +35,7 @@ from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
 from pipeline.runtime.retry import RetriesExhausted
 from pipeline.settings import Settings
 from pipeline.staging import StagingError, StagingStore
+from pipeline.staging.owners import Heartbeat, Owner
 from pipeline.staging.records import PushRecord, RunStatus, StatusCandidate
 from pipeline.summary import RunSummary
 
@@ -95,9 +96,11 @@ async def push_statuses(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     page: int = PAGE,
     dry_run: bool = False,
+    result: StatusSyncResult | None = None,
 ) -> StatusSyncResult:
-    """Push every pending status change of ``mapping``, a page at a time."""
-    result = StatusSyncResult(Counter(), [])
+    """Push every pending status change of ``mapping``, a page at a time (counting into
+    ``result`` when given, so a heartbeat can read the counts so far)."""
+    result = result if result is not None else StatusSyncResult(Counter(), [])
     after: str | None = None
     while result.fatal is None:
         candidates = await asyncio.to_thread(store.status_candidates, mapping, page, after)
@@ -247,23 +250,39 @@ async def run_status_sync(
     by default one is built from ``settings``, exactly as posting builds its own."""
     summary = RunSummary(None, mapping, "status_sync", False, dry_run)
     started = time.monotonic()
+    result = StatusSyncResult(Counter(), [])
+    beat: Heartbeat | None = None
     if not dry_run:
-        summary.run_id = store.start_run("status_sync", mapping, {}, historical=False)
+        summary.run_id, beat = store.start_owned_run(
+            "status_sync",
+            mapping,
+            {},
+            False,
+            owner=Owner.of_this_process("status_sync"),
+            counts=lambda: _snapshot(result.counts),
+        )
     status: RunStatus = "interrupted"
     try:
         async with client_session(settings, client) as session:
             calls = dispatcher or Dispatcher.from_settings(settings, clock)
-            result = await push_statuses(store, session, calls, mapping, dry_run=dry_run)
+            await push_statuses(store, session, calls, mapping, dry_run=dry_run, result=result)
         summary.counts.update(result.counts)
         summary.failures = result.failures
         summary.fatal = str(result.fatal) if result.fatal else None
         status = "failed" if result.fatal else "succeeded"
     finally:
+        if beat is not None:
+            beat.stop()
         summary.duration_s = summary.posting_s = time.monotonic() - started
         summary.status = status
         if summary.run_id is not None:
             _close_run(store, summary, mapping, status)
     return summary
+
+
+def _snapshot(counts: Counter[str]) -> dict[str, int]:
+    """The counts so far, copied from the heartbeat's thread (retried if one was added)."""
+    return RunSummary(None, "", "", False, False, counts=counts).counts_snapshot()
 
 
 def _close_run(store: StagingStore, summary: RunSummary, mapping: str, status: RunStatus) -> None:
