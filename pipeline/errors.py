@@ -42,6 +42,7 @@ The whole tree; each family lives in the package that raises it, ``[marker]`` wh
     │       ├── CrmFatal [terminal] · CrmUnavailable, CrmTransport [transient]
     │       └── CrmThrottled [throttled] · CrmRowError [item] ─ NotDraft
     ├── RetriesExhausted [transient]            runtime: every attempt of one call failed
+    ├── RemoteUnreachable [transient]           runtime: the circuit breaker tripped (an outage)
     ├── ReportError [terminal]                  report: a report file cannot be written
     └── RunStopped [terminal]                   a run stopped on a terminal answer
 
@@ -126,3 +127,10 @@ class RemoteError(EtlError):
 
 class RunStopped(TerminalError):
     """A run stopped on a terminal answer (credentials, wrong URL); the rest stays pending."""
+
+
+class RemoteUnreachable(RemoteError, TransientError):
+    """A remote system answered nothing but failures (no answer, a timeout, 5xx) for the circuit
+    breaker's window (:mod:`pipeline.runtime.breaker`): an outage. The run stops at once; every
+    call it had not had an answer to stays pending, nothing is recorded as failed for it, and a
+    rerun once the remote answers finishes the work (CLI exit code 3)."""

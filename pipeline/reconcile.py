@@ -305,5 +305,6 @@ async def verify(
     """:func:`reconcile` with an AppZen client and a dispatcher built from ``settings`` (or the
     ones given): ``appzen-etl verify``."""
     async with client_session(settings, client) as session:
-        calls = dispatcher or Dispatcher.from_settings(settings, clock)
+        # reads only: an invoice AppZen does not answer for is listed unreadable (no breaker)
+        calls = dispatcher or Dispatcher.from_settings(settings, clock, breaker=False)
         return await reconcile(store, session, calls, mapping, sample)

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pipeline.errors import RemoteUnreachable
 from pipeline.failures import RowFailure
 
 
@@ -27,10 +28,20 @@ class RunSummary:
     fatal: str | None = None
     reason: str | None = None
     """Why the status is what it is, when not plain success (``partial``: the holders)."""
+    outage: bool = False
+    """``fatal`` is an outage (the circuit breaker tripped: CLI exit code 3), not an answer a
+    person must act on (exit code 2)."""
     _first_post: float | None = None
     _last_post: float | None = None
     failures: list[RowFailure] = field(default_factory=list)
     reports: dict[str, str] = field(default_factory=dict)
+    planned: list[dict[str, object]] = field(default_factory=list)
+    """What a dry run would send, one entry per request (status-sync: uuid and body)."""
+
+    def stop(self, error: Exception) -> None:
+        """Record the error that stopped the run: its one line, and whether it is an outage."""
+        self.fatal = str(error)
+        self.outage = isinstance(error, RemoteUnreachable)
 
     def add_failures(self, failures: list[RowFailure]) -> None:
         """Keep the first :data:`KEPT_FAILURES` for display; staging keeps them all."""
@@ -80,7 +91,9 @@ class RunSummary:
             "watermark": self.watermark,
             "fatal": self.fatal,
             "reason": self.reason,
+            "outage": self.outage,
             "reports": dict(self.reports),
+            **({"planned": list(self.planned)} if self.dry_run else {}),
         }
 
     @classmethod
@@ -99,6 +112,7 @@ class RunSummary:
             watermark=data.get("watermark"),  # type: ignore[arg-type]
             fatal=data.get("fatal"),  # type: ignore[arg-type]
             reason=data.get("reason"),  # type: ignore[arg-type]
+            outage=bool(data.get("outage")),
         )
         rate = float(data.get("rate_per_s", 0.0))  # type: ignore[arg-type]
         summary.posting_s = summary.counts["requests"] / rate if rate else 0.0

@@ -33,6 +33,7 @@ EXPECTED: dict[str, type[EtlError] | None] = {
     "pipeline.errors.ConfigurationError": TERMINAL,
     "pipeline.errors.RemoteError": None,
     "pipeline.errors.RunStopped": TERMINAL,
+    "pipeline.errors.RemoteUnreachable": TRANSIENT,
     # configuration
     "pipeline.settings.SettingsError": TERMINAL,
     "pipeline.cli.runs.OptionError": TERMINAL,

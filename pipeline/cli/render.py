@@ -63,6 +63,9 @@ SUMMARY_ROWS = (
     ("repushed_after_crash", "pushed again after a crash (AppZen may have it twice)"),
     ("repushed_after_lost_answer", "pushed again after a lost answer (may be twice)"),
     ("would_push", "statuses to push"),
+    ("status_read", "ERP statuses read"),
+    ("status_changed", "ERP statuses changed since staged"),
+    ("status_not_staged", "ERP statuses of invoices not synced yet (left to sync)"),
     ("recreate", "unknown to AppZen (re-created next sync)"),
     ("failed_mapping", "failed: mapping"),
     ("failed_validation", "failed: validation"),
@@ -207,6 +210,28 @@ def failures_table(failures: Sequence[RowFailure], limit: int = 50) -> Table:
             failure.message,
         )
         table.add_row(*(Text(visible(scrub(cell or ""))) for cell in cells))  # data, not markup
+    return table
+
+
+def planned_table(planned: Sequence[Mapping[str, object]], limit: int = 200) -> Table:
+    """What a status-sync dry run would push, one line per request (``--json`` lists all)."""
+    more = f" (first {limit}; --json lists all)" if len(planned) > limit else ""
+    table = Table(title=f"{len(planned)} status pushes it would make{more}")
+    for column in ("invoice_id", "uuid", "state", "invoice_status", "error"):
+        table.add_column(column, overflow="fold")
+    from pipeline.report.cells import visible  # noqa: PLC0415 - heavy package; rows exist now
+
+    for entry in planned[:limit]:
+        error = entry.get("error_data")
+        message = error.get("message") if isinstance(error, Mapping) else None
+        cells = (
+            entry.get("invoice_id"),
+            entry.get("uuid"),
+            entry.get("appzen_invoice_state"),
+            entry.get("invoice_status"),
+            message,
+        )
+        table.add_row(*(Text(visible(scrub(str(cell or "")))) for cell in cells))  # ERP text
     return table
 
 

@@ -115,6 +115,15 @@ class Source(Protocol):
 class ParameterisedSource(Source, Protocol):
     """A source whose reads bind parameters (a SQL query): it can be tried with them bound."""
 
+    @property
+    def backend(self) -> str:
+        """The database's dialect name (``sqlite``, ``postgresql``, ``mysql`` …)."""
+        ...
+
+    def parameters(self) -> list[str]:
+        """The names of the parameters its reads bind (``["since", "until"]``)."""
+        ...
+
     def probe(self, params: Mapping[str, object], round_name: str) -> None:
         """Run once with ``params`` bound, reading as little as possible; raise the
         :class:`SourceError` a run with them would meet (``round_name`` names it)."""

@@ -1,7 +1,9 @@
-"""The status-sync job: push every ERP status change of a mapping to AppZen."""
+"""The status-sync job: read the mapping's current ERP statuses (its status read, if it declares
+one) and push every change to AppZen."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from pipeline.runtime.dispatch import Dispatcher
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 from pipeline.status.push import run_status_sync
+from pipeline.status.read import open_status_reader
 from pipeline.summary import RunSummary
 
 
@@ -32,12 +35,21 @@ async def run(
     client: AppZenClient | None = None,
     dispatcher: Dispatcher | None = None,
 ) -> RunSummary:
-    """Push every pending ERP status change of the mapping as one ``status_sync`` run; the
-    summary with its failed-row reports attached. ``dispatcher`` shares a rate limit and retry
-    policy with other work (default: one built from the settings)."""
+    """Read the mapping's current ERP statuses (with ``status.source``) and push every pending
+    change as one ``status_sync`` run; the summary with its failed-row reports attached.
+    ``dispatcher`` shares a rate limit and retry policy with other work (default: one built from
+    the settings). A status source that cannot be opened or lacks a column stops the job before
+    a run is recorded (exit code 2)."""
     register_settings(settings)
-    name = load_mapping(options.mapping).name
+    spec = load_mapping(options.mapping)
+    reader = await asyncio.to_thread(open_status_reader, spec, settings)
     summary = await run_status_sync(
-        settings, store, name, dry_run=options.dry_run, client=client, dispatcher=dispatcher
+        settings,
+        store,
+        spec.name,
+        dry_run=options.dry_run,
+        client=client,
+        dispatcher=dispatcher,
+        reader=reader,
     )
     return attach_reports(store, settings, summary)

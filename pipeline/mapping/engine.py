@@ -4,6 +4,9 @@
 validated invoice, the exact payload bytes and their hash) or a :class:`RejectedInvoice` (every
 mapping and validation failure of that invoice together) per invoice. One bad row never stops the
 others; only a fatal cause does (:class:`MappingError`: a column the mapping needs is missing).
+Keys are identities (:mod:`pipeline.mapping.keys`): results wait a little
+(:mod:`pipeline.mapping.identities`) so that of two documents whose keys only look alike, or of
+the two parts of a split invoice, neither is sent.
 
 Speed: the mapping is compiled once into closures (:mod:`pipeline.mapping.plan`); the column
 lists a chunk holds are converted whole, column by column, and zipped into row tuples; header
@@ -13,9 +16,10 @@ rules but into plain data (:mod:`pipeline.appzen.plain`: no model objects to bui
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -23,23 +27,17 @@ from pydantic import ValidationError
 from pipeline.appzen.models import ErrorData, Invoice, json_bytes
 from pipeline.appzen.plain import plain_validator
 from pipeline.extract.base import Chunk
-from pipeline.mapping.grouping import (
-    Group,
-    Keyed,
-    Orphan,
-    RecentKeys,
-    Row,
-    invoice_key,
-    merge_join,
-    runs,
-)
+from pipeline.failures import InvoiceFacts, RowFailure
+from pipeline.mapping.grouping import Group, Keyed, Orphan, Row, merge_join, runs
+from pipeline.mapping.identities import Identities
+from pipeline.mapping.keys import key_reader
 from pipeline.mapping.names import ColumnLookup
 from pipeline.mapping.plan import Compiler, Ctx, Layouts, Node, RowTable
 from pipeline.mapping.refs import missing_columns, needed_columns
 from pipeline.mapping.rejections import (
     invoice_failure,
     orphan_rejection,
-    refused,
+    too_many_lines,
     unencodable,
     validation_failures,
 )
@@ -48,7 +46,7 @@ from pipeline.mapping.results import MappedInvoice, RejectedInvoice, Result
 __all__ = ["MappedInvoice", "MappingEngine", "RejectedInvoice", "Result"]
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.spec import MappingSpec
-from pipeline.mapping.transforms import ConversionError, is_blank, to_text
+from pipeline.mapping.transforms import is_blank, text_or_none
 
 _validate = plain_validator(Invoice).validate_python
 
@@ -70,6 +68,7 @@ class MappingEngine:
 
     def __init__(self, spec: MappingSpec) -> None:
         self.spec = spec
+        self._read_key = key_reader(spec.key_normalisation)
 
     def check_columns(
         self,
@@ -100,29 +99,32 @@ class MappingEngine:
     def _run_grouped(self, chunks: Iterator[Chunk]) -> Iterator[Result]:
         plan: _Plan | None = None
         pending: Group | None = None
-        recent = RecentKeys()
+        known = Identities(self.spec.invoice_key)
         limit = self.spec.max_lines_per_invoice
         for chunk in chunks:
             if plan is None:
                 plan = self._plan_for(chunk.names, None, chunk.origin)
+                finish = functools.partial(self._finish, plan=plan)
             rows, keys = self._rows(chunk, plan.header, plan.key_at)
             where = locator(chunk)
             del chunk  # its cells are freed before the source reads the next chunk
-            for key, start, end in runs(keys):
+            for key, start, end in runs(keys, self._read_key):
                 if pending is not None and key == pending.key and start == 0:
                     pending.add(rows[start:end], where, start, limit)
                     continue
                 if pending is not None:
-                    yield self._finish(pending, plan, recent)
+                    yield from known.admit(pending, finish)
                     pending = None
                 if key is None:
-                    yield self._orphan(Orphan(None, where.location(start), 1, "blank_key"))
+                    orphan = Orphan(None, where.location(start), 1, "blank_key")
+                    yield from known.other(self._orphan(orphan))
                     continue
                 pending = Group(key, rows[start], (where, start))
                 pending.add(rows[start:end], where, start, limit)
             del rows, keys  # only the rows of the pending invoice stay
         if pending is not None and plan is not None:
-            yield self._finish(pending, plan, recent)
+            yield from known.admit(pending, finish)
+        yield from known.drain()
 
     # --- header rows joined with line rows -----------------------------------------------------
     def _run_joined(self, headers: Iterator[Chunk], lines: Iterator[Chunk]) -> Iterator[Result]:
@@ -145,20 +147,23 @@ class MappingEngine:
             plan.lines,
             plan.line_key_at,
         )
-        recent = RecentKeys()
+        known = Identities(self.spec.invoice_key)
+        finish = functools.partial(self._finish, plan=plan)
         for item in merge_join(header_rows, line_rows, self.spec.max_lines_per_invoice):
             if isinstance(item, Orphan):
-                yield self._orphan(item)
+                yield from known.other(self._orphan(item))
             else:
-                yield self._finish(item, plan, recent)
+                yield from known.admit(item, finish)
+        yield from known.drain()
 
     def _keyed(self, chunks: Iterable[Chunk], table: RowTable, key_at: int) -> Iterator[Keyed]:
         for chunk in chunks:
             rows, keys = self._rows(chunk, table, key_at)
             where = locator(chunk)  # rows waiting in the join keep only the locations alive
             del chunk
+            read = self._read_key
             for index, row in enumerate(rows):
-                yield Keyed(invoice_key(keys[index]), row, where, index)
+                yield Keyed(read(keys[index]), row, where, index)
 
     # --- shared --------------------------------------------------------------------------------
     def _rows(self, chunk: Chunk, table: RowTable, key_at: int) -> tuple[list[Row], list[object]]:
@@ -226,15 +231,10 @@ class MappingEngine:
         source = self.spec.source if which == "source" else self.spec.lines_source
         return source.describe() if source is not None else origin
 
-    def _finish(self, group: Group, plan: _Plan, recent: RecentKeys) -> Result:
-        repeated = recent.seen(group.key)
-        recent.add(group.key)
-        if repeated or group.dropped:
-            return refused(
-                group,
-                repeated=repeated,
-                limit=self.spec.max_lines_per_invoice,
-                key_column=self.spec.invoice_key,
+    def _finish(self, group: Group, plan: _Plan) -> Result:
+        if group.dropped:
+            return too_many_lines(
+                group, limit=self.spec.max_lines_per_invoice, key_column=self.spec.invoice_key
             )
         ctx = Ctx(group.key, group.rows, group.locate)
         data = plan.invoice(group.header, ctx, "")
@@ -243,9 +243,9 @@ class MappingEngine:
             body = _validate(data)
         except ValidationError as error:
             failures = failures + validation_failures(error, group, plan.columns_by_path, failures)
-            return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
+            return _rejected(group, failures, data)
         if failures:
-            return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
+            return _rejected(group, failures, data)
         try:
             payload = json_bytes(body)
         except (ValueError, UnicodeError) as error:  # a lone surrogate in the source text
@@ -258,7 +258,7 @@ class MappingEngine:
                     self.spec.invoice_key,
                 )
             ]
-            return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
+            return _rejected(group, failures, data)
         return self._mapped(group, plan, payload)
 
     def _orphan(self, orphan: Orphan) -> RejectedInvoice:
@@ -268,7 +268,7 @@ class MappingEngine:
 
     def _mapped(self, group: Group, plan: _Plan, payload: bytes) -> Result:
         status, message, code, exception = (
-            None if at is None else _text(group.header[at]) for at in plan.status_at
+            None if at is None else text_or_none(group.header[at]) for at in plan.status_at
         )
         return MappedInvoice(
             key=group.key,
@@ -298,16 +298,13 @@ class MappingEngine:
             return max(values, key=str)
 
 
+def _rejected(group: Group, failures: Sequence[RowFailure], data: object) -> RejectedInvoice:
+    """The invoice of ``group`` cannot be sent; what of it could be mapped names it."""
+    facts = InvoiceFacts.of(data) if isinstance(data, Mapping) else None
+    return RejectedInvoice(group.key, group.locate(-1), tuple(failures), facts)
+
+
 def locator(chunk: Chunk) -> Chunk:
     """``chunk`` without its rows: enough to name row locations, without keeping every cell
     of the chunk alive while an invoice waits for its next rows."""
     return chunk.without_rows()
-
-
-def _text(value: object) -> str | None:
-    if is_blank(value):
-        return None
-    try:
-        return to_text(value)
-    except ConversionError:
-        return None

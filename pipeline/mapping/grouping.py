@@ -1,8 +1,9 @@
 """Rows → invoices, streamed: contiguous runs of one key, or header rows merge-joined with lines.
 
 Memory stays flat: one chunk of rows, the invoice being collected (at most ``max_lines`` rows, the
-rest counted, not kept), a bounded set of recently finished keys (to report an invoice whose rows
-are not contiguous) and, with a lines source, a bounded look-ahead of header rows.
+rest counted, not kept) and, with a lines source, a bounded look-ahead of header rows. Keys are
+compared exactly (:mod:`pipeline.mapping.keys`, which also finds keys that come back or only look
+alike).
 
 Merge-join: both sources must list invoices in the same order (ORDER BY the key in both queries,
 same collation). For each header row the line rows with its key are taken while they come; a line
@@ -12,30 +13,15 @@ header (or the orders differ) and is reported as an orphan.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict, deque
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from pipeline.extract.base import Chunk
-from pipeline.mapping.transforms import ConversionError, is_blank, to_text
+from pipeline.mapping.keys import invoice_key
 
 Row = tuple[object, ...]
 LOOKAHEAD = 1_000
-RECENT_KEYS = 10_000
-
-
-def invoice_key(value: object) -> str | None:
-    """The text of a key cell (``12``, ``Decimal('12')`` and ``12.0`` all give ``"12"``), or None
-    when blank."""
-    if is_blank(value):
-        return None
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        return str(int(value))
-    try:
-        return to_text(value) or None
-    except ConversionError:
-        return str(value)
 
 
 @dataclass(slots=True)
@@ -80,30 +66,19 @@ class Orphan:
     kind: str  # "blank_key" | "no_header" | "blank_line_key"
 
 
-class RecentKeys:
-    """The last :data:`RECENT_KEYS` finished invoice keys (bounded)."""
-
-    def __init__(self, size: int = RECENT_KEYS) -> None:
-        self._keys: OrderedDict[str, None] = OrderedDict()
-        self._size = size
-
-    def seen(self, key: str) -> bool:
-        """Whether ``key`` finished recently."""
-        return key in self._keys
-
-    def add(self, key: str) -> None:
-        """Remember ``key`` (forgetting the oldest beyond the bound)."""
-        self._keys[key] = None
-        if len(self._keys) > self._size:
-            self._keys.popitem(last=False)
-
-
-def runs(keys: list[object]) -> Iterator[tuple[str | None, int, int]]:
-    """``(key, start, end)`` for each run of equal keys; each blank-key row is its own run."""
+def runs(
+    keys: list[object], read: Callable[[object], str | None] = invoice_key
+) -> Iterator[tuple[str | None, int, int]]:
+    """``(key, start, end)`` for each run of equal keys (compared exactly, after ``read``: see
+    :mod:`pipeline.mapping.keys`); each blank-key row is its own run."""
     start = 0
     current: str | None = None
+    exact = read is invoice_key
     for index, raw in enumerate(keys):
-        key = raw.strip() or None if raw.__class__ is str else invoice_key(raw)
+        if exact and raw.__class__ is str:
+            key = None if not raw or raw.isspace() else raw
+        else:
+            key = read(raw)
         if key is None or key != current:
             if index > start:
                 yield current, start, index

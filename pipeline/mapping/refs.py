@@ -121,3 +121,34 @@ def _absent(column: str, pool: ColumnLookup, shown: str) -> str | None:
         )
     hint = case_hint(column, pool.columns) or suggest(column, pool.columns)
     return f"no column {column!r} in {shown}{hint}"
+
+
+def status_read_refs(spec: MappingSpec) -> list[ColumnRef]:
+    """The columns status-sync's read takes from ``status.source`` (the main source for
+    ``main``): the key, the status and error columns, its watermark; none without a read."""
+    status = spec.status
+    if status is None or status.source is None:
+        return []
+    own = status.source.kind != "main"
+    key = ("status", "key") if own and status.key else ("invoice_key",)
+    refs = [ColumnRef(status.key if own and status.key else spec.invoice_key, key, "header")]
+    refs.append(ColumnRef(status.column, ("status", "column"), "header"))
+    for name in ("message", "status", "exception"):
+        column = None if status.error is None else getattr(status.error, name)
+        if column is not None:
+            refs.append(ColumnRef(column, ("status", "error", name), "header"))
+    if status.watermark_column is not None:
+        refs.append(ColumnRef(status.watermark_column, ("status", "watermark_column"), "header"))
+    return refs
+
+
+def missing_status_columns(spec: MappingSpec, columns: Collection[str], source: str) -> list[str]:
+    """``file:line status.column: no column 'x' in <status source>; did you mean 'y'?`` for each
+    column of the status read that ``columns`` (the status source's) lack."""
+    lookup = ColumnLookup(list(columns), spec.column_case)
+    errors = []
+    for ref in status_read_refs(spec):
+        message = _absent(ref.column, lookup, source)
+        if message:
+            errors.append(f"{spec.where(ref.path)}: {message}")
+    return errors

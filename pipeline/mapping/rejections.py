@@ -1,5 +1,5 @@
 """RowFailures for whole invoices: schema errors traced back to columns, text that is not
-Unicode, rows that are not contiguous, too many lines, orphan and blank-key rows."""
+Unicode, too many lines, orphan and blank-key rows (keys seen before: :mod:`identities`)."""
 
 from __future__ import annotations
 
@@ -80,25 +80,16 @@ def validation_failures(
     return out
 
 
-def refused(group: Group, *, repeated: bool, limit: int, key_column: str) -> RejectedInvoice:
-    """The invoice refused whole: rows seen before (not contiguous) or too many lines."""
-    if repeated:
-        failure = invoice_failure(
-            group,
-            "contiguity",
-            f"rows of invoice {group.key} are not together in the source (seen before)",
-            "list all rows of an invoice together: ORDER BY the invoice key",
-            key_column,
-        )
-    else:
-        failure = invoice_failure(
-            group,
-            "too_many_lines",
-            f"invoice {group.key} has {len(group.rows) + group.dropped} lines, more than "
-            f"max_lines_per_invoice ({limit})",
-            "raise max_lines_per_invoice in the mapping if the invoice is real",
-            key_column,
-        )
+def too_many_lines(group: Group, *, limit: int, key_column: str) -> RejectedInvoice:
+    """The invoice refused whole: more line rows than ``max_lines_per_invoice``."""
+    failure = invoice_failure(
+        group,
+        "too_many_lines",
+        f"invoice {group.key} has {len(group.rows) + group.dropped} lines, more than "
+        f"max_lines_per_invoice ({limit})",
+        "raise max_lines_per_invoice in the mapping if the invoice is real",
+        key_column,
+    )
     return RejectedInvoice(group.key, group.locate(-1), (failure,))
 
 
@@ -106,13 +97,30 @@ def invoice_failure(
     group: Group, rule: str, message: str, hint: str | None, key_column: str
 ) -> RowFailure:
     """A failure of the invoice as a whole, at its first row."""
+    return key_failure(
+        group.key, group.locate(-1), rule=rule, message=message, hint=hint, key_column=key_column
+    )
+
+
+def key_failure(
+    key: str | None,
+    location: str,
+    *,
+    rule: str,
+    message: str,
+    hint: str | None,
+    key_column: str,
+    value: str | None = None,
+) -> RowFailure:
+    """A failure of the invoice with key ``key`` whose first row is at ``location``."""
     return RowFailure(
-        source_key=group.key,
-        source_location=group.locate(-1),
+        source_key=key,
+        source_location=location,
         stage="mapping",
         rule=rule,
         message=message,
         source_column=key_column,
+        value=shorten(value),
         hint=hint,
     )
 

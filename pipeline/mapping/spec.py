@@ -18,15 +18,17 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Literal, Self
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
 from pipeline.extract.base import Source
 from pipeline.extract.registry import SourceContext, open_source
 from pipeline.extract.specs import AnySourceSpec, SourceSpec
 from pipeline.mapping.fields import HeaderFields, LineFields
+from pipeline.mapping.keys import KeyStep
 from pipeline.mapping.leaves import ColumnName, Strict, ThousandsSeparator
 from pipeline.mapping.names import ColumnCase
 from pipeline.mapping.transforms import ISO, DateStyle, Formats, date_format_problem
@@ -103,11 +105,81 @@ class ErrorColumnsSpec(Strict):
     exception: ColumnName | None = None
 
 
+SourceRole = Literal["source", "lines_source", "status.source"]
+"""Where a source spec sits in a mapping file (its key path, dotted)."""
+
+MAIN_SOURCE = "main"
+
+
+class MainSourceSpec(Strict):
+    """``status.source: main`` (or ``{kind: main}``): status-sync reads the mapping's own
+    ``source:``, of which it uses only the key, status and error columns."""
+
+    kind: Literal["main"]
+
+
+def _main_shorthand(value: object) -> object:
+    """``main`` is short for ``{kind: main}``; any other bare text is a mistake said plainly."""
+    if value == MAIN_SOURCE:
+        return {"kind": MAIN_SOURCE}
+    if isinstance(value, str):
+        raise ValueError(  # noqa: TRY004 - pydantic reports a ValueError as this field's error
+            f"{value!r} is not a status source: write `main` (the mapping's own source) or a "
+            "source of its own such as {kind: sql, query: sql/my_erp/status.sql}"
+        )
+    return value
+
+
+_StatusSources = Annotated[MainSourceSpec | AnySourceSpec, Field(discriminator="kind")]
+StatusSourceSpec = Annotated[
+    _StatusSources,
+    BeforeValidator(_main_shorthand, json_schema_input_type=Literal["main"] | _StatusSources),
+]
+"""``status.source``: ``main`` or a source spec of its own (any ``kind:`` a ``source:`` takes)."""
+
+StatusColumn = Annotated[
+    str, Field(min_length=1, description="A column of status.source (not of the main source).")
+]
+
+
 class StatusSpec(Strict):
-    """The ERP-side status columns status-sync pushes to AppZen."""
+    """The ERP-side status columns status-sync pushes to AppZen, and where status-sync reads the
+    current statuses from (``source``): without it, status-sync pushes only what the last sync
+    staged; ``main`` reads the mapping's own source (only the key, status and error columns are
+    used); a source spec names a light query or file of its own that returns the key and the same
+    status and error columns. ``watermark_column`` (a column of the status read) makes the read
+    incremental: its maximum over a successful status-sync is bound as ``:since`` next time;
+    without it every status is read (a full keyed read)."""
 
     column: ColumnName
     error: ErrorColumnsSpec | None = None
+    source: StatusSourceSpec | None = Field(
+        None,
+        description="Where status-sync reads current statuses: 'main' (the mapping's source, "
+        "status columns only) or a light query/file of its own; default: no read of its own.",
+    )
+    key: StatusColumn | None = Field(
+        None, description="Key column of status.source (default: invoice_key)."
+    )
+    watermark_column: StatusColumn | None = Field(
+        None,
+        description="A column of the status read whose maximum is bound as :since next time "
+        "(e.g. the newest payment or status change); default: read every status.",
+    )
+
+    @model_validator(mode="after")
+    def _read_options_need_a_source(self) -> Self:
+        if self.source is None and self.watermark_column is not None:
+            raise ValueError(
+                "watermark_column applies only with a status read: add `source: main` or a "
+                "status.source of its own"
+            )
+        if self.key is not None and (self.source is None or self.source.kind == MAIN_SOURCE):
+            raise ValueError(
+                "key applies only with a status.source of its own (the main source's key is "
+                "invoice_key)"
+            )
+        return self
 
 
 class MappingSpec(Strict):
@@ -125,8 +197,21 @@ class MappingSpec(Strict):
     )
     invoice_key: ColumnName = Field(description="The invoice key column (becomes invoice_id).")
     lines_key: ColumnName | None = Field(None, description="Key column of lines_source.")
+    key_normalisation: list[KeyStep] = Field(
+        default_factory=list,
+        description="Steps applied, in order, to every key cell (invoice_key and lines_key) "
+        "before keys are compared and sent as invoice_id; default none: keys are compared "
+        "exactly, and keys that differ only by whitespace, case or control characters are a "
+        "key_collision (neither invoice sent).",
+    )
     watermark_column: ColumnName | None = Field(
         None, description="Its maximum over a successful run is bound as :since next time."
+    )
+    watermark_format: str | None = Field(
+        None,
+        description="The strftime pattern of a watermark column holding text (SAP's "
+        "'%Y%m%d%H%M%S', '%Y-%m-%dT%H:%M:%S'): :since and :until are then bound as text of "
+        "that shape, so they compare with the column in its own terms.",
     )
     status: StatusSpec | None = None
     column_case: ColumnCase = Field(
@@ -142,6 +227,31 @@ class MappingSpec(Strict):
     _file: str = PrivateAttr(default="<mapping>")
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
     _project_dir: Path = PrivateAttr(default_factory=Path)
+
+    @field_validator("watermark_format")
+    @classmethod
+    def _watermark_format_is_a_date_pattern(cls, pattern: str | None) -> str | None:
+        if pattern is None:
+            return None
+        moment = datetime(2024, 3, 15, 9, 30, 45, 123456)
+        try:
+            datetime.strptime(moment.strftime(pattern), pattern)
+        except ValueError as error:
+            raise ValueError(
+                f"watermark_format {pattern!r} is not a strftime pattern: {error}"
+            ) from None
+        if not all(code in pattern for code in ("%Y", "%m", "%d")):
+            raise ValueError(
+                f"watermark_format {pattern!r} needs at least %Y, %m and %d "
+                "(e.g. '%Y%m%d%H%M%S' or '%Y-%m-%dT%H:%M:%S')"
+            )
+        return pattern
+
+    @model_validator(mode="after")
+    def _watermark_format_needs_watermark_column(self) -> Self:
+        if self.watermark_format is not None and self.watermark_column is None:
+            raise ValueError("watermark_format applies only with a watermark_column")
+        return self
 
     @model_validator(mode="after")
     def _lines_key_needs_lines_source(self) -> Self:
@@ -185,7 +295,7 @@ class MappingSpec(Strict):
 
     def source_context(
         self,
-        role: Literal["source", "lines_source"],
+        role: SourceRole,
         base_dir: Path | None = None,
         erp_url: str | None = None,
         settings: Settings | None = None,
@@ -193,7 +303,7 @@ class MappingSpec(Strict):
         """What the registry needs besides the ``role`` spec: relative paths start at
         ``base_dir`` (default: the project directory of the mapping file)."""
         base = Path(base_dir) if base_dir is not None else self._project_dir
-        return SourceContext(base, erp_url, settings, self.where((role,)))
+        return SourceContext(base, erp_url, settings, self.where(tuple(role.split("."))))
 
     def open_source(
         self,
@@ -219,9 +329,25 @@ class MappingSpec(Strict):
             return None
         return self._open("lines_source", self.lines_source, base_dir, erp_url, settings)
 
+    def open_status_source(
+        self,
+        base_dir: Path | None = None,
+        erp_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> Source | None:
+        """The source status-sync reads current statuses from (``status.source``: the main
+        source for ``main``), or None when the mapping declares no status read."""
+        read = None if self.status is None else self.status.source
+        if read is None:
+            return None
+        if isinstance(read, MainSourceSpec):
+            return self.open_source(base_dir, erp_url, settings=settings)
+        return self._open("status.source", read, base_dir, erp_url, settings)
+
     def _open(
         self,
-        role: Literal["source", "lines_source"],
+        role: SourceRole,
         spec: AnySourceSpec,
         base_dir: Path | None,
         erp_url: str | None,

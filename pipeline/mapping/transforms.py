@@ -66,6 +66,17 @@ def is_blank(value: object) -> bool:
     return value is _NA or value is _NAT
 
 
+def text_or_none(value: object) -> str | None:
+    """A cell as text (:func:`to_text`), or ``None`` when it is blank or no text can be made of
+    it: how ERP status and error cells are read, by sync and by the status read alike."""
+    if is_blank(value):
+        return None
+    try:
+        return to_text(value)
+    except ConversionError:
+        return None
+
+
 def to_text(value: object) -> str:
     """A source value as text: integral floats lose their ``.0`` (pandas turns int columns with
     gaps into floats), decimals are written without exponent, dates in ISO form."""

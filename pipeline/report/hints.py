@@ -4,9 +4,10 @@ A failure's own hint wins (the stage that raised it knew most); otherwise the hi
 the rule the mapping engine, the schema validation, the poster or status-sync produced, then from
 the HTTP status, then from the stage. Rules covered: ``required``, ``date_format``,
 ``datetime_format``, ``currency``, ``decimal``, ``integer``, ``boolean``, ``scale``, ``range``,
-``value_map``, ``text``, ``value``, ``join``, ``contiguity``, ``too_many_lines``, ``serialize``,
-``text_encoding``, ``schema:<pydantic type>``, ``appzen_<status>``, ``appzen_404_unknown_uuid``,
-``retries_exhausted:<error>``, ``status_sync_<status>``. ``tests/report/test_hints.py`` fails when
+``value_map``, ``text``, ``value``, ``join``, ``contiguity``, ``key_collision``,
+``too_many_lines``, ``serialize``, ``text_encoding``, ``schema:<pydantic type>``,
+``appzen_<status>``, ``appzen_404_unknown_uuid``, ``retries_exhausted:<error>``,
+``status_sync_<status>``. ``tests/report/test_hints.py`` fails when
 the mapping engine gains a rule this table does not know.
 """
 
@@ -83,6 +84,10 @@ _BY_RULE: Final[dict[str, Callable[[RowFailure], str]]] = {
     ),
     "join": lambda f: "ORDER BY the invoice key in both sources, with the same collation",
     "contiguity": lambda f: "list all rows of an invoice together: ORDER BY the invoice key",
+    "key_collision": lambda f: (
+        "give each document its own key in the ERP; if the two are one document, declare "
+        "`key_normalisation:` in the mapping"
+    ),
     "too_many_lines": lambda f: "raise max_lines_per_invoice in the mapping if the invoice is real",
     "serialize": lambda f: (
         "the source text holds characters JSON cannot carry (a lone "

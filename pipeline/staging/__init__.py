@@ -16,6 +16,7 @@ from pipeline.staging.records import (
     SendOutcome,
     StageItem,
     StatusCandidate,
+    StatusRead,
     StoredFailure,
 )
 from pipeline.staging.store import StagingStore, new_owner, utc_now
@@ -37,6 +38,7 @@ __all__ = [
     "StagingTerminalError",
     "StagingTransientError",
     "StatusCandidate",
+    "StatusRead",
     "StoredFailure",
     "new_owner",
     "utc_now",

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipeline.redact import scrub, scrub_optional
 from pipeline.staging.claims import chunks
 from pipeline.staging.tables import KEY_CHARS, STATUS_CHARS, audit_outcomes, writebacks
 from pipeline.staging.tables import invoices as inv
@@ -89,7 +90,8 @@ class RejectCandidate:
 
 
 def _short(text: str | None, limit: int = STATUS_CHARS) -> str | None:
-    return None if text is None else text[:limit]
+    """``text`` scrubbed of secrets and cut to ``limit`` characters."""
+    return None if text is None else scrub(text[: limit + 200])[:limit]
 
 
 # --- outcomes ------------------------------------------------------------------------------
@@ -132,7 +134,7 @@ def _outcome_row(mapping: str, outcome: AuditOutcome, now: datetime) -> dict[str
         "appzen_status": _short(outcome.appzen_status, 32),
         "risk_level": _short(outcome.risk_level, 32),
         "reason": _short(outcome.reason),
-        "message": outcome.message,
+        "message": scrub_optional(outcome.message),
         "rules": json.dumps(list(outcome.rules), ensure_ascii=False) if outcome.rules else None,
         "source": outcome.source,
         "appzen_updated_at": outcome.appzen_updated_at,
@@ -220,7 +222,7 @@ def _writeback_row(mapping: str, record: Writeback, now: datetime) -> dict[str, 
         "state": record.state[:32],
         "result": record.result,
         "detail": _short(record.detail),
-        "message": record.message,
+        "message": scrub_optional(record.message),
         "attempts": record.attempts,
         "updated_at": now,
     }

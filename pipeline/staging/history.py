@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.failures import RowFailure
+from pipeline.redact import scrub, scrub_optional
 from pipeline.staging.claims import chunks, dump_json
 from pipeline.staging.errors import StagingTerminalError
 from pipeline.staging.records import RunRecord, RunStatus, StoredFailure
@@ -37,7 +38,7 @@ def start_run(
         sa.insert(runs).values(
             flow=flow,
             mapping=mapping,
-            parameters=dump_json(parameters) or "{}",
+            parameters=scrub(dump_json(parameters) or "{}"),
             historical=historical,
             started_at=now,
             status="running",
@@ -83,9 +84,10 @@ def finish_run(
         raise StagingTerminalError(f"finish_run: run {run_id} {state}; a run is finished once")
 
 
-def last_watermark(conn: Connection, mapping: str) -> str | None:
+def last_watermark(conn: Connection, mapping: str, flow: str | None = None) -> str | None:
     """The watermark of the latest succeeded (or partial: it stops before the invoices it
-    skipped) run of ``mapping`` that recorded one."""
+    skipped) run of ``mapping`` that recorded one (of ``flow`` only, when given: a status read
+    keeps its own watermark beside the sync's)."""
     query = (
         sa.select(runs.c.watermark)
         .where(
@@ -96,6 +98,8 @@ def last_watermark(conn: Connection, mapping: str) -> str | None:
         .order_by(runs.c.id.desc())
         .limit(1)
     )
+    if flow is not None:
+        query = query.where(runs.c.flow == flow)
     return conn.execute(query).scalar()
 
 
@@ -140,7 +144,8 @@ def _run(row: sa.Row[Any]) -> RunRecord:
 def record_failures(
     conn: Connection, run_id: int, mapping: str, batch: Sequence[RowFailure], now: datetime
 ) -> None:
-    """Store a batch of RowFailures; first seen = the key's earliest failure of that rule."""
+    """Store a batch of RowFailures (their texts scrubbed of secrets); first seen = the key's
+    earliest failure of that rule."""
     if not batch:
         return
     earliest = _first_seen(conn, mapping, batch)
@@ -187,14 +192,14 @@ def _failure_row(
         "run_id": run_id,
         "mapping": mapping,
         "source_key": key,
-        "source_location": failure.source_location,
+        "source_location": scrub_optional(failure.source_location),
         "stage": failure.stage,
         "rule": rule,
-        "message": failure.message,
+        "message": scrub(failure.message),
         "field_path": failure.field_path,
         "source_column": failure.source_column,
-        "value": failure.value,
-        "hint": failure.hint,
+        "value": scrub_optional(failure.value),
+        "hint": scrub_optional(failure.hint),
         "http_status": failure.http_status,
         "error_code": None if failure.error_code is None else failure.error_code[:64],
         "correlation_id": None if failure.correlation_id is None else failure.correlation_id[:128],
@@ -207,10 +212,11 @@ def _failure_row(
 def failures_for_run(conn: Connection, run_id: int) -> list[StoredFailure]:
     """The failures recorded for ``run_id``, in the order they were recorded."""
     query = sa.select(failures).where(failures.c.run_id == run_id).order_by(failures.c.id)
-    return [_stored(row) for row in conn.execute(query)]
+    return [stored_failure(row) for row in conn.execute(query)]
 
 
-def _stored(row: sa.Row[Any]) -> StoredFailure:
+def stored_failure(row: sa.Row[Any]) -> StoredFailure:
+    """A row of ``failures`` as a :class:`StoredFailure`."""
     failure = RowFailure(
         source_key=row.source_key,
         source_location=row.source_location,

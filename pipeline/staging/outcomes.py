@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipeline.redact import scrub, scrub_optional
 from pipeline.staging.claims import chunks, dump_json
 from pipeline.staging.coltypes import UtcDateTime
 from pipeline.staging.errors import StagingTerminalError
@@ -86,7 +87,7 @@ def _params(outcome: SendOutcome) -> dict[str, object]:
         "p_status": outcome.appzen_status,
         "p_http": outcome.http_status,
         "p_code": _clip(outcome.error_code, 64),
-        "p_message": outcome.error_message,
+        "p_message": scrub_optional(outcome.error_message),  # AppZen may echo a credential
         "p_correlation": _clip(outcome.correlation_id, 128),
         "p_attempts": outcome.attempts,
         "p_historical": outcome.historical,
@@ -177,7 +178,7 @@ def mark_recreate(
             state="recreate",
             uuid_lost_at=now,
             error_code=None,
-            error_message=reason,
+            error_message=scrub(reason),
             pushed_status=None,
             pushed_error=None,
             push_in_doubt=None,

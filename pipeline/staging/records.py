@@ -110,6 +110,22 @@ class PushRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusRead:
+    """One invoice's current ERP status and error, as a status read found them."""
+
+    invoice_id: str
+    status: str | None
+    error: ErpError | None = None
+
+    def __post_init__(self) -> None:
+        _check_key(self.invoice_id, "StatusRead")
+        if self.status is not None and len(self.status) > STATUS_CHARS:
+            raise ValueError(
+                f"StatusRead {self.invoice_id!r}: status longer than {STATUS_CHARS} characters"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class StatusCandidate:
     """An acknowledged invoice whose ERP status differs from what status-sync last pushed."""
 

@@ -35,7 +35,7 @@ State machine of an invoice (``invoices.state``)::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -43,11 +43,13 @@ from typing import Any, Self, TypeVar
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from pipeline.failures import RowFailure
-from pipeline.staging import claims, history, migrations, outcomes, owners, reads
+from pipeline.failures import InvoiceFacts, RowFailure
+from pipeline.staging import claims, history, ledger, migrations, outcomes, owners, reads, statuses
 from pipeline.staging.audit import AuditStore
 from pipeline.staging.engine import READ_ONLY, backend_of, create_staging_engine
 from pipeline.staging.errors import is_retryable, staging_error
+from pipeline.staging.ledger import LedgerStore
+from pipeline.staging.locks import NamedLock
 from pipeline.staging.owners import DEFAULT_LEASE_S, Heartbeat, Owner
 from pipeline.staging.records import (
     Decision,
@@ -59,6 +61,7 @@ from pipeline.staging.records import (
     SendOutcome,
     StageItem,
     StatusCandidate,
+    StatusRead,
     StoredFailure,
 )
 
@@ -285,9 +288,11 @@ class StagingStore:
             ),
         )
 
-    def last_watermark(self, mapping: str) -> str | None:
-        """The watermark of the last succeeded run of ``mapping`` that has one."""
-        return self._read("reading the watermark", lambda c: history.last_watermark(c, mapping))
+    def last_watermark(self, mapping: str, flow: str | None = None) -> str | None:
+        """The watermark of the last succeeded run of ``mapping`` (of ``flow``) that has one."""
+        return self._read(
+            "reading the watermark", lambda c: history.last_watermark(c, mapping, flow)
+        )
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
         """The latest runs, newest first."""
@@ -375,13 +380,22 @@ class StagingStore:
         )
 
     # --- failures ---------------------------------------------------------------------------
-    def record_failures(self, run_id: int, mapping: str, failures: Sequence[RowFailure]) -> None:
-        """Store a batch of RowFailures for ``run_id``."""
+    def record_failures(
+        self,
+        run_id: int,
+        mapping: str,
+        failures: Sequence[RowFailure],
+        facts: Mapping[str, InvoiceFacts] | None = None,
+    ) -> None:
+        """Store a batch of RowFailures for ``run_id`` and open (or keep open) the ledger entry
+        of each invoice that failed to reach AppZen (``facts``: what names each, by key)."""
         now = self._clock()
-        self._write(
-            f"recording {len(failures)} failures of run {run_id}",
-            lambda c: history.record_failures(c, run_id, mapping, failures, now),
-        )
+
+        def work(conn: Connection) -> None:
+            history.record_failures(conn, run_id, mapping, failures, now)
+            ledger.note_failures(conn, run_id, mapping, failures, facts=facts or {}, now=now)
+
+        self._write(f"recording {len(failures)} failures of run {run_id}", work)
 
     def failures_for_run(self, run_id: int) -> list[StoredFailure]:
         """The failures of ``run_id`` with their first and last seen times."""
@@ -410,6 +424,29 @@ class StagingStore:
             "listing status-sync candidates",
             lambda c: reads.status_candidates(c, mapping, limit, after_key),
         )
+
+    def compare_status_reads(
+        self, mapping: str, reads: Sequence[StatusRead]
+    ) -> statuses.StatusComparison:
+        """Which read ERP statuses differ from staging's, and which would be pushed."""
+        return self._read(
+            f"comparing {len(reads)} ERP statuses",
+            lambda c: statuses.compare_status_reads(c, mapping, reads),
+        )
+
+    def record_status_reads(self, mapping: str, changed: Sequence[StatusRead]) -> None:
+        """Write changed ERP statuses (pending a push where they differ from the last one)."""
+        if not changed:
+            return
+        now = self._clock()
+        self._write(
+            f"recording {len(changed)} changed ERP statuses",
+            lambda c: statuses.record_status_reads(c, mapping, changed, now),
+        )
+
+    def named_lock(self, name: str) -> NamedLock:
+        """A lock named ``name`` held through this database (one status-sync per mapping)."""
+        return NamedLock(self._engine, name, self._url)
 
     def record_pushes(
         self, mapping: str, pushed: Sequence[PushRecord], at: datetime | None = None
@@ -479,3 +516,8 @@ class StagingStore:
     def audit(self) -> AuditStore:
         """AppZen audit outcomes and what the ERP-side systems were told (migration 003)."""
         return AuditStore(self._read, self._write, self._clock)
+
+    @property
+    def ledger(self) -> LedgerStore:
+        """The open-failures ledger: one entry per invoice until it is delivered (0007)."""
+        return LedgerStore(self._read, self._write, self._clock)

@@ -1,5 +1,11 @@
 """Status push-back: tell AppZen the ERP-side state of every invoice whose ERP status changed.
 
+A mapping with a status read (``status.source``) has its current ERP statuses read first
+(:mod:`pipeline.status.read`), so a status that changed in the ERP since the last sync (a
+payment recorded in another table, with the invoice's ``updated_at`` unmoved) is pushed too.
+One status-sync per mapping runs at a time (a lock held through staging), so two runs started
+at once never push the same change twice.
+
 For each staged invoice with a uuid whose (ERP status, ERP error) differs from what was last
 pushed, ``POST /invoice/{uuid}/status-sync``: state ``CREATED`` with ``invoice_id`` and
 ``invoice_status``, or ``ERROR`` with ``error_data`` when the ERP reported that it could not take
@@ -20,7 +26,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -35,22 +41,28 @@ from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
 from pipeline.runtime.retry import RetriesExhausted
 from pipeline.settings import Settings
 from pipeline.staging import StagingError, StagingStore
+from pipeline.staging.locks import NamedLock
 from pipeline.staging.owners import Heartbeat, Owner
 from pipeline.staging.records import PushRecord, RunStatus, StatusCandidate
+from pipeline.status.read import STATUS_FLOW, ReadOutcome, StatusReader, refresh_statuses
 from pipeline.summary import RunSummary
 
 PAGE = 500
+LOCK_POLL_S = 0.2
+"""How often a status-sync waiting for another one of the same mapping tries its lock."""
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class StatusSyncResult:
     """Counts (pushed, pushed_error, would_push, recreate, failed_status_sync, skipped_no_status,
-    requests, retries, repushed_after_crash, repushed_after_lost_answer) and the failed rows."""
+    requests, retries, repushed_after_crash, repushed_after_lost_answer), the failed rows, and
+    for a dry run the pushes it would make."""
 
     counts: Counter[str]
     failures: list[RowFailure]
     fatal: RemoteError | None = None
+    planned: list[Push] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +108,13 @@ async def push_statuses(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     page: int = PAGE,
     dry_run: bool = False,
+    read: ReadOutcome | None = None,
     result: StatusSyncResult | None = None,
 ) -> StatusSyncResult:
-    """Push every pending status change of ``mapping``, a page at a time (counting into
-    ``result`` when given, so a heartbeat can read the counts so far)."""
+    """Push every pending status change of ``mapping``, a page at a time. A dry run plans the
+    same pushes and sends nothing; with the ``read`` of a dry run (which recorded nothing), the
+    statuses it read replace what staging holds. Counts go into ``result`` when given (so a
+    heartbeat can read the counts so far)."""
     result = result if result is not None else StatusSyncResult(Counter(), [])
     after: str | None = None
     while result.fatal is None:
@@ -108,10 +123,10 @@ async def push_statuses(
             break
         after = candidates[-1].invoice_id
         moment = now()
-        todo, idle = _plan(candidates, moment, result)
         if dry_run:
-            result.counts["would_push"] += len(todo)
+            result.planned += _plan(_as_read(candidates, read), moment, result)[0]
             continue
+        todo, idle = _plan(candidates, moment, result)
         # Nothing to report for these: remember their ERP state as handled, so they stop coming.
         await asyncio.to_thread(store.record_pushes, mapping, [_handled(c) for c in idle], moment)
         # Written before the requests go out: a crash before _record leaves them in doubt.
@@ -121,7 +136,20 @@ async def push_statuses(
         result.counts["retries"] += report.retries
         await asyncio.to_thread(_record, store, mapping, report.results, moment, result)
         result.fatal = report.fatal
+    if dry_run:
+        rest = [] if read is None else [read.would_push[key] for key in sorted(read.would_push)]
+        result.planned += _plan(rest, now(), result)[0]
+        result.counts["would_push"] = len(result.planned)
     return result
+
+
+def _as_read(candidates: list[StatusCandidate], read: ReadOutcome | None) -> list[StatusCandidate]:
+    """Pending candidates as a dry run's status read left them: settled ones dropped, changed
+    ones with the status read (taken out of ``read.would_push``, which keeps the rest)."""
+    if read is None:
+        return candidates
+    kept = [c for c in candidates if c.invoice_id not in read.settled]
+    return [read.would_push.pop(c.invoice_id, c) for c in kept]
 
 
 def _plan(
@@ -243,36 +271,58 @@ async def run_status_sync(
     client: AppZenClient | None = None,
     clock: Clock = SYSTEM_CLOCK,
     dispatcher: Dispatcher | None = None,
+    reader: StatusReader | None = None,
 ) -> RunSummary:
     """Push every pending status change of ``mapping`` as one recorded run (flow status_sync).
 
-    ``dispatcher`` shares a rate limiter and retry policy with other work (the sync before it);
-    by default one is built from ``settings``, exactly as posting builds its own."""
-    summary = RunSummary(None, mapping, "status_sync", False, dry_run)
+    With a ``reader`` (the mapping's status read), current ERP statuses are read first and the
+    changed ones recorded in staging (:func:`~pipeline.status.read.refresh_statuses`); then
+    every pending change is pushed. One run per mapping at a time: a second waits for the
+    first's lock (:meth:`StagingStore.named_lock`), then finds nothing left that the first
+    pushed. ``dispatcher`` shares a rate limiter and retry policy with other work (the sync
+    before it); by default one is built from ``settings``, exactly as posting builds its own."""
+    summary = RunSummary(None, mapping, STATUS_FLOW, False, dry_run)
     started = time.monotonic()
     result = StatusSyncResult(Counter(), [])
     beat: Heartbeat | None = None
     if not dry_run:
         summary.run_id, beat = store.start_owned_run(
-            "status_sync",
+            STATUS_FLOW,
             mapping,
             {},
             False,
-            owner=Owner.of_this_process("status_sync"),
+            owner=Owner.of_this_process(STATUS_FLOW),
             counts=lambda: _snapshot(result.counts),
         )
     status: RunStatus = "interrupted"
+    lock = None if dry_run else store.named_lock(f"status-sync:{mapping}")
+    held = False
     try:
+        held = lock is not None and await _wait_for(lock)
+        read = None
+        if reader is not None:
+            read = await asyncio.to_thread(
+                refresh_statuses, store, mapping, reader, dry_run=dry_run
+            )
+            summary.counts.update(read.counts)
+            summary.failures += read.failures
         async with client_session(settings, client) as session:
             calls = dispatcher or Dispatcher.from_settings(settings, clock)
-            await push_statuses(store, session, calls, mapping, dry_run=dry_run, result=result)
+            await push_statuses(
+                store, session, calls, mapping, dry_run=dry_run, read=read, result=result
+            )
         summary.counts.update(result.counts)
-        summary.failures = result.failures
-        summary.fatal = str(result.fatal) if result.fatal else None
+        summary.failures += result.failures
+        summary.planned = [_planned(push) for push in result.planned]
+        if result.fatal is not None:
+            summary.stop(result.fatal)
         status = "failed" if result.fatal else "succeeded"
+        summary.watermark = read.watermark if read is not None and not result.fatal else None
     finally:
         if beat is not None:
             beat.stop()
+        if held and lock is not None:
+            await asyncio.to_thread(lock.release)
         summary.duration_s = summary.posting_s = time.monotonic() - started
         summary.status = status
         if summary.run_id is not None:
@@ -285,6 +335,22 @@ def _snapshot(counts: Counter[str]) -> dict[str, int]:
     return RunSummary(None, "", "", False, False, counts=counts).counts_snapshot()
 
 
+async def _wait_for(lock: NamedLock) -> bool:
+    """Take ``lock``, waiting (polling: the holder may be another process) while it is held."""
+    if await asyncio.to_thread(lock.try_acquire):
+        return True
+    log.info("waiting for the status-sync that holds %s to finish", lock.name)
+    while not await asyncio.to_thread(lock.try_acquire):
+        await asyncio.sleep(LOCK_POLL_S)
+    return True
+
+
+def _planned(push: Push) -> dict[str, object]:
+    """One push a dry run would make, as ``--dry-run`` lists it."""
+    body = push.body.model_dump(mode="json", exclude_none=True)
+    return {"uuid": push.candidate.uuid, **body}
+
+
 def _close_run(store: StagingStore, summary: RunSummary, mapping: str, status: RunStatus) -> None:
     """Record the run's failures and close it. An interrupted run is closing on an error that is
     already propagating (a staging error, Ctrl-C): that one is reported, not this one's."""
@@ -292,7 +358,12 @@ def _close_run(store: StagingStore, summary: RunSummary, mapping: str, status: R
     try:
         if summary.failures:
             store.record_failures(summary.run_id, mapping, summary.failures)
-        store.finish_run(summary.run_id, status=status, counts=dict(summary.counts))
+        store.finish_run(
+            summary.run_id,
+            status=status,
+            counts=dict(summary.counts),
+            watermark=summary.watermark if status == "succeeded" else None,
+        )
     except StagingError as error:
         if status != "interrupted":
             raise

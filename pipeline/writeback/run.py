@@ -84,7 +84,7 @@ class WritebackJob:
 
     async def run(self, appzen: AppZenClient | None = None) -> None:
         """Every step the options and the connectors file enable, in order."""
-        self.watermark = await asyncio.to_thread(self.store.last_watermark, self.spec.name)
+        self.watermark = await asyncio.to_thread(self.store.last_watermark, self.spec.name, FLOW)
         if self.options.outcomes_file is not None:
             await self.import_file(self.options.outcomes_file)
         if self.options.poll and self.spec.appzen.poll.enabled:
@@ -109,7 +109,10 @@ class WritebackJob:
         async with client_session(self.settings, appzen) as client:
             poller = Poller(
                 client,
-                Dispatcher.from_settings(self.settings, self.clock, policy=self.policy),
+                # reads only: an unreachable AppZen leaves the window to search again (no breaker)
+                Dispatcher.from_settings(
+                    self.settings, self.clock, policy=self.policy, breaker=False
+                ),
                 self.store.audit,
                 self.spec.appzen.poll,
                 set(self.spec.mappings),

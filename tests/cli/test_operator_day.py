@@ -176,6 +176,7 @@ def test_preview_prints_payloads_and_check_validates(day: Day) -> None:
         "valid": True,
         "invoices": 4,
         "mapped": 4,
+        "query_rounds": [],  # a CSV file binds no parameters
         "failures": [],
     }
     assert day.requests["check"] == day.requests["backfill"]

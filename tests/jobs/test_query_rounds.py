@@ -12,6 +12,7 @@ from pipeline.devkit.sample_erp import GenerationReport
 from pipeline.extract.base import ExtractError
 from pipeline.jobs.preview import mapped_results, query_rounds
 from pipeline.mapping.engine import MappedInvoice
+from pipeline.mapping.errors import MappingError
 from pipeline.mapping.loader import load_mapping
 from pipeline.settings import load_settings
 
@@ -57,3 +58,33 @@ def test_a_query_failing_only_with_since_bound_fails_the_check(
 def test_a_file_source_has_no_rounds() -> None:
     spec = load_mapping(REPO / "mappings" / "flat_csv.yaml")
     assert query_rounds(spec, load_settings()) == []
+
+
+def test_a_text_watermark_a_timestamp_cannot_compare_with_fails_the_check_with_its_fix(
+    tmp_path: Path, erp: tuple[str, GenerationReport]
+) -> None:
+    """A watermark column holding ``2021-12-31T09:30:00`` text on SQLite: a bound timestamp
+    compares as ``2021-12-31 ...`` text and a backfill loses a day; the check names the fix."""
+    mapping = _project(tmp_path, "WHERE (:since IS NULL OR h.updated_at > :since)")
+    spec, settings = load_mapping(mapping), load_settings(erp_database_url=erp[0])
+    with pytest.raises(MappingError) as caught:
+        query_rounds(spec, settings, sample="2021-12-31T09:30:00")
+    assert str(caught.value) == (
+        f"{spec.file}:16 watermark_column: the watermark column updated_at holds text "
+        "('2021-12-31T09:30:00'), which a bound timestamp does not compare with correctly on "
+        'sqlite; declare  watermark_format: "%Y-%m-%dT%H:%M:%S"  in the mapping, so :since '
+        "and :until are bound as text of the same shape"
+    )
+    assert query_rounds(spec, settings, sample="2021-12-31 09:30:00") == ROUNDS  # SQLite's own
+
+
+def test_a_declared_watermark_format_binds_the_rounds_as_text(
+    tmp_path: Path, erp: tuple[str, GenerationReport]
+) -> None:
+    mapping = _project(tmp_path, "WHERE (:since IS NULL OR h.updated_at > :since)")
+    text = mapping.read_text(encoding="utf-8").replace(
+        "watermark_column: updated_at", 'watermark_column: updated_at\nwatermark_format: "%Y%m%d"'
+    )
+    mapping.write_text(text, encoding="utf-8")
+    spec, settings = load_mapping(mapping), load_settings(erp_database_url=erp[0])
+    assert query_rounds(spec, settings, sample="20211231") == ROUNDS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from pipeline.load.watermarks import Watermarks, bindable
+from pipeline.runtime.watermarks import Watermarks, bindable
 
 
 def test_no_finished_invoice_means_no_watermark() -> None:

@@ -259,15 +259,23 @@ CSV_CASES: dict[str, Case] = {
     "rows of one invoice apart": Case(
         rows(INV1, INV2, invoice_row("INV-1", line_no="2")),
         code=1,
-        failed=(
+        failed=(  # neither part is sent: AppZen would hold INV-1 without its second line
+            Failed(
+                "INV-1",
+                2,
+                "contiguity",
+                f"more rows of invoice 'INV-1' come later in the source, at {EXPORT}:4, after "
+                "other invoices; neither part is sent",
+            ),
             Failed(
                 "INV-1",
                 4,
                 "contiguity",
-                "rows of invoice INV-1 are not together in the source (seen before)",
+                f"rows of invoice 'INV-1' are not together in the source: its first rows are at "
+                f"{EXPORT}:2; neither part is sent",
             ),
         ),
-        sent={"INV-1": {}, "INV-2": {}},
+        sent={"INV-2": {}},
     ),
 }
 

@@ -45,6 +45,7 @@ def test_a_blank_own_hint_is_ignored() -> None:
         ("mapping", "value", {}, "cast the column"),
         ("mapping", "join", {}, "ORDER BY the invoice key in both sources"),
         ("mapping", "contiguity", {}, "list all rows of an invoice together"),
+        ("mapping", "key_collision", {}, "give each document its own key in the ERP"),
         ("mapping", "too_many_lines", {}, "max_lines_per_invoice"),
         ("mapping", "serialize", {}, "fix the source encoding"),
         ("mapping", "text_encoding", {"field_path": "supplier_name"},

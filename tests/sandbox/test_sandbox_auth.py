@@ -115,3 +115,17 @@ def test_configured_credentials_replace_the_defaults() -> None:
     error_of(other, 403)
     assert "ck-1" not in repr(credentials)
     assert "k-1" not in repr(credentials)
+
+
+def test_echo_credentials_quotes_the_request_keys_in_every_refusal(sandbox: SandboxServer) -> None:
+    """The knob the secret-echo tests use: a refusal quotes the keys, named and bare."""
+    sandbox.state.configure(echo_credentials=True)
+    wrong = headers_with({"customer-id": "999999"})
+    for route in ("create", "status-sync"):
+        message = error_of(call_route(route, wrong, sandbox.base_url, "x"), 403).message or ""
+        assert f"x-api-key: {API_KEY}" in message
+        assert f"customer-key: {CUSTOMER_KEY}" in message
+        assert f"[caller {API_KEY}/{CUSTOMER_KEY}]" in message
+    admin = httpx.post(f"{sandbox.root_url}/_sandbox/configure", json={"nope": 1}, headers=AUTH)
+    assert admin.status_code == 400
+    assert API_KEY not in admin.text  # admin routes are not AppZen's: no echo

@@ -107,11 +107,15 @@ class SandboxApp:
         self.router = Starlette(
             routes=routes,
             exception_handlers={
-                HTTPException: _http_error,
+                HTTPException: self._http_error,
                 ClientDisconnect: _client_gone,
                 Exception: _server_error,
             },
         )
+
+    def _http_error(self, request: Request, exc: Exception) -> Response:
+        echo = self.state.knobs.echo_credentials and not request.url.path.startswith(UNGATED)
+        return _http_error(request, exc, _echo(request.headers) if echo else "")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,6 +192,8 @@ class AppZenRoutes:
             invoice = Invoice.model_validate(payload)
         except ValidationError as error:
             raise HTTPException(400, describe_validation(error)) from None
+        if invoice.invoice_id in self.state.knobs.failing_invoices:
+            return error_response(500, "Internal server error (sandbox failing_invoices)")
         if invoice.supplier_id in self.state.knobs.unknown_suppliers:
             raise HTTPException(
                 400, f"supplier_id: {invoice.supplier_id!r} is not a supplier of this customer"
@@ -212,6 +218,8 @@ class AppZenRoutes:
             sync = StatusSyncRequest.model_validate(body)
         except ValidationError as error:
             raise HTTPException(400, describe_validation(error)) from None
+        if sync.invoice_id in self.state.knobs.failing_invoices:
+            return error_response(500, "Internal server error (sandbox failing_invoices)")
         if (
             sync.invoice_status is not None
             and sync.invoice_status in self.state.knobs.refused_statuses
@@ -350,7 +358,7 @@ async def _read_json(request: Request) -> Any:
         raise HTTPException(400, str(error)) from None
 
 
-def _http_error(request: Request, exc: Exception) -> Response:
+def _http_error(request: Request, exc: Exception, tail: str = "") -> Response:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
     detail = exc.detail
@@ -359,7 +367,18 @@ def _http_error(request: Request, exc: Exception) -> Response:
         detail = f"The resource you specified cannot be found: {where} (AppZen routes: {PREFIX}/…)"
     elif status == 405:
         detail = f"Method Not Allowed: {where}"
-    return error_response(status, detail, exc.headers)
+    return error_response(status, detail + tail, exc.headers)
+
+
+def _echo(headers: Mapping[str, str]) -> str:
+    """The ``echo_credentials`` knob's tail: the request's credentials, named and bare."""
+    key, customer, customer_key = (
+        headers.get(name, "") for name in ("x-api-key", "customer-id", "customer-key")
+    )
+    return (
+        f" [request headers x-api-key: {key}, customer-id: {customer}, "
+        f"customer-key: {customer_key}] [caller {key}/{customer_key}]"
+    )
 
 
 def _client_gone(request: Request, exc: Exception) -> Response:
