@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from pipeline.staging.records import RunRecord
     from pipeline.summary import RunSummary
 
-EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_OUTAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_OUTAGE, EXIT_PARTIAL = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
 CONTENT_FLOWS = ("sync", "backfill", "retry_failed")
 """Flows that extract and send invoices (status_sync only pushes statuses)."""
 

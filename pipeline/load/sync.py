@@ -148,8 +148,8 @@ class SyncJob:
         self._started = time.monotonic()
         self._sources = await asyncio.to_thread(self.open_sources)
         if not self.options.dry_run:
-            await asyncio.to_thread(self._open_run)
-            await asyncio.to_thread(self._ledger.load, self.summary.run_id)
+            run_id = await asyncio.to_thread(self._open_run)
+            await asyncio.to_thread(self._ledger.load, run_id)
         self._client_cm = client_session(self.settings, self._client)
         self._session = await self._client_cm.__aenter__()
         self.dispatcher = Dispatcher.from_settings(
@@ -376,10 +376,10 @@ class SyncJob:
             still_open=[m.watermark for m in marked if m.key in open_keys],
         )
 
-    def _open_run(self) -> None:
+    def _open_run(self) -> int:
         """Mark crashed the runs whose owner is gone (their claims become free), record this
-        run with its owner, and start renewing its lease."""
-        self.summary.run_id, self._heartbeat = self.store.start_owned_run(
+        run with its owner, and start renewing its lease; the run's id."""
+        run_id, self._heartbeat = self.store.start_owned_run(
             self.options.flow,
             self.spec.name,
             self._run_parameters(),
@@ -389,6 +389,8 @@ class SyncJob:
             lease_seconds=self.options.lease_seconds,
             parent_run_id=self.options.parent_run_id,
         )
+        self.summary.run_id = run_id
+        return run_id
 
     def _finish(self, status: Literal["succeeded", "failed", "interrupted"]) -> None:
         final: Literal["succeeded", "partial", "failed", "interrupted"] = status
