@@ -43,6 +43,7 @@ The whole tree; each family lives in the package that raises it, ``[marker]`` wh
     │       └── CrmThrottled [throttled] · CrmRowError [item] ─ NotDraft
     ├── RetriesExhausted [transient]            runtime: every attempt of one call failed
     ├── RemoteUnreachable [transient]           runtime: the circuit breaker tripped (an outage)
+    ├── BudgetSpent [transient]                 runtime: the daily AppZen budget is spent
     ├── ReportError [terminal]                  report: a report file cannot be written
     └── RunStopped [terminal]                   a run stopped on a terminal answer
 
@@ -134,3 +135,14 @@ class RemoteUnreachable(RemoteError, TransientError):
     breaker's window (:mod:`pipeline.runtime.breaker`): an outage. The run stops at once; every
     call it had not had an answer to stays pending, nothing is recorded as failed for it, and a
     rerun once the remote answers finishes the work (CLI exit code 3)."""
+
+
+class BudgetSpent(RemoteError, TransientError):
+    """The day's AppZen request budget (``APPZEN_DAILY_BUDGET``, less what is kept for other
+    flows) is spent (:mod:`pipeline.runtime.budget`). No further request goes out: the calls
+    already sent finish, every other stays pending, nothing is recorded as failed, and a run
+    after the next day boundary (``resumes_at``) goes on (CLI exit code 5)."""
+
+    def __init__(self, message: str, *, resumes_at: str) -> None:
+        self.resumes_at = resumes_at
+        super().__init__(message)

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Self
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -117,6 +118,42 @@ class Settings(PathSettings):
             "(exit code 3); the invoices stay pending.",
         ),
     ] = 30.0
+    appzen_daily_budget: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1_000_000_000,
+            description="Requests per day AppZen allows these credentials (its public guideline: "
+            "300,000), counted in staging across every run, worker and flow; when it is spent a "
+            "run stops (exit code 5) and the invoices stay pending until the next day.",
+        ),
+    ] = 300_000
+    appzen_budget_timezone: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="Time zone of AppZen's day for the daily budget (IANA name, e.g. "
+            "America/Los_Angeles); the budget starts afresh at midnight there.",
+        ),
+    ] = "UTC"
+    appzen_budget_reserve_nightly: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=1_000_000_000,
+            description="Requests of each day's budget kept for the nightly sync (flow sync): "
+            "other flows (backfill, retry-failed, verify, …) may not use them.",
+        ),
+    ] = 0
+    appzen_budget_reserve_status_sync: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=1_000_000_000,
+            description="Requests of each day's budget kept for status-sync; other flows may "
+            "not use them.",
+        ),
+    ] = 0
     reports_dir: Annotated[
         Path, Field(description="Where failed-row reports (CSV, HTML) are written.")
     ] = DEFAULT_STATE_DIR / "reports"
@@ -165,6 +202,35 @@ class Settings(PathSettings):
         if not re.match(r"^https?://[^/\s@]+", value) or urlsplit(value).password:
             raise ValueError("must be an http(s) URL without a password, e.g. https://host/api")
         return value.rstrip("/")
+
+    @field_validator("appzen_budget_timezone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as UTC or Europe/Berlin"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _reserves_fit(self) -> Self:
+        """The reservations leave something of the daily budget for everything else."""
+        kept = self.appzen_budget_reserve_nightly + self.appzen_budget_reserve_status_sync
+        if kept > self.appzen_daily_budget:
+            raise ValueError(
+                f"APPZEN_BUDGET_RESERVE_NIGHTLY + APPZEN_BUDGET_RESERVE_STATUS_SYNC ({kept}) "
+                f"exceed APPZEN_DAILY_BUDGET ({self.appzen_daily_budget})"
+            )
+        return self
+
+    def budget_reserves(self) -> dict[str, int]:
+        """Requests of each day's budget kept per flow (run flow name → requests)."""
+        return {
+            "sync": self.appzen_budget_reserve_nightly,
+            "status_sync": self.appzen_budget_reserve_status_sync,
+        }
 
     @model_validator(mode="after")
     def _credentials(self) -> Self:

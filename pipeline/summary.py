@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pipeline.errors import RemoteUnreachable
+from pipeline.errors import BudgetSpent, RemoteUnreachable
 from pipeline.failures import RowFailure
 
 
@@ -31,6 +31,9 @@ class RunSummary:
     outage: bool = False
     """``fatal`` is an outage (the circuit breaker tripped: CLI exit code 3), not an answer a
     person must act on (exit code 2)."""
+    budget_spent: bool = False
+    """``fatal`` is the day's AppZen budget, spent (CLI exit code 5): the run resumes after the
+    next day boundary."""
     _first_post: float | None = None
     _last_post: float | None = None
     failures: list[RowFailure] = field(default_factory=list)
@@ -42,6 +45,7 @@ class RunSummary:
         """Record the error that stopped the run: its one line, and whether it is an outage."""
         self.fatal = str(error)
         self.outage = isinstance(error, RemoteUnreachable)
+        self.budget_spent = isinstance(error, BudgetSpent)
 
     def add_failures(self, failures: list[RowFailure]) -> None:
         """Keep the first :data:`KEPT_FAILURES` for display; staging keeps them all."""
@@ -92,6 +96,7 @@ class RunSummary:
             "fatal": self.fatal,
             "reason": self.reason,
             "outage": self.outage,
+            "budget_spent": self.budget_spent,
             "reports": dict(self.reports),
             **({"planned": list(self.planned)} if self.dry_run else {}),
         }
@@ -113,6 +118,7 @@ class RunSummary:
             fatal=data.get("fatal"),  # type: ignore[arg-type]
             reason=data.get("reason"),  # type: ignore[arg-type]
             outage=bool(data.get("outage")),
+            budget_spent=bool(data.get("budget_spent")),
         )
         rate = float(data.get("rate_per_s", 0.0))  # type: ignore[arg-type]
         summary.posting_s = summary.counts["requests"] / rate if rate else 0.0

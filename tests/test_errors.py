@@ -34,6 +34,7 @@ EXPECTED: dict[str, type[EtlError] | None] = {
     "pipeline.errors.RemoteError": None,
     "pipeline.errors.RunStopped": TERMINAL,
     "pipeline.errors.RemoteUnreachable": TRANSIENT,
+    "pipeline.errors.BudgetSpent": TRANSIENT,
     # configuration
     "pipeline.settings.SettingsError": TERMINAL,
     "pipeline.cli.runs.OptionError": TERMINAL,

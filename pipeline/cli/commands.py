@@ -305,18 +305,27 @@ def runs(
     limit: Annotated[int, typer.Option(min=1, help="How many.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the latest runs with their counts (extracted, sent, skipped, failed). A run whose
-    owner is gone (its process died) is marked crashed first, never shown as running.
+    """List the latest runs with their counts (extracted, sent, skipped, failed), and today's
+    use of the AppZen daily budget. A run whose owner is gone (its process died) is marked
+    crashed first, never shown as running.
 
     Example: [bold]appzen-etl runs --limit 5[/]
     """
-    store = _store(_settings())
+    settings = _settings()
+    store = _store(settings)
     store.reap_dead_runs()
     records = store.list_runs(limit)
+    usage = store.budget_usage(settings)
     if as_json:
-        render.print_json({"runs": [render.run_json(record) for record in records]})
+        render.print_json(
+            {
+                "runs": [render.run_json(record) for record in records],
+                "budget": usage.as_dict(),
+            }
+        )
     else:
         console.print(render.runs_table(records))
+        console.out(render.budget_line(usage), highlight=False)
 
 
 @app.command()
@@ -340,10 +349,10 @@ def report(
     record = record or runner.latest_run(store, flows=("status_sync",))
     if record is None:
         raise OptionError("report: no runs in staging yet; run `appzen-etl sync` first")
-    from pipeline.report import write_reports  # noqa: PLC0415
+    from pipeline.jobs.reports import write_run_reports  # noqa: PLC0415
 
     failures = store.failures_for_run(record.id)
-    paths = write_reports(record, failures, settings.reports_dir)
+    paths = write_run_reports(store, record, settings.reports_dir)
     path = (paths.csv if fmt == "csv" else paths.html).resolve()
     if as_json:
         render.print_json(

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_OUTAGE, EXIT_PARTIAL = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
+EXIT_BUDGET = 5
+"""The day's AppZen budget is spent: the run stopped cleanly and resumes after the day boundary."""
 CONTENT_FLOWS = ("sync", "backfill", "retry_failed")
 """Flows that extract and send invoices (status_sync only pushes statuses)."""
 
@@ -199,12 +201,14 @@ def _edge_day(edge: str | None, shift: timedelta = timedelta()) -> str:
 # --- closing -------------------------------------------------------------------------------
 def exit_code(runs: Runs) -> int:
     """2 when a run stopped on a fatal answer, 3 when AppZen was unreachable (an outage: the
-    circuit breaker stopped the run), 4 when a run skipped invoices another live run held
-    (``partial``), 1 when rows failed, else 0."""
-    if any(summary.fatal and not summary.outage for _, summary in runs):
+    circuit breaker stopped the run), 5 when the day's AppZen budget is spent, 4 when a run
+    skipped invoices another live run held (``partial``), 1 when rows failed, else 0."""
+    if any(s.fatal and not (s.outage or s.budget_spent) for _, s in runs):
         return EXIT_CONFIG
     if any(summary.outage for _, summary in runs):
         return EXIT_OUTAGE
+    if any(summary.budget_spent for _, summary in runs):
+        return EXIT_BUDGET
     if any(summary.status == "partial" for _, summary in runs):
         return EXIT_PARTIAL
     return EXIT_ROWS_FAILED if any(summary.failed for _, summary in runs) else EXIT_OK

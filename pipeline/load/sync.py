@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Literal, Self
 
 from pipeline.appzen.client import AppZenClient, client_session
-from pipeline.errors import RemoteError
+from pipeline.errors import BudgetSpent, RemoteError
 from pipeline.failures import InvoiceFacts, RowFailure
 from pipeline.load.fit import fit_staging
 from pipeline.load.ledger import LedgerTracker, failed_facts
@@ -38,6 +38,7 @@ from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.stream import Sources, map_stream, open_sources
+from pipeline.runtime.budget import DailyBudget
 from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
 from pipeline.runtime.dispatch import Dispatcher
 from pipeline.runtime.ratelimit import RateLimiter
@@ -45,6 +46,7 @@ from pipeline.runtime.retry import RetryPolicy
 from pipeline.runtime.watermarks import Watermarks, bound_params
 from pipeline.settings import Settings
 from pipeline.staging import StageItem, StagingError, StagingStore
+from pipeline.staging.budget import close_budget
 from pipeline.staging.owners import DEFAULT_LEASE_S, Heartbeat, Owner
 from pipeline.staging.records import Decision
 from pipeline.summary import RunSummary
@@ -110,6 +112,7 @@ class SyncJob:
         self._heartbeat: Heartbeat | None = None
         self._watermarks = Watermarks()
         self._fatal: RemoteError | None = None
+        self._budget: DailyBudget | None = None
         self.on_progress: Callable[[RunSummary], None] | None = None
         self._ledger = LedgerTracker(store, self.spec.name)
 
@@ -152,8 +155,13 @@ class SyncJob:
             await asyncio.to_thread(self._ledger.load, run_id)
         self._client_cm = client_session(self.settings, self._client)
         self._session = await self._client_cm.__aenter__()
+        self._budget = (
+            None
+            if self.options.dry_run
+            else self.store.daily_budget(self.settings, self.options.flow)
+        )
         self.dispatcher = Dispatcher.from_settings(
-            self.settings, self.clock, self._limiter, self._retry_policy
+            self.settings, self.clock, self._limiter, self._retry_policy, budget=self._budget
         )
         return self
 
@@ -169,7 +177,10 @@ class SyncJob:
         self.summary.duration_s = time.monotonic() - self._started
         if self._heartbeat is not None:
             await asyncio.to_thread(self._heartbeat.stop)
+        close_budget(self._budget, self.summary)
         if exc_type is None:
+            if isinstance(self._fatal, BudgetSpent):
+                self._release_claims()  # every batch has finished: what was not sent is free
             self._finish("failed" if self._fatal else "succeeded")
             return
         self._release_claims()
@@ -337,7 +348,8 @@ class SyncJob:
         self._ledger.close(acked, "delivered")  # after the commit: a crash between leaves the
         # entry open, and the next run finds the invoice unchanged and closes it then
         if posted.fatal is not None:
-            self.store.release_claims(self._owner, self.spec.name)
+            if not isinstance(posted.fatal, BudgetSpent):  # else the other batch's are still out
+                self.store.release_claims(self._owner, self.spec.name)
             self._fatal = posted.fatal
             self.summary.stop(posted.fatal)
 

@@ -9,7 +9,9 @@ any other :meth:`run` on the same dispatcher (the other batch in flight) starts 
 Those items get no result and stay pending in staging, which is safe because AppZen upserts on
 ``invoice_id``. A tripped :class:`~pipeline.runtime.breaker.CircuitBreaker` (an outage: nothing
 but failures for its window) stops the dispatcher the same way, with
-:class:`~pipeline.errors.RemoteUnreachable` as the fatal error.
+:class:`~pipeline.errors.RemoteUnreachable` as the fatal error. A spent daily budget
+(:class:`~pipeline.errors.BudgetSpent`, from a :class:`~pipeline.runtime.budget.BudgetedLimiter`)
+stops it more gently: the requests already out finish and are reported, no other starts.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from pipeline.errors import ItemError, RemoteError, RemoteUnreachable, TerminalError
+from pipeline.errors import BudgetSpent, ItemError, RemoteError, RemoteUnreachable, TerminalError
 from pipeline.runtime.breaker import CircuitBreaker
+from pipeline.runtime.budget import BudgetedLimiter, DailyBudget
 from pipeline.runtime.clock import Clock
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
 from pipeline.runtime.retry import RetriesExhausted, RetryEvent, RetryPolicy, call_with_retries
@@ -88,13 +91,16 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         *,
         breaker: bool = True,
+        budget: DailyBudget | None = None,
     ) -> Dispatcher:
         """The dispatcher a run uses to call AppZen: configured rate (adaptive, or ``limiter``
         when one is shared across processes), concurrency and attempts (or ``policy``, e.g.
         shorter waits), and a circuit breaker of ``APPZEN_OUTAGE_WINDOW`` seconds unless
-        ``breaker`` is false (calls that only read, whose failures stop nothing)."""
+        ``breaker`` is false (calls that only read, whose failures stop nothing). With a
+        ``budget``, every request (each attempt) takes one unit of the day's AppZen budget."""
+        paced = limiter or AdaptiveRateLimiter(settings.appzen_rate_limit, clock=clock)
         return cls(
-            limiter=limiter or AdaptiveRateLimiter(settings.appzen_rate_limit, clock=clock),
+            limiter=BudgetedLimiter(paced, budget) if budget is not None else paced,
             policy=policy or RetryPolicy(settings.appzen_retry_attempts),
             clock=clock,
             concurrency=settings.appzen_max_concurrency,
@@ -185,6 +191,9 @@ class Dispatcher:
             except RetriesExhausted as error:
                 doubt = in_doubt + _unclear(error.last_error)
                 result = CallResult(item, error.attempts, error=error, in_doubt=doubt)
+            except BudgetSpent as spent:
+                self.fatal = self.fatal or spent  # no new call; those out finish
+                return
             except RemoteError as error:
                 if isinstance(error, TerminalError | RemoteUnreachable):
                     self._stop(error)

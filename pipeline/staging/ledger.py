@@ -33,6 +33,7 @@ from pipeline.staging.tables import KEY_CHARS, failure_ledger, failures
 LedgerState = Literal["open", "delivered", "gone", "dismissed"]
 Closing = Literal["delivered", "gone"]
 LIVE: tuple[LedgerState, ...] = ("open", "dismissed")
+ALL_STATES: tuple[LedgerState, ...] = ("open", "dismissed", "delivered", "gone")
 """States whose invoice has not reached AppZen yet."""
 FACT_NAMES = tuple(InvoiceFacts.__dataclass_fields__)
 _L = failure_ledger
@@ -234,13 +235,20 @@ def entries(
     conn: Connection,
     mapping: str | None = None,
     states: Sequence[LedgerState] = ("open",),
+    keys: Collection[str] | None = None,
 ) -> list[LedgerEntry]:
-    """The entries in ``states`` (of ``mapping``, or all), oldest first, with the reasons of the
-    latest run each failed in."""
+    """The entries in ``states`` (of ``mapping``, or all; of ``keys`` only, when given), oldest
+    first, with the reasons of the latest run each failed in."""
     query = sa.select(_L).where(_L.c.state.in_(states))
     if mapping is not None:
         query = query.where(_L.c.mapping == mapping)
-    rows = conn.execute(query.order_by(_L.c.first_seen_at, _L.c.mapping, _L.c.invoice_id)).all()
+    query = query.order_by(_L.c.first_seen_at, _L.c.mapping, _L.c.invoice_id)
+    if keys is None:
+        rows = conn.execute(query).all()
+    else:
+        rows = []
+        for chunk in chunks(sorted(keys)):
+            rows += conn.execute(query.where(_L.c.invoice_id.in_(chunk))).all()
     reasons = _reasons(conn, rows)
     return [_entry(row, reasons.get((row.mapping, row.invoice_id), ())) for row in rows]
 
@@ -337,10 +345,13 @@ class LedgerStore:
         return keys
 
     def entries(
-        self, mapping: str | None = None, states: Sequence[LedgerState] = ("open",)
+        self,
+        mapping: str | None = None,
+        states: Sequence[LedgerState] = ("open",),
+        keys: Collection[str] | None = None,
     ) -> list[LedgerEntry]:
-        """The entries in ``states`` with their latest reasons, oldest first."""
+        """The entries in ``states`` (of ``keys``, when given) with their latest reasons."""
         found: list[LedgerEntry] = self._read(
-            "reading the open-failures ledger", lambda c: entries(c, mapping, states)
+            "reading the open-failures ledger", lambda c: entries(c, mapping, states, keys)
         )
         return found

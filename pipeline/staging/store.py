@@ -44,7 +44,19 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.failures import InvoiceFacts, RowFailure
-from pipeline.staging import claims, history, ledger, migrations, outcomes, owners, reads, statuses
+from pipeline.runtime.budget import DailyBudget
+from pipeline.settings import Settings
+from pipeline.staging import (
+    budget,
+    claims,
+    history,
+    ledger,
+    migrations,
+    outcomes,
+    owners,
+    reads,
+    statuses,
+)
 from pipeline.staging.audit import AuditStore
 from pipeline.staging.engine import READ_ONLY, backend_of, create_staging_engine
 from pipeline.staging.errors import is_retryable, staging_error
@@ -308,6 +320,19 @@ class StagingStore:
         """One run, or ``None``."""
         return self._read(f"reading run {run_id}", lambda c: history.get_run(c, run_id))
 
+    # --- the daily AppZen budget ------------------------------------------------------------
+    def daily_budget(self, settings: Settings, flow: str) -> DailyBudget:
+        """A run's share of the day's AppZen request budget (``APPZEN_DAILY_BUDGET``), counted
+        here for ``flow`` (:mod:`pipeline.staging.budget`)."""
+        policy = budget.BudgetPolicy.from_settings(settings)
+        return DailyBudget(budget.StagingLedger(policy, self._write, self._clock), flow)
+
+    def budget_usage(self, settings: Settings) -> budget.BudgetUsage:
+        """Today's use of the AppZen daily budget (every flow, every worker)."""
+        policy = budget.BudgetPolicy.from_settings(settings)
+        now = self._clock()
+        return self._read("reading the AppZen budget", lambda c: budget.usage(c, policy, now))
+
     # --- planning, claiming, outcomes -------------------------------------------------------
     def claim_batch(
         self,
@@ -426,12 +451,12 @@ class StagingStore:
         )
 
     def compare_status_reads(
-        self, mapping: str, reads: Sequence[StatusRead]
+        self, mapping: str, reads: Sequence[StatusRead], *, plan: bool = False
     ) -> statuses.StatusComparison:
-        """Which read ERP statuses differ from staging's, and which would be pushed."""
+        """Which read ERP statuses differ from staging's (``plan``: which would be pushed)."""
         return self._read(
             f"comparing {len(reads)} ERP statuses",
-            lambda c: statuses.compare_status_reads(c, mapping, reads),
+            lambda c: statuses.compare_status_reads(c, mapping, reads, plan=plan),
         )
 
     def record_status_reads(self, mapping: str, changed: Sequence[StatusRead]) -> None:

@@ -204,3 +204,16 @@ failure_ledger = sa.Table(
     sa.Index("ix_failure_ledger_state", "mapping", "state", "invoice_id"),
     **MYSQL_TABLE,
 )
+
+# 0008_appzen_budget: AppZen requests per (AppZen day, credentials, flow); flow '*' is the day's
+# total, the row every take locks first (pipeline/staging/budget.py).
+appzen_budget = sa.Table(
+    "appzen_budget",
+    metadata,
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("flow", sa.String(32), primary_key=True),
+    sa.Column("used", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    **MYSQL_TABLE,
+)

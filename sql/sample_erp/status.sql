@@ -27,4 +27,4 @@ LEFT JOIN (
     SELECT invoice_key, MAX(recorded_at) AS recorded_at FROM erp_payment GROUP BY invoice_key
 ) p ON p.invoice_key = h.invoice_key
 WHERE (:since IS NULL OR h.updated_at > :since OR p.recorded_at > :since)
-ORDER BY h.invoice_key
+ORDER BY h.document_no -- the key: staging compares each chunk in one range scan

@@ -12,6 +12,8 @@ invoices are delivered; the generated dirty ones and G stay open, seen in one mo
 from __future__ import annotations
 
 import asyncio
+import csv
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -122,6 +124,14 @@ def test_three_nights_of_the_ledger(
     assert some_refused.facts.total_amount is not None
     assert any("not a supplier" in reason.message for reason in some_refused.reasons)
 
+    report1 = Path(night1.reports["html"]).read_text("utf-8")
+    assert f"{len(morning1)} invoices not in AppZen" in report1
+    assert 'class="status-amber">succeeded with' in report1
+    assert "Amount at risk: " in report1
+    currency_problem = re.search(r"is not an? [^<]*<span class=\"n\">(\d+) fields: ", report1)
+    assert currency_problem is not None
+    assert int(currency_problem[1]) >= 3  # one cause, one line
+
     # --- day 1: a dismissal ----------------------------------------------------------------
     dismissal = store.ledger.dismiss(NAME, [e], reason="cancelled in the ERP", by="ap@test")
     assert dismissal.dismissed == ((NAME, e),)
@@ -137,6 +147,11 @@ def test_three_nights_of_the_ledger(
 
     morning2 = open_entries(store)
     assert set(morning2) == dirty | refused | {b, f, g}
+    with Path(night2.reports["csv"]).open(encoding="utf-8-sig", newline="") as handle:
+        lines = list(csv.DictReader(handle))
+    assert {line["source key"] for line in lines} == set(morning2)  # earlier failures stay
+    assert {line["invoice number"] for line in lines if line["source key"] == b} == {numbers[b]}
+    assert f"{len(morning2)} invoices not in AppZen" in Path(night2.reports["html"]).read_text()
     assert closed_states(store) == {a: "delivered", e: "dismissed"}
     assert (morning2[g].first_run_id, morning2[g].runs_seen) == (night2.run_id, 1)
     assert morning2[b].runs_seen == 1  # the incremental sync did not read it again
