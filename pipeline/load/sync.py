@@ -221,6 +221,11 @@ class SyncJob:
             if d.action == "send"
         ]
         count_decisions(self.summary.counts, decisions)
+        warned = [  # check warnings travel with the invoices that are sent (not the unchanged)
+            m.warnings for m, d in zip(mapped, decisions, strict=True) if d.action == "send"
+        ]
+        self.summary.counts["check_warnings"] += sum(1 for w in warned if w)
+        failures += [warning for warnings in warned for warning in warnings]
         sent_failures = await self._send(sends, client, dispatcher)
         failures += sent_failures
         exhausted = {f.source_key for f in sent_failures if f.stage == "retries_exhausted"}

@@ -22,6 +22,9 @@ class MappedInvoice:
     erp_status: str | None
     erp_error: ErrorData | None
     watermark: object | None
+    warnings: tuple[RowFailure, ...] = ()
+    """Pre-flight checks at level ``warning`` that found something (stage ``warning``): the
+    invoice is sent, and these go to the run's report."""
 
     @property
     def invoice(self) -> Invoice:
