@@ -21,6 +21,7 @@ with the sent invoice into the run's report (stage ``warning``).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from pipeline.failures import RowFailure, shorten
 from pipeline.mapping.currencies import minor_units
 from pipeline.mapping.keys import FirstSeen, Locations
 from pipeline.mapping.leaves import ColumnName, Strict
+from pipeline.mapping.results import MappedInvoice
 
 Level = Literal["error", "warning", "off"]
 Data = dict[str, Any]
@@ -145,6 +147,31 @@ def invoice_number_key(number: str) -> str:
     if not folded.isalnum():
         folded = _NUMBER_NOISE.sub("", folded)
     return _LEADING_ZEROS.sub("", folded) if "0" in folded else folded
+
+
+def supplier_invoice_key(supplier: str, number: str) -> str | None:
+    """``supplier`` and the normalised ``number`` as one text (staging stores it with each sent
+    invoice); None without a number. Long ones are hashed to stay within 200 characters."""
+    normalised = invoice_number_key(number)
+    if not normalised:
+        return None
+    text = f"{supplier}\x1f{normalised}"
+    return text if len(text) <= 200 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def sent_before(invoice: MappedInvoice, earlier: str, *, error: bool) -> RowFailure:
+    """The ``duplicate_number`` finding against staging history: ``invoice``'s supplier sent
+    the same invoice number before, as the invoice with key ``earlier``."""
+    return RowFailure(
+        source_key=invoice.key,
+        source_location=invoice.location,
+        stage="check" if error else "warning",
+        rule="check:duplicate_number",
+        message=f"the same supplier invoice number was sent before as invoice {earlier!r} "
+        "(staging history, another key): a duplicate payment?",
+        field_path="invoice_number",
+        hint=_HINTS["duplicate_number"],
+    )
 
 
 class Checks:

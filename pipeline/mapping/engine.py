@@ -29,7 +29,7 @@ from pipeline.appzen.models import ErrorData, Invoice, json_bytes
 from pipeline.appzen.plain import plain_validator
 from pipeline.extract.base import Chunk
 from pipeline.failures import RowFailure
-from pipeline.mapping.checks import Checks
+from pipeline.mapping.checks import Checks, supplier_invoice_key
 from pipeline.mapping.grouping import Group, Keyed, Orphan, Row, merge_join, runs
 from pipeline.mapping.identities import Identities
 from pipeline.mapping.keys import key_reader
@@ -279,7 +279,8 @@ class MappingEngine:
                 )
             ]
             return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
-        return self._mapped(group, plan, payload, tuple(found))
+        supplier_invoice = supplier_invoice_key(body["supplier_id"], body["invoice_number"])
+        return self._mapped(group, plan, payload, tuple(found), supplier_invoice)
 
     def _orphan(self, orphan: Orphan) -> RejectedInvoice:
         return orphan_rejection(
@@ -287,7 +288,12 @@ class MappingEngine:
         )
 
     def _mapped(
-        self, group: Group, plan: _Plan, payload: bytes, warnings: tuple[RowFailure, ...]
+        self,
+        group: Group,
+        plan: _Plan,
+        payload: bytes,
+        warnings: tuple[RowFailure, ...],
+        supplier_invoice: str | None,
     ) -> Result:
         status, message, code, exception = (
             None if at is None else text_or_none(group.header[at]) for at in plan.status_at
@@ -303,6 +309,7 @@ class MappingEngine:
             ),
             watermark=self._watermark(group, plan),
             warnings=warnings,
+            supplier_invoice=supplier_invoice,
         )
 
     def _watermark(self, group: Group, plan: _Plan) -> object | None:

@@ -62,7 +62,7 @@ class Identities:
             result = finish(group)
         else:
             result = self._refuse(group, alike, same=first[0] == hash(key), earlier=first[1])
-        return self._push(_Waiting(key, alike, group.locate(-1), result))
+        return self._push(_Waiting(key, alike, result.location, result))
 
     def other(self, result: Result) -> Iterator[Result]:
         """Queue a result that is no invoice of its own (orphan rows), in source order."""

@@ -80,6 +80,8 @@ class SendOutcome:
     correlation_id: str | None = None
     attempts: int = 1
     historical: bool = False
+    supplier_invoice: str | None = None
+    """The supplier and normalised supplier invoice number of the payload (duplicate checks)."""
 
     def __post_init__(self) -> None:
         _check_key(self.invoice_id, "SendOutcome")
