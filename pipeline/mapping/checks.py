@@ -198,10 +198,16 @@ class Checks:
         self._line_tax: Decimal | None = _UNUSED
 
     def run(
-        self, body: Data, key: str, locate: Callable[[int], str], at: tuple[Any, int]
+        self,
+        body: Data,
+        key: str,
+        locate: Callable[[int], str],
+        at: tuple[Any, int],
+        supplier_invoice: str | None,
     ) -> list[RowFailure]:
-        """Every finding on ``body`` (the invoice about to be sent) as RowFailures: stage
-        ``check`` for errors, ``warning`` for warnings; ``[]`` for a clean invoice."""
+        """Every finding on ``body`` (the invoice about to be sent; ``supplier_invoice`` its
+        :func:`supplier_invoice_key`) as RowFailures: stage ``check`` for errors, ``warning`` for
+        warnings; ``[]`` for a clean invoice."""
         on = self._on
         found: list[Found] = []
         money = body["total_amount"]
@@ -213,12 +219,14 @@ class Checks:
             self._sign(body, found)
         if "invoice_date" in on:
             self._invoice_date(body, found)
-        if "minor_units" in on and places is not None:
-            self._header_minor_units(body, places, found)
-        if "one_currency" in on:
-            self._header_currencies(body, found)
-        if "duplicate_number" in on:
-            self._duplicate(body, key, at, found)
+        if len(body) > _PLAIN_HEADER and ("minor_units" in on or "one_currency" in on):
+            self._header_money(body, found)
+        elif "minor_units" in on and places is not None:
+            money = body["total_amount"]
+            if not _fits(money["amount"], _QUANTA[places]):
+                found.append(_unit("total_amount", money, money["currency"]))
+        if supplier_invoice is not None and "duplicate_number" in on:
+            self._duplicate(body, key, at, supplier_invoice, found)
         if not found:
             return []
         order = {name: index for index, name in enumerate(_ORDER)}
@@ -395,34 +403,39 @@ class Checks:
             return
         found.append(Found("invoice_date", f"invoice_date {day} {problem}", "invoice_date", text))
 
-    def _header_minor_units(self, body: Data, places: int, found: list[Found]) -> None:
+    def _header_money(self, body: Data, found: list[Found]) -> None:
+        """The header's money (total, tax, VAT, freight, net): minor units and currencies."""
         currency = body["total_amount"]["currency"]
+        units = "minor_units" in self._on
+        currencies = "one_currency" in self._on and not any(
+            f.check == "one_currency" for f in found
+        )
         for name in ("total_amount", *_HEADER_MONEY):
             money = body.get(name)
-            if money and money.get("amount") is not None:
-                units = minor_units(money.get("currency") or currency)
-                if units is not None and not _fits(money["amount"], _QUANTA[units]):
-                    found.append(_unit(name, money, currency))
-
-    def _header_currencies(self, body: Data, found: list[Found]) -> None:
-        currency = body["total_amount"]["currency"]
-        if any(f.check == "one_currency" for f in found):
-            return
-        for name in _HEADER_MONEY:
-            money = body.get(name)
-            other = money.get("currency") if money else None
-            if other is not None and other != currency:
+            if not money:
+                continue
+            other = money.get("currency")
+            if currencies and other is not None and other != currency:
                 found.append(_mixed(name, currency, other, -1))
-                return
+                currencies = False
+            places = minor_units(other or currency) if units else None
+            amount = money.get("amount")
+            if places is not None and amount is not None and not _fits(amount, _QUANTA[places]):
+                found.append(_unit(name, money, currency))
 
-    def _duplicate(self, body: Data, key: str, at: tuple[Any, int], found: list[Found]) -> None:
-        number = invoice_number_key(body["invoice_number"])
-        if not number:
+    def _duplicate(
+        self,
+        body: Data,
+        key: str,
+        at: tuple[Any, int],
+        supplier_invoice: str,
+        found: list[Found],
+    ) -> None:
+        exact = hash(key)
+        first = self._numbers.first(hash(supplier_invoice), exact, self._where.code(*at))
+        if first is None or first[0] == exact:
             return
         supplier = body["supplier_id"]
-        first = self._numbers.first(hash((supplier, number)), hash(key), self._where.code(*at))
-        if first is None or first[0] == hash(key):
-            return
         found.append(
             Found(
                 "duplicate_number",
@@ -452,6 +465,7 @@ _HEADER_MONEY = (
 )
 _LINE_MONEY = ("tax_amount", "line_vat_amount")
 _PLAIN_LINE = 5  # line_number, line_description, quantity, unit_price, total_amount
+_PLAIN_HEADER = 7  # the 7 fields AppZen requires: no optional money when there are no more
 
 
 def _line_amount(index: int, quantity: Decimal, price: Decimal, total: Decimal) -> Found:

@@ -262,7 +262,8 @@ class MappingEngine:
             return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
         if failures:
             return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
-        found = checks.run(body, group.key, group.locate, group.header_at)
+        supplier_invoice = supplier_invoice_key(body["supplier_id"], body["invoice_number"])
+        found = checks.run(body, group.key, group.locate, group.header_at, supplier_invoice)
         if any(failure.stage == "check" for failure in found):
             found.sort(key=lambda failure: failure.stage != "check")
             return RejectedInvoice(group.key, group.locate(-1), tuple(found))
@@ -279,7 +280,6 @@ class MappingEngine:
                 )
             ]
             return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
-        supplier_invoice = supplier_invoice_key(body["supplier_id"], body["invoice_number"])
         return self._mapped(group, plan, payload, tuple(found), supplier_invoice)
 
     def _orphan(self, orphan: Orphan) -> RejectedInvoice:
