@@ -170,6 +170,8 @@ class InvoiceRecord:
     updated_at: datetime
     push_in_doubt: str | None = None
     """The status push out for this invoice whose outcome is not recorded yet (JSON), if any."""
+    supplier_invoice: str | None = None
+    """Supplier and normalised supplier invoice number of the acked payload (duplicate checks)."""
 
 
 @dataclass(frozen=True, slots=True)
