@@ -27,7 +27,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model
 from pipeline.extract.base import Source
 from pipeline.extract.registry import SourceContext, open_source
 from pipeline.extract.specs import AnySourceSpec, SourceSpec
-from pipeline.mapping.checks import ChecksSpec
+from pipeline.mapping.checkspec import ChecksSpec
 from pipeline.mapping.fields import HeaderFields, LineFields
 from pipeline.mapping.keys import KeyStep
 from pipeline.mapping.leaves import ColumnName, Strict, ThousandsSeparator
