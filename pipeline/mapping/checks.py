@@ -1,8 +1,8 @@
 """AP pre-flight checks: what an accounts-payable clerk would refuse before AppZen ever sees it.
 
 Declared per mapping under ``checks:`` (:mod:`pipeline.mapping.checkspec`; each ``error``,
-``warning`` or ``off``; every check is on by default). They run on each invoice that mapped and validated, on the plain data that is about
-to be sent:
+``warning`` or ``off``; every check is on by default). They run on each invoice that mapped
+and validated, on the plain data that is about to be sent:
 
 ``header_total``      total_amount = Σ line totals (+ tax, + freight), within the tolerance
 ``line_amount``       quantity * unit price = line total, within the tolerance
