@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import mapping, memory, posting, rerun
+from benchmarks import mapping, memory, posting, rerun, statusread
 from benchmarks.inputs import pg_schema, sample_erp
 from benchmarks.report import Figure, render_text, this_machine, write_results
 from benchmarks.runs import settings_for, store_for
@@ -18,7 +18,7 @@ from benchmarks.sandbox import SandboxProcess
 from benchmarks.seed import seed_sent
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ROWS = ("1", "2", "3", "4", "5", "6")
+ROWS = ("1", "2", "3", "4", "5", "6", "7")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +35,26 @@ class Scale:
     """Invoices mapped per repeat (row 3)."""
     memory: tuple[int, int]
     """Invoices of the small and the large backfill (row 4)."""
+    status_read: int
+    """Invoices staged under a status read (row 7)."""
 
 
 FULL = Scale(
-    quota_invoices=600, posted=20_000, staged=100_000, mapping=20_000, memory=(10_000, 1_000_000)
+    quota_invoices=600,
+    posted=20_000,
+    staged=100_000,
+    mapping=20_000,
+    memory=(10_000, 1_000_000),
+    status_read=1_000_000,
 )
-QUICK = Scale(quota_invoices=200, posted=2_000, staged=5_000, mapping=5_000, memory=(2_000, 20_000))
+QUICK = Scale(
+    quota_invoices=200,
+    posted=2_000,
+    staged=5_000,
+    mapping=5_000,
+    memory=(2_000, 20_000),
+    status_read=20_000,
+)
 
 
 def _say(text: str) -> None:
@@ -65,6 +79,10 @@ def run(rows: set[str], scale: Scale, folder: Path) -> list[Figure]:
         figures += _staged_rows(rows, scale, folder)
     if "4" in rows:
         figures += _memory_rows(scale, folder)
+    if "7" in rows:
+        work = folder / "status-read"
+        work.mkdir()
+        figures.append(statusread.row7(work, scale.status_read, say=_say))
     return sorted(figures, key=lambda figure: figure.row)
 
 

@@ -34,26 +34,29 @@ _SUPPLIERS = (
 _STATUSES = ("PARKED", "APPROVED", "POSTED", "PAID")
 
 
-def sample_erp(url: str, invoices: int, *, base: int = 10_000, seed: int = 7) -> int:
+def sample_erp(
+    url: str, invoices: int, *, base: int = 10_000, seed: int = 7, lines: bool = True
+) -> int:
     """(Re)create the sample ERP at ``url`` with ``invoices`` invoices (no dirty ones; 3 % with
-    an ERP error); the number of line rows."""
+    an ERP error); the number of line rows (``lines=False``: copies get no lines, for rows that
+    read only headers)."""
     drawn = min(base, invoices)
     report = generate(url, invoices=drawn, seed=seed, dirty_share=0.0, erp_error_share=0.03)
     engine = sa.create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as conn:
             for start in range(drawn, invoices, drawn):
-                _copy(conn, offset=start, count=min(drawn, invoices - start))
-            lines = conn.execute(sa.select(sa.func.count()).select_from(invoice_line)).scalar()
+                _copy(conn, offset=start, count=min(drawn, invoices - start), lines=lines)
+            rows = conn.execute(sa.select(sa.func.count()).select_from(invoice_line)).scalar()
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("ANALYZE")
     finally:
         engine.dispose()
-    assert lines is not None
-    return int(lines) if invoices > drawn else report.lines
+    assert rows is not None
+    return int(rows) if invoices > drawn else report.lines
 
 
-def _copy(conn: sa.Connection, *, offset: int, count: int) -> None:
+def _copy(conn: sa.Connection, *, offset: int, count: int, lines: bool = True) -> None:
     """Copy invoices 1..count (and their lines) as keys offset+1..offset+count."""
     key = invoice.c.invoice_key + offset
     # '51' + 8 digits for the drawn invoices (catalog.header_row); '52' + 8 digits for copies.
@@ -62,12 +65,14 @@ def _copy(conn: sa.Connection, *, offset: int, count: int) -> None:
     picked = sa.select(key, number, *header_columns).where(invoice.c.invoice_key <= count)
     names = ["invoice_key", "document_no", *(c.name for c in header_columns)]
     conn.execute(invoice.insert().from_select(names, picked))
+    if not lines:
+        return
     line_columns = [c for c in invoice_line.c if c.name != "invoice_key"]
-    lines = sa.select(invoice_line.c.invoice_key + offset, *line_columns).where(
+    copied = sa.select(invoice_line.c.invoice_key + offset, *line_columns).where(
         invoice_line.c.invoice_key <= count
     )
     names = ["invoice_key", *(c.name for c in line_columns)]
-    conn.execute(invoice_line.insert().from_select(names, lines))
+    conn.execute(invoice_line.insert().from_select(names, copied))
 
 
 @contextmanager

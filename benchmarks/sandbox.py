@@ -125,6 +125,11 @@ class SandboxProcess:
         uuids: dict[str, str] = self._command("seed", invoice_ids=invoice_ids)["uuids"]
         return uuids
 
+    def pushes(self) -> list[str]:
+        """The invoice id of every status-sync the sandbox accepted, in order."""
+        pushed: list[str] = self._command("pushes")["pushes"]
+        return pushed
+
     def configure(self, **knobs: Any) -> None:
         """Change some knobs (``rate=None`` lifts the quota)."""
         self._command("configure", knobs=knobs)
@@ -176,6 +181,9 @@ def _child(knobs: dict[str, Any]) -> None:
                     state.configure(**command["knobs"])
                 elif op == "seed":
                     _say({"uuids": _seed(state, command["invoice_ids"])})
+                    continue
+                elif op == "pushes":
+                    _say({"pushes": [push.invoice_id for push in state.pushes()]})
                     continue
                 _say(
                     {

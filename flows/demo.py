@@ -3,6 +3,9 @@
 Sample ERP (SQLite, generated once; later runs change a few invoices as a day in the ERP would),
 the local AppZen sandbox on a free loopback port, SQLite staging, and the ``nightly-sync`` flow in
 Prefect's ephemeral mode. Prints the run summary, what AppZen answered, and the report path.
+Then a few invoices are paid in the ERP (``erp_payment``: their ``updated_at`` does not move) and
+the ``status-sync`` flow, on its own as its two-hourly deployment runs it, reads the ERP's
+statuses (the mapping's ``status.source``) and tells AppZen they are PAID.
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from pipeline.devkit.sandbox.server import SandboxServer
 
 STATE = Path(".state")
 DEMO = STATE / "demo"
@@ -94,7 +101,33 @@ def main() -> int:
         if reports:
             console.print(f"failed-row report: {reports.get('html')} (CSV: {reports.get('csv')})")
         console.print(f"sandbox received {len(sandbox.state.invoices())} invoices in total")
+        _status_between_nightlies(console, str(mapping), sandbox)
     return 0
+
+
+def _status_between_nightlies(console: Console, mapping: str, sandbox: SandboxServer) -> None:
+    """Pay a few invoices (their ``updated_at`` unmoved), run the status-sync flow alone, and
+    show what AppZen was told."""
+    from flows.status import status_sync  # noqa: PLC0415 - Prefect reads the environment
+    from pipeline.cli.render import summary_table  # noqa: PLC0415
+    from pipeline.devkit.sample_erp import pay  # noqa: PLC0415
+    from pipeline.summary import RunSummary  # noqa: PLC0415
+
+    paid = pay(os.environ["ERP_DATABASE_URL"], count=5)
+    console.print(
+        f"sample ERP: {len(paid.document_nos)} invoices paid (erp_payment; their updated_at "
+        "unchanged, so no sync would see it); running the status-sync flow…"
+    )
+    before = len(sandbox.state.pushes())
+    summary = RunSummary.from_dict(asyncio.run(status_sync(mapping=mapping)))
+    console.print(summary_table("status-sync", summary))
+    told = Table(title="what status-sync told AppZen")
+    for column in ("invoice_id", "appzen_invoice_state", "invoice_status"):
+        told.add_column(column)
+    for push in sandbox.state.pushes()[before:]:
+        body = push.body
+        told.add_row(push.invoice_id, body.get("appzen_invoice_state"), body.get("invoice_status"))
+    console.print(told)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Status sync on its own schedule: push every ERP status that changed since it was last pushed."""
+"""Status sync on its own schedule: read the ERP's current statuses (the mapping's status read) and
+push every status that changed since it was last pushed."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pipeline.jobs.store import open_store
 async def status_sync(
     mapping: MappingRef = "mappings/sample_erp.yaml", credentials_block: BlockName = None
 ) -> dict[str, object]:
-    """POST /invoice/{uuid}/status-sync for each staged invoice whose ERP status changed."""
+    """Read the mapping's ERP statuses (``status.source``), then POST /invoice/{uuid}/status-sync
+    for each staged invoice whose ERP status changed."""
     settings = await flow_settings(credentials_block)
     summary = await status_sync_task(mapping, quote(settings))
     store = open_store(settings)

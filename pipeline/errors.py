@@ -42,6 +42,8 @@ The whole tree; each family lives in the package that raises it, ``[marker]`` wh
     │       ├── CrmFatal [terminal] · CrmUnavailable, CrmTransport [transient]
     │       └── CrmThrottled [throttled] · CrmRowError [item] ─ NotDraft
     ├── RetriesExhausted [transient]            runtime: every attempt of one call failed
+    ├── RemoteUnreachable [transient]           runtime: the circuit breaker tripped (an outage)
+    ├── BudgetSpent [transient]                 runtime: the daily AppZen budget is spent
     ├── ReportError [terminal]                  report: a report file cannot be written
     └── RunStopped [terminal]                   a run stopped on a terminal answer
 
@@ -126,3 +128,21 @@ class RemoteError(EtlError):
 
 class RunStopped(TerminalError):
     """A run stopped on a terminal answer (credentials, wrong URL); the rest stays pending."""
+
+
+class RemoteUnreachable(RemoteError, TransientError):
+    """A remote system answered nothing but failures (no answer, a timeout, 5xx) for the circuit
+    breaker's window (:mod:`pipeline.runtime.breaker`): an outage. The run stops at once; every
+    call it had not had an answer to stays pending, nothing is recorded as failed for it, and a
+    rerun once the remote answers finishes the work (CLI exit code 3)."""
+
+
+class BudgetSpent(RemoteError, TransientError):
+    """The day's AppZen request budget (``APPZEN_DAILY_BUDGET``, less what is kept for other
+    flows) is spent (:mod:`pipeline.runtime.budget`). No further request goes out: the calls
+    already sent finish, every other stays pending, nothing is recorded as failed, and a run
+    after the next day boundary (``resumes_at``) goes on (CLI exit code 5)."""
+
+    def __init__(self, message: str, *, resumes_at: str) -> None:
+        self.resumes_at = resumes_at
+        super().__init__(message)

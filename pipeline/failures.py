@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Literal
 
 Stage = Literal[
@@ -55,3 +58,65 @@ class RowFailure:
     def with_key(self, source_key: str) -> RowFailure:
         """The same failure attributed to an invoice key."""
         return replace(self, source_key=source_key)
+
+
+DELIVERY_STAGES: frozenset[Stage] = frozenset(
+    {"extract", "mapping", "validation", "appzen", "retries_exhausted"}
+)
+"""The stages that keep an invoice from reaching AppZen: a failure at one of them opens (or keeps
+open) the invoice's entry in the open-failures ledger until it is delivered."""
+
+FACT_CHARS = 255
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFacts:
+    """What an AP analyst searches by, as far as the invoice could be read: its supplier
+    invoice number, supplier, date, and total with currency (the total as exact decimal text)."""
+
+    invoice_number: str | None = None
+    supplier_id: str | None = None
+    supplier_name: str | None = None
+    invoice_date: str | None = None
+    total_amount: str | None = None
+    currency: str | None = None
+
+    @classmethod
+    def of(cls, invoice: Mapping[str, object]) -> InvoiceFacts:
+        """The facts of an AppZen invoice as data (mapped, or partly mapped: missing parts are
+        ``None``)."""
+        total = invoice.get("total_amount")
+        money = total if isinstance(total, Mapping) else {}
+        return cls(
+            invoice_number=_fact(invoice.get("invoice_number")),
+            supplier_id=_fact(invoice.get("supplier_id")),
+            supplier_name=_fact(invoice.get("supplier_name")),
+            invoice_date=_day(_fact(invoice.get("invoice_date"))),
+            total_amount=_fact(money.get("amount")),
+            currency=_fact(money.get("currency")),
+        )
+
+    @classmethod
+    def of_payload(cls, payload: bytes) -> InvoiceFacts:
+        """The facts of an invoice's JSON payload as sent (numbers kept exact)."""
+        try:
+            data = json.loads(payload, parse_float=Decimal, parse_int=Decimal)
+        except ValueError:
+            return cls()
+        return cls.of(data) if isinstance(data, Mapping) else cls()
+
+
+def _day(text: str | None) -> str | None:
+    """``2024-09-04T00:00:00Z`` (AppZen's date on the wire) as the day ``2024-09-04``."""
+    if text is not None and len(text) >= 10 and text[4] == "-" and text[7] == "-":
+        return text[:10]
+    return text
+
+
+def _fact(value: object) -> str | None:
+    if value is None or isinstance(value, Mapping | list):
+        return None
+    isoformat = getattr(value, "isoformat", None)
+    text = isoformat() if callable(isoformat) else str(value)
+    text = text.strip()
+    return text[:FACT_CHARS] if text else None

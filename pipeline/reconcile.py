@@ -304,6 +304,14 @@ async def verify(
 ) -> ReconcileReport:
     """:func:`reconcile` with an AppZen client and a dispatcher built from ``settings`` (or the
     ones given): ``appzen-etl verify``."""
+    budget = None if dispatcher else store.daily_budget(settings, "verify")
     async with client_session(settings, client) as session:
-        calls = dispatcher or Dispatcher.from_settings(settings, clock)
-        return await reconcile(store, session, calls, mapping, sample)
+        # reads only: an invoice AppZen does not answer for is listed unreadable (no breaker)
+        calls = dispatcher or Dispatcher.from_settings(
+            settings, clock, breaker=False, budget=budget
+        )
+        try:
+            return await reconcile(store, session, calls, mapping, sample)
+        finally:
+            if budget is not None:
+                budget.close()

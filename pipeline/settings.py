@@ -7,15 +7,19 @@ as ``**********``; database URLs may carry a password and are masked by :func:`m
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from pathlib import Path
 from typing import Annotated, Self
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigurationError
+
+_log = logging.getLogger(__name__)
 
 SANDBOX_URL = "http://127.0.0.1:8765/dictionary-data-services"
 # The local sandbox's own credentials (x-api-key, customer-id, customer-key): not secrets.
@@ -76,6 +80,13 @@ class Settings(PathSettings):
     appzen_verify_tls: Annotated[
         bool, Field(description="Verify TLS certificates; turn off only for a test endpoint.")
     ] = True
+    allow_plain_http: Annotated[
+        bool,
+        Field(
+            description="Send credentials over plain http:// to a host other than this machine "
+            "(refused by default; a warning is logged on every run when allowed)."
+        ),
+    ] = False
     erp_database_url: Annotated[
         SecretStr | None, Field(description="SQLAlchemy URL of the ERP (may hold a password).")
     ] = None
@@ -97,6 +108,52 @@ class Settings(PathSettings):
     appzen_retry_attempts: Annotated[
         int, Field(ge=1, le=50, description="Attempts per request before it counts as failed.")
     ] = 6
+    appzen_outage_window: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=3600,
+            description="Seconds of nothing but failures from AppZen (refused or dropped "
+            "connections, DNS, TLS, timeouts, 5xx) after which a run stops as an outage "
+            "(exit code 3); the invoices stay pending.",
+        ),
+    ] = 30.0
+    appzen_daily_budget: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1_000_000_000,
+            description="Requests per day AppZen allows these credentials (its public guideline: "
+            "300,000), counted in staging across every run, worker and flow; when it is spent a "
+            "run stops (exit code 5) and the invoices stay pending until the next day.",
+        ),
+    ] = 300_000
+    appzen_budget_timezone: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="Time zone of AppZen's day for the daily budget (IANA name, e.g. "
+            "America/Los_Angeles); the budget starts afresh at midnight there.",
+        ),
+    ] = "UTC"
+    appzen_budget_reserve_nightly: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=1_000_000_000,
+            description="Requests of each day's budget kept for the nightly sync (flow sync): "
+            "other flows (backfill, retry-failed, verify, …) may not use them.",
+        ),
+    ] = 0
+    appzen_budget_reserve_status_sync: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=1_000_000_000,
+            description="Requests of each day's budget kept for status-sync; other flows may "
+            "not use them.",
+        ),
+    ] = 0
     reports_dir: Annotated[
         Path, Field(description="Where failed-row reports (CSV, HTML) are written.")
     ] = DEFAULT_STATE_DIR / "reports"
@@ -146,6 +203,35 @@ class Settings(PathSettings):
             raise ValueError("must be an http(s) URL without a password, e.g. https://host/api")
         return value.rstrip("/")
 
+    @field_validator("appzen_budget_timezone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as UTC or Europe/Berlin"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _reserves_fit(self) -> Self:
+        """The reservations leave something of the daily budget for everything else."""
+        kept = self.appzen_budget_reserve_nightly + self.appzen_budget_reserve_status_sync
+        if kept > self.appzen_daily_budget:
+            raise ValueError(
+                f"APPZEN_BUDGET_RESERVE_NIGHTLY + APPZEN_BUDGET_RESERVE_STATUS_SYNC ({kept}) "
+                f"exceed APPZEN_DAILY_BUDGET ({self.appzen_daily_budget})"
+            )
+        return self
+
+    def budget_reserves(self) -> dict[str, int]:
+        """Requests of each day's budget kept per flow (run flow name → requests)."""
+        return {
+            "sync": self.appzen_budget_reserve_nightly,
+            "status_sync": self.appzen_budget_reserve_status_sync,
+        }
+
     @model_validator(mode="after")
     def _credentials(self) -> Self:
         """Off the local sandbox every credential is required; on it, the sandbox's own apply."""
@@ -160,6 +246,38 @@ class Settings(PathSettings):
                 f"{', '.join(missing)} must be set for APPZEN_BASE_URL={self.appzen_base_url}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _no_credentials_in_clear(self) -> Self:
+        """Credentials never go over plain http:// to another machine unless explicitly allowed
+        (``ALLOW_PLAIN_HTTP=true``, then a warning on every run)."""
+        for variable, url, secrets in self._credentialed_urls():
+            if url is None or not secrets or is_loopback(url) or not url.startswith("http://"):
+                continue
+            if self.allow_plain_http:
+                _log.warning(
+                    "%s is plain http:// to %s: credentials are sent in clear "
+                    "(ALLOW_PLAIN_HTTP=true); use https://",
+                    variable,
+                    urlsplit(url).hostname,
+                )
+                continue
+            raise ValueError(
+                f"{variable} is plain http:// to {urlsplit(url).hostname}, which would send the "
+                "credentials in clear; use https:// (or, for a trusted test network only, set "
+                "ALLOW_PLAIN_HTTP=true)"
+            )
+        return self
+
+    def _credentialed_urls(self) -> list[tuple[str, str | None, bool]]:
+        """``(variable, URL, whether credentials go to it)`` for each system called over HTTP."""
+        merchant = (self.merchant_access_token, self.merchant_refresh_token)
+        merchant_secret = any(s is not None for s in (*merchant, self.merchant_client_secret))
+        return [
+            ("APPZEN_BASE_URL", self.appzen_base_url, True),
+            ("MERCHANT_BASE_URL", self.merchant_base_url, merchant_secret),
+            ("CRM_BASE_URL", self.crm_base_url, self.crm_password is not None),
+        ]
 
     def credentials(self) -> tuple[str, str, str]:
         """``(x-api-key, customer-id, customer-key)``; the sandbox's defaults when on loopback."""

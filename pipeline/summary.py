@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pipeline.errors import BudgetSpent, RemoteUnreachable
 from pipeline.failures import RowFailure
 
 
@@ -25,12 +26,24 @@ class RunSummary:
     posting_s: float = 0.0
     watermark: str | None = None
     fatal: str | None = None
+    outage: bool = False
+    """``fatal`` is an outage (the circuit breaker tripped: CLI exit code 3), not an answer a
+    person must act on (exit code 2)."""
+    budget_spent: bool = False
+    """``fatal`` is the day's AppZen budget, spent (CLI exit code 5): the run resumes after the
+    next day boundary."""
     _first_post: float | None = None
     _last_post: float | None = None
     failures: list[RowFailure] = field(default_factory=list)
     reports: dict[str, str] = field(default_factory=dict)
     planned: list[dict[str, object]] = field(default_factory=list)
     """What a dry run would send, one entry per request (status-sync: uuid and body)."""
+
+    def stop(self, error: Exception) -> None:
+        """Record the error that stopped the run: its one line, and whether it is an outage."""
+        self.fatal = str(error)
+        self.outage = isinstance(error, RemoteUnreachable)
+        self.budget_spent = isinstance(error, BudgetSpent)
 
     def add_failures(self, failures: list[RowFailure]) -> None:
         """Keep the first :data:`KEPT_FAILURES` for display; staging keeps them all."""
@@ -69,6 +82,8 @@ class RunSummary:
             "rate_per_s": round(self.rate, 2),
             "watermark": self.watermark,
             "fatal": self.fatal,
+            "outage": self.outage,
+            "budget_spent": self.budget_spent,
             "reports": dict(self.reports),
             **({"planned": list(self.planned)} if self.dry_run else {}),
         }
@@ -88,6 +103,8 @@ class RunSummary:
             duration_s=float(data.get("duration_s", 0.0)),  # type: ignore[arg-type]
             watermark=data.get("watermark"),  # type: ignore[arg-type]
             fatal=data.get("fatal"),  # type: ignore[arg-type]
+            outage=bool(data.get("outage")),
+            budget_spent=bool(data.get("budget_spent")),
         )
         rate = float(data.get("rate_per_s", 0.0))  # type: ignore[arg-type]
         summary.posting_s = summary.counts["requests"] / rate if rate else 0.0

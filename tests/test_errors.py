@@ -33,6 +33,8 @@ EXPECTED: dict[str, type[EtlError] | None] = {
     "pipeline.errors.ConfigurationError": TERMINAL,
     "pipeline.errors.RemoteError": None,
     "pipeline.errors.RunStopped": TERMINAL,
+    "pipeline.errors.RemoteUnreachable": TRANSIENT,
+    "pipeline.errors.BudgetSpent": TRANSIENT,
     # configuration
     "pipeline.settings.SettingsError": TERMINAL,
     "pipeline.cli.runs.OptionError": TERMINAL,

@@ -93,3 +93,59 @@ def test_a_bad_value_next_to_a_secret_does_not_echo_it(monkeypatch: pytest.Monke
 )
 def test_mask_url(url: str, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+def _credentials(monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:
+    monkeypatch.setenv("APPZEN_BASE_URL", base_url)
+    monkeypatch.setenv("APPZEN_API_KEY", SECRET)
+    monkeypatch.setenv("APPZEN_CUSTOMER_ID", "acme")
+    monkeypatch.setenv("APPZEN_CUSTOMER_KEY", SECRET + "2")
+
+
+def test_credentials_over_plain_http_to_another_machine_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _credentials(monkeypatch, "http://appzen.example.com/dictionary-data-services")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "APPZEN_BASE_URL is plain http:// to appzen.example.com" in message
+    assert (
+        "use https:// (or, for a trusted test network only, set ALLOW_PLAIN_HTTP=true)" in message
+    )
+    assert SECRET not in message
+
+
+def test_plain_http_allowed_explicitly_is_logged_loudly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _credentials(monkeypatch, "http://appzen.test.internal/dictionary-data-services")
+    monkeypatch.setenv("ALLOW_PLAIN_HTTP", "true")
+    with caplog.at_level("WARNING", logger="pipeline.settings"):
+        settings = load_settings()
+    assert settings.allow_plain_http
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert "credentials are sent in clear" in record.getMessage()
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://api.appzen.com/dictionary-data-services", "http://127.0.0.1:9/x", "http://[::1]:9/x"],
+)
+def test_https_and_this_machine_need_no_permission(
+    monkeypatch: pytest.MonkeyPatch, base_url: str
+) -> None:
+    _credentials(monkeypatch, base_url)
+    assert load_settings().appzen_base_url == base_url
+
+
+def test_a_crm_password_over_plain_http_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_BASE_URL", "http://crm.example.com/api")
+    monkeypatch.setenv("CRM_PASSWORD", SECRET)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "CRM_BASE_URL is plain http:// to crm.example.com" in str(caught.value)
+    monkeypatch.delenv("CRM_PASSWORD")
+    assert load_settings().crm_base_url == "http://crm.example.com/api"  # no credential goes there

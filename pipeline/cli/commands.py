@@ -1,7 +1,8 @@
 """The operator's command line, ``appzen-etl`` (typer + rich).
 
 Exit codes: 0 all good, 1 some rows failed, 2 configuration or credential error (one line on
-stderr naming what and where, never a traceback), 130 interrupted. The pipeline (pandas,
+stderr naming what and where, never a traceback), 3 AppZen unreachable (the circuit breaker
+stopped the run; the invoices stay pending), 130 interrupted. The pipeline (pandas,
 SQLAlchemy, httpx) is imported inside the commands, so ``--help`` answers at once.
 """
 
@@ -21,6 +22,7 @@ import typer
 
 from pipeline.cli import render
 from pipeline.cli import runs as runner
+from pipeline.cli.failures import failures_app
 from pipeline.cli.render import console
 from pipeline.cli.runs import (
     EXIT_CONFIG,
@@ -52,6 +54,7 @@ mapping_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(mapping_app, name="mapping")
+app.add_typer(failures_app, name="failures")
 
 MappingOpt = Annotated[
     Path,
@@ -84,13 +87,37 @@ def main(
     install_log_filter()
 
 
+def _since_option(value: str | None) -> str | None:
+    """``--since`` parsed into the bound a run binds, or refused naming the forms it takes."""
+    from pipeline.load.partition import since_bound  # noqa: PLC0415
+
+    try:
+        return None if value is None else since_bound(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 @app.command()
 @operator_errors
 def sync(
     mapping: MappingOpt,
     dry_run: DryRunOpt = False,
-    force: Annotated[bool, typer.Option(help="Resend unchanged invoices too.")] = False,
-    since: Annotated[str | None, typer.Option(help="Override the stored watermark.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Resend every invoice read, changed or not: those changed since --since, or, "
+            "without --since, all of them (a full re-extract, ignoring the stored watermark)."
+        ),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Read changes at or after this instead of the stored watermark: an ISO date "
+            "(2024-12-01, that day on, UTC) or date and time (2024-12-01T08:00, UTC unless it "
+            "names its zone).",
+            callback=_since_option,
+        ),
+    ] = None,
     status_sync: Annotated[bool, typer.Option(help="Push ERP statuses afterwards.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -152,9 +179,10 @@ def retry_failed(
 ) -> None:
     """Resend only the invoices that failed, re-mapped from the source so fixed data is used.
 
-    Those AppZen rejected or gave up on, and those that failed mapping or validation in the run
-    (default: the mapping's latest sync, backfill or retry-failed run). Unchanged invoices are
-    not resent.
+    Without --run: every open failure of the ledger (`appzen-etl failures list`), re-read from
+    the whole source, so a fix that did not move the watermark column is found too; those no
+    longer in the source close as gone; dismissed ones are left alone. With --run: the
+    invoices that failed in that run. Unchanged invoices are not resent.
 
     Example: fix the rows the report names in the ERP, then
     [bold]appzen-etl retry-failed -m mappings/sample_erp.yaml[/]
@@ -163,12 +191,10 @@ def retry_failed(
     store = _store(settings)
     runner.require_run(store, run, "retry-failed")
     from pipeline.jobs import retry as retry_job  # noqa: PLC0415 - heavy: after the cheap checks
-    from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
 
-    source = runner.retry_source_run(store, load_mapping(mapping).name, run)
-    scope = retry_job.scope(store, mapping, source)
+    scope = retry_job.scope(store, mapping, run)
     if not scope.keys:
-        runner.nothing_to_retry(scope.name, source, as_json)
+        runner.nothing_to_retry(scope.name, run, as_json)
         return
     summary = runner.retry_run(scope, settings, store)
     runner.finish("retry-failed", [("retry_failed", summary)], as_json)
@@ -279,15 +305,25 @@ def runs(
     limit: Annotated[int, typer.Option(min=1, help="How many.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the latest runs with their counts (extracted, sent, skipped, failed).
+    """List the latest runs with their counts (extracted, sent, skipped, failed), and today's
+    use of the AppZen daily budget.
 
     Example: [bold]appzen-etl runs --limit 5[/]
     """
-    records = _store(_settings()).list_runs(limit)
+    settings = _settings()
+    store = _store(settings)
+    records = store.list_runs(limit)
+    usage = store.budget_usage(settings)
     if as_json:
-        render.print_json({"runs": [render.run_json(record) for record in records]})
+        render.print_json(
+            {
+                "runs": [render.run_json(record) for record in records],
+                "budget": usage.as_dict(),
+            }
+        )
     else:
         console.print(render.runs_table(records))
+        console.out(render.budget_line(usage), highlight=False)
 
 
 @app.command()
@@ -311,10 +347,10 @@ def report(
     record = record or runner.latest_run(store, flows=("status_sync",))
     if record is None:
         raise OptionError("report: no runs in staging yet; run `appzen-etl sync` first")
-    from pipeline.report import write_reports  # noqa: PLC0415
+    from pipeline.jobs.reports import write_run_reports  # noqa: PLC0415
 
     failures = store.failures_for_run(record.id)
-    paths = write_reports(record, failures, settings.reports_dir)
+    paths = write_run_reports(store, record, settings.reports_dir)
     path = (paths.csv if fmt == "csv" else paths.html).resolve()
     if as_json:
         render.print_json(

@@ -13,6 +13,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -25,6 +26,7 @@ from pipeline.redact import scrub
 
 if TYPE_CHECKING:
     from pipeline.failures import RowFailure
+    from pipeline.staging.budget import BudgetUsage
     from pipeline.staging.records import RunRecord
     from pipeline.summary import RunSummary
 
@@ -148,13 +150,26 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
     for column in ("extracted", "sent", "skipped", "failed"):
         table.add_column(column, justify="right", no_wrap=True)
     for run in runs:
-        cells = (str(run.id), run.flow, run.mapping, run.status)
+        status = f"{run.status} (budget spent)" if run.counts.get("budget_spent") else run.status
+        cells = (str(run.id), run.flow, run.mapping, status)
         table.add_row(
             *(Text(cell) for cell in cells),  # data, never markup
             run.started_at.strftime("%m-%d %H:%M"),
             *_main_counts(run.counts),
         )
     return table
+
+
+def budget_line(usage: BudgetUsage) -> str:
+    """Today's use of the AppZen daily budget, in one line under the run history."""
+    flows = ", ".join(f"{flow} {n:,}" for flow, n in sorted(usage.by_flow.items()))
+    kept = ", ".join(f"{n:,} for {flow}" for flow, n in sorted(usage.reserves.items()))
+    starts = datetime.fromisoformat(usage.resumes_at)
+    return (
+        f"AppZen budget {usage.day} ({usage.zone}): {usage.used:,} of {usage.limit:,} requests "
+        f"used{f' ({flows})' if flows else ''}{f'; kept {kept}' if kept else ''}; "
+        f"the next day starts {starts:%Y-%m-%d %H:%M} {usage.zone}"
+    )
 
 
 def run_json(run: RunRecord) -> dict[str, object]:

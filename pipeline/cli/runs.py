@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from pipeline.staging.records import RunRecord
     from pipeline.summary import RunSummary
 
-EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_OUTAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_BUDGET = 5
+"""The day's AppZen budget is spent: the run stopped cleanly and resumes after the day boundary."""
 CONTENT_FLOWS = ("sync", "backfill", "retry_failed")
 """Flows that extract and send invoices (status_sync only pushes statuses)."""
 
@@ -170,14 +172,6 @@ def require_run(store: StagingStore, run: int | None, command: str) -> RunRecord
     return record
 
 
-def retry_source_run(store: StagingStore, mapping: str, run: int | None) -> int | None:
-    """The run whose failures to retry: ``--run``, else the mapping's latest one."""
-    if run is not None:
-        return run
-    latest = latest_run(store, mapping)
-    return latest.id if latest is not None else None
-
-
 def check_backfill_range(mapping: Path, start: date | None, end: date | None) -> None:
     """Refuse a reversed range, and a range on a file source (which has no date filter)."""
     from pipeline.mapping.loader import load_mapping  # noqa: PLC0415
@@ -205,9 +199,15 @@ def _edge_day(edge: str | None, shift: timedelta = timedelta()) -> str:
 
 # --- closing -------------------------------------------------------------------------------
 def exit_code(runs: Runs) -> int:
-    """2 when a run stopped on a fatal answer, 1 when rows failed, else 0."""
-    if any(summary.fatal for _, summary in runs):
+    """2 when a run stopped on a fatal answer, 3 when AppZen was unreachable (an outage: the
+    circuit breaker stopped the run), 5 when the day's AppZen budget is spent, 1 when rows
+    failed, else 0."""
+    if any(s.fatal and not (s.outage or s.budget_spent) for _, s in runs):
         return EXIT_CONFIG
+    if any(summary.outage for _, summary in runs):
+        return EXIT_OUTAGE
+    if any(summary.budget_spent for _, summary in runs):
+        return EXIT_BUDGET
     return EXIT_ROWS_FAILED if any(summary.failed for _, summary in runs) else EXIT_OK
 
 
@@ -252,5 +252,5 @@ def nothing_to_retry(mapping: str, run: int | None, as_json: bool) -> None:
     if as_json:
         render.print_json({"command": "retry-failed", "exit_code": 0, "failed": 0, "runs": []})
     else:
-        scope = f"run {run} and staging hold" if run is not None else "staging holds"
-        console.out(f"nothing to retry: {scope} no failed invoice of mapping {mapping}")
+        scope = f"run {run} and staging hold" if run is not None else "the ledger holds"
+        console.out(f"nothing to retry: {scope} no open failure of mapping {mapping}")

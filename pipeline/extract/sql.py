@@ -192,6 +192,7 @@ class SqlSource:
 
     def _engine(self) -> Engine:
         url = self._parsed_url()
+        self._check_sqlite_file(url)
         connect_args: dict[str, object] = {}
         networked = url.get_backend_name() in {"postgresql", "mysql", "mariadb"}
         if networked and "connect_timeout" not in url.query:
@@ -204,6 +205,24 @@ class SqlSource:
                 f"{self._scrub(str(error))}; check the URL's dialect and driver "
                 "(e.g. postgresql+psycopg://, mysql+pymysql://, sqlite:///)"
             ) from None
+
+    def _check_sqlite_file(self, url: URL) -> None:
+        """A SQLite ERP that is not there is refused with its path: connecting would create an
+        empty file, and the query would fail on "no such table" (or read nothing)."""
+        database = url.database or ""
+        if url.get_backend_name() != "sqlite" or database in {"", ":memory:"}:
+            return
+        if database.startswith("file:"):
+            return  # a URI names its own mode
+        path = Path(database)
+        if not path.is_file():
+            where = path if path.is_absolute() else f"{path} (from {Path.cwd()})"
+            missing = "no such directory" if not path.parent.is_dir() else "no such file"
+            raise ExtractError(
+                f"{self._origin}: the SQLite database {where} does not exist ({missing}); "
+                "check the path in the database URL (sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db)"
+            )
 
     def _connect(self, engine: Engine) -> Connection:
         try:

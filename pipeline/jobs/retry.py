@@ -37,10 +37,17 @@ class RetryScope:
 
 
 def scope(store: StagingStore, mapping: Path, run_id: int | None = None) -> RetryScope:
-    """What a retry of ``mapping`` resends (the failures of run ``run_id``, or all of them)."""
+    """What a retry of ``mapping`` resends: the failures of run ``run_id``; or, without one,
+    every open failure of the ledger (mapping failures too, fixed or not, whether or not the
+    fix moved the watermark column) and every invoice staging holds as refused or given up,
+    less those dismissed."""
     name = load_mapping(mapping).name
-    keys = frozenset(store.failed_invoice_ids(name, run_id))
-    return RetryScope(mapping, name, run_id, keys)
+    failed = store.failed_invoice_ids(name, run_id)
+    if run_id is None:
+        ledger = store.ledger
+        open_keys = ledger.open_keys(name)
+        failed = (failed - ledger.live_keys(name)) | open_keys
+    return RetryScope(mapping, name, run_id, frozenset(failed))
 
 
 async def run(

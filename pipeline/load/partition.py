@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 _FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 _TICK = timedelta(microseconds=1)
@@ -32,3 +32,25 @@ def partition_range(
 def _edge(day: date) -> str:
     """The instant just before ``day`` starts, so ``> edge`` includes the whole day."""
     return (datetime.combine(day, time()) - _TICK).strftime(_FORMAT)
+
+
+def since_bound(text: str) -> str:
+    """``--since``'s value as the bound a run binds: changes **at or after** it are read.
+
+    ``2024-12-01`` is that whole day on (from 00:00 UTC); ``2024-12-01T08:00`` (or with a space)
+    that moment in UTC; ``2024-12-01T08:00+01:00`` that moment in its own zone. Anything else is
+    refused (ValueError naming the forms), never read as "everything" or "nothing".
+    """
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            return _edge(date.fromisoformat(value))
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date: give an ISO date (2024-12-01: that day on, UTC) or date "
+            "and time (2024-12-01T08:00, UTC unless it names its zone: 2024-12-01T08:00+01:00)"
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return (moment - _TICK).strftime(_FORMAT)

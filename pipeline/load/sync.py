@@ -29,9 +29,10 @@ from types import TracebackType
 from typing import Literal, Self
 
 from pipeline.appzen.client import AppZenClient, client_session
-from pipeline.errors import RemoteError
-from pipeline.failures import RowFailure
+from pipeline.errors import BudgetSpent, RemoteError
+from pipeline.failures import InvoiceFacts, RowFailure
 from pipeline.load.fit import fit_staging
+from pipeline.load.ledger import LedgerTracker, failed_facts
 from pipeline.load.poster import PostResult, SendItem, post_invoices
 from pipeline.load.tally import count_decisions, count_extracted, count_posted
 from pipeline.mapping.checks import sent_before
@@ -39,6 +40,7 @@ from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.stream import Sources, map_stream, open_sources
+from pipeline.runtime.budget import DailyBudget
 from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
 from pipeline.runtime.dispatch import Dispatcher
 from pipeline.runtime.ratelimit import RateLimiter
@@ -46,6 +48,7 @@ from pipeline.runtime.retry import RetryPolicy
 from pipeline.runtime.watermarks import Watermarks, bound_params
 from pipeline.settings import Settings
 from pipeline.staging import StageItem, StagingError, StagingStore, new_owner
+from pipeline.staging.budget import close_budget
 from pipeline.staging.records import Decision
 from pipeline.summary import RunSummary
 
@@ -105,7 +108,9 @@ class SyncJob:
         self._owner = new_owner(options.label or options.flow)
         self._watermarks = Watermarks()
         self._fatal: RemoteError | None = None
+        self._budget: DailyBudget | None = None
         self.on_progress: Callable[[RunSummary], None] | None = None
+        self._ledger = LedgerTracker(store, self.spec.name)
 
     # --- preparing ---------------------------------------------------------------------------
     def open_sources(self) -> Sources:
@@ -119,9 +124,11 @@ class SyncJob:
         )
 
     def params(self) -> dict[str, object]:
-        """The bind parameters: ``since`` (explicit, or the stored watermark) and ``until``."""
+        """The bind parameters: ``since`` (explicit, or the stored watermark) and ``until``.
+        ``force`` without ``since`` reads everything (a full re-extract), not the watermark's."""
         since: object = self.options.since
-        if since is None and self.options.incremental and self.options.flow == "sync":
+        stored = self.options.incremental and self.options.flow == "sync" and not self.options.force
+        if since is None and stored:
             since = self.store.last_watermark(self.spec.name, "sync")
         return bound_params(since, self.options.until, self.spec.watermark_format)
 
@@ -147,10 +154,16 @@ class SyncJob:
                 self._run_parameters(),
                 self.options.historical,
             )
+            await asyncio.to_thread(self._ledger.load, self.summary.run_id)
         self._client_cm = client_session(self.settings, self._client)
         self._session = await self._client_cm.__aenter__()
+        self._budget = (
+            None
+            if self.options.dry_run
+            else self.store.daily_budget(self.settings, self.options.flow)
+        )
         self.dispatcher = Dispatcher.from_settings(
-            self.settings, self.clock, self._limiter, self._retry_policy
+            self.settings, self.clock, self._limiter, self._retry_policy, budget=self._budget
         )
         return self
 
@@ -164,7 +177,10 @@ class SyncJob:
         claims are freed at once, so the next run need not wait for the lease to expire)."""
         await self._client_cm.__aexit__(exc_type, exc, tb)
         self.summary.duration_s = time.monotonic() - self._started
+        close_budget(self._budget, self.summary)
         if exc_type is None:
+            if isinstance(self._fatal, BudgetSpent):
+                self._release_claims()  # every batch has finished: what was not sent is free
             self._finish("failed" if self._fatal else "succeeded")
             return
         self._release_claims()
@@ -188,9 +204,13 @@ class SyncJob:
         await self._process(batch, self._session, self.dispatcher)
 
     async def finish_up(self) -> None:
-        """After the last batch: re-create invoices AppZen lost (status-sync 404)."""
+        """After the last batch: re-create invoices AppZen lost (status-sync 404); a run that
+        re-read given keys (retry-failed) closes the open failures it no longer found as gone."""
         if self.options.flow == "sync" and self.options.only_keys is None and not self.stopped:
             await self._resend_recreates(self._session, self.dispatcher)
+        keys = self.options.only_keys
+        if keys is not None and not self.stopped and not self.options.dry_run:
+            await asyncio.to_thread(self._ledger.close_unseen, keys)
 
     async def run(self) -> RunSummary:
         """Run to the end (or to a fatal error) and return the summary."""
@@ -237,11 +257,14 @@ class SyncJob:
         ]
         self.summary.counts["check_warnings"] += sum(1 for w in warned if w)
         failures += [warning for warnings in warned for warning in warnings]
+        unchanged = {d.invoice_id for d in decisions if d.action == "unchanged"}
+        if self._ledger.any_live and unchanged and not self.options.dry_run:
+            await asyncio.to_thread(self._ledger.close, unchanged, "delivered")
         sent_failures = await self._send(sends, client, dispatcher)
         failures += sent_failures
         exhausted = {f.source_key for f in sent_failures if f.stage == "retries_exhausted"}
         self._track_watermarks(mapped, decisions, sends, exhausted)
-        await self._report(failures)
+        await self._report(failures, failed_facts(batch, sent_failures))
         if self.on_progress is not None:
             self.on_progress(self.summary)
 
@@ -258,9 +281,11 @@ class SyncJob:
         count_posted(self.summary.counts, len(sends), posted.outcomes, posted.retries)
         return posted.failures
 
-    async def _report(self, failures: list[RowFailure]) -> None:
+    async def _report(
+        self, failures: list[RowFailure], facts: dict[str, InvoiceFacts] | None = None
+    ) -> None:
         if failures and not self.options.dry_run:
-            await asyncio.to_thread(self._record_failures, failures)
+            await asyncio.to_thread(self._record_failures, failures, facts or {})
         self.summary.add_failures(failures)  # the first ones; staging keeps them all
 
     async def _resend_recreates(self, client: AppZenClient, dispatcher: Dispatcher) -> None:
@@ -334,7 +359,11 @@ class SyncJob:
         """The batch's invoices in ``only_keys`` (all without it): the others are not counted,
         staged nor reported by a run limited to some keys (retry-failed)."""
         keys = self.options.only_keys
-        return batch if keys is None else [r for r in batch if r.key in keys]
+        if keys is None:
+            return batch
+        inside = [r for r in batch if r.key in keys]
+        self._ledger.saw(r.key for r in inside if r.key is not None)
+        return inside
 
     def _decide(self, items: Sequence[StageItem]) -> list[Decision]:
         if self.options.dry_run:
@@ -360,10 +389,14 @@ class SyncJob:
         self.store.record_outcomes(
             self.summary.run_id, self.spec.name, posted.outcomes, owner=self._owner
         )
+        acked = {outcome.invoice_id for outcome in posted.outcomes if outcome.kind == "acked"}
+        self._ledger.close(acked, "delivered")  # after the commit: a crash between leaves the
+        # entry open, and the next run finds the invoice unchanged and closes it then
         if posted.fatal is not None:
-            self.store.release_claims(self._owner, self.spec.name)
+            if not isinstance(posted.fatal, BudgetSpent):  # else the other batch's are still out
+                self.store.release_claims(self._owner, self.spec.name)
             self._fatal = posted.fatal
-            self.summary.fatal = str(posted.fatal)
+            self.summary.stop(posted.fatal)
 
     def _release_claims(self) -> None:
         if self.options.dry_run or self.summary.run_id is None:
@@ -378,9 +411,9 @@ class SyncJob:
                 error,
             )
 
-    def _record_failures(self, failures: list[RowFailure]) -> None:
+    def _record_failures(self, failures: list[RowFailure], facts: dict[str, InvoiceFacts]) -> None:
         assert self.summary.run_id is not None
-        self.store.record_failures(self.summary.run_id, self.spec.name, failures)
+        self.store.record_failures(self.summary.run_id, self.spec.name, failures, facts)
 
     def _track_watermarks(
         self,

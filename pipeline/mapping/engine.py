@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from pipeline.appzen.models import ErrorData, Invoice, json_bytes
 from pipeline.appzen.plain import plain_validator
 from pipeline.extract.base import Chunk
-from pipeline.failures import RowFailure
+from pipeline.failures import InvoiceFacts, RowFailure
 from pipeline.mapping.checks import Checks, supplier_invoice_key
 from pipeline.mapping.grouping import Group, Keyed, Orphan, Row, merge_join, runs
 from pipeline.mapping.identities import Identities
@@ -259,14 +259,14 @@ class MappingEngine:
             body = _validate(data)
         except ValidationError as error:
             failures = failures + validation_failures(error, group, plan.columns_by_path, failures)
-            return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
+            return _rejected(group, failures, data)
         if failures:
-            return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
+            return _rejected(group, failures, data)
         supplier_invoice = supplier_invoice_key(body["supplier_id"], body["invoice_number"])
         found = checks.run(body, group.key, group.locate, group.header_at, supplier_invoice)
         if any(failure.stage == "check" for failure in found):
             found.sort(key=lambda failure: failure.stage != "check")
-            return RejectedInvoice(group.key, group.locate(-1), tuple(found))
+            return _rejected(group, found, data)
         try:
             payload = json_bytes(body)
         except (ValueError, UnicodeError) as error:  # a lone surrogate in the source text
@@ -279,7 +279,7 @@ class MappingEngine:
                     self.spec.invoice_key,
                 )
             ]
-            return RejectedInvoice(group.key, group.locate(-1), tuple(failures))
+            return _rejected(group, failures, data)
         return self._mapped(group, plan, payload, tuple(found), supplier_invoice)
 
     def _orphan(self, orphan: Orphan) -> RejectedInvoice:
@@ -326,6 +326,12 @@ class MappingEngine:
             return max(values)  # type: ignore[type-var]
         except TypeError:
             return max(values, key=str)
+
+
+def _rejected(group: Group, failures: Sequence[RowFailure], data: object) -> RejectedInvoice:
+    """The invoice of ``group`` cannot be sent; what of it could be mapped names it."""
+    facts = InvoiceFacts.of(data) if isinstance(data, Mapping) else None
+    return RejectedInvoice(group.key, group.locate(-1), tuple(failures), facts)
 
 
 def locator(chunk: Chunk) -> Chunk:

@@ -143,5 +143,7 @@ class Identities:
             key_column=self._key_column,
             value=waiting.key,
         )
-        before = waiting.result.failures if isinstance(waiting.result, RejectedInvoice) else ()
-        return RejectedInvoice(waiting.key, waiting.location, (failure, *before))
+        result = waiting.result
+        before = result.failures if isinstance(result, RejectedInvoice) else ()
+        facts = result.facts if isinstance(result, RejectedInvoice) else None
+        return RejectedInvoice(waiting.key, waiting.location, (failure, *before), facts)

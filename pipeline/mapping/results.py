@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from pipeline.appzen.models import ErrorData, Invoice
-from pipeline.failures import RowFailure
+from pipeline.failures import InvoiceFacts, RowFailure
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,11 @@ class MappedInvoice:
         data = json.loads(self.payload, parse_float=Decimal, parse_int=Decimal)
         return Invoice.model_validate(data)
 
+    @property
+    def facts(self) -> InvoiceFacts:
+        """The invoice's number, supplier, date and total, read from ``payload``."""
+        return InvoiceFacts.of_payload(self.payload)
+
 
 @dataclass(frozen=True, slots=True)
 class RejectedInvoice:
@@ -48,6 +53,8 @@ class RejectedInvoice:
     key: str | None
     location: str
     failures: tuple[RowFailure, ...]
+    facts: InvoiceFacts | None = None
+    """The invoice's number, supplier, date and total as far as they could be mapped."""
 
 
 Result = MappedInvoice | RejectedInvoice

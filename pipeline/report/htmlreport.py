@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Final
 
 from pipeline.report.cells import cell
+from pipeline.report.invoices import InvoiceEntry, Problem, amount_at_risk, by_reason
 from pipeline.report.table import (
     STAGE_TITLES,
     RuleGroup,
@@ -65,7 +66,12 @@ dl.details{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margi
 code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#eff1f3;
  padding:1px 4px;border-radius:3px}
 td,dd,p,h3,h4,code{overflow-wrap:anywhere;word-break:break-word;white-space:pre-wrap}
-.status-succeeded{color:#1a7f37;font-weight:600}.status-failed,.status-interrupted{
+.status-succeeded{color:#1a7f37;font-weight:600}
+.status-amber{color:#7d4e00;background:#fff8c5;border:1px solid #d4a72c;border-radius:4px;
+ padding:0 6px;font-weight:600}
+tr.reason th{background:#eaeef2;font-size:15px}td ul{margin:0;padding-left:18px}
+.ap{color:#0a3069}.author{color:#57606a}.risk{font-size:17px;margin:4px 0 10px}
+.status-failed,.status-interrupted{
  color:#cf222e;font-weight:600}
 .empty{font-size:20px;color:#1a7f37;font-weight:600}
 .more{color:#57606a;font-style:italic}
@@ -81,9 +87,21 @@ def _plural(count: int) -> str:
     return f"{count:,} row" if count == 1 else f"{count:,} rows"
 
 
-def html_lines(run: RunRecord, rows: Sequence[dict[str, str]], csv_name: str) -> Iterator[str]:
-    """The page, in pieces to write one after the other."""
+def _invoices(count: int) -> str:
+    return f"{count:,} invoice" if count == 1 else f"{count:,} invoices"
+
+
+def html_lines(
+    run: RunRecord,
+    rows: Sequence[dict[str, str]],
+    csv_name: str,
+    entries: Sequence[InvoiceEntry] = (),
+) -> Iterator[str]:
+    """The page, in pieces to write one after the other: the run, the worklist of invoices
+    (``entries``), then every failed row by stage and rule."""
     what = f"{_plural(len(rows))} failed" if rows else "no failed rows"
+    if entries:
+        what = f"{_invoices(len(entries))} failed ({_plural(len(rows))})"
     title = f"Run {run.id} ({run.flow}, {run.mapping}): {what}"
     yield (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -92,7 +110,9 @@ def html_lines(run: RunRecord, rows: Sequence[dict[str, str]], csv_name: str) ->
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(cell(title))}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
     )
-    yield from _header(run, what, csv_name)
+    yield from _header(run, what, csv_name, len(entries))
+    if entries:
+        yield from _worklist(entries)
     if not rows:
         yield '<p class="empty">No failed rows: every row of this run went through.</p>\n'
     else:
@@ -102,13 +122,16 @@ def html_lines(run: RunRecord, rows: Sequence[dict[str, str]], csv_name: str) ->
     yield "</body>\n</html>\n"
 
 
-def _header(run: RunRecord, what: str, csv_name: str) -> Iterator[str]:
+def _header(run: RunRecord, what: str, csv_name: str, failed: int) -> Iterator[str]:
     yield f'<header>\n<h1>Run {run.id}: {esc(what)}</h1>\n<dl class="run">\n'
     status = esc(cell(run.status))
+    badge = f'<span class="status-{status}">{status}</span>'
+    if run.status == "succeeded" and failed:
+        badge = f'<span class="status-amber">succeeded with {_invoices(failed)} failed</span>'
     facts = [
         ("Mapping", esc(cell(run.mapping))),
         ("Flow", esc(cell(run.flow))),
-        ("Status", f'<span class="status-{status}">{status}</span>'),
+        ("Status", badge),
         ("Started", esc(utc_iso(run.started_at))),
         ("Finished", esc(utc_iso(run.finished_at)) or "not finished"),
         ("Historical", "yes" if run.historical else "no"),
@@ -192,3 +215,68 @@ def _failure(row: dict[str, str]) -> str:
 
 def _detail(name: str, value: str) -> str:
     return f"<code>{esc(value)}</code>" if name in _CODE else esc(value)
+
+
+WORKLIST_HEADINGS: Final = (
+    "Invoice",
+    "Invoice no",
+    "Supplier",
+    "Date",
+    "Total",
+    "Since",
+    "Runs",
+    "Problems",
+    "Fix",
+)
+
+
+def _worklist(entries: Sequence[InvoiceEntry]) -> Iterator[str]:
+    """One row per invoice, grouped by reason (largest group first), with the amount at risk."""
+    yield f'<section id="worklist">\n<h2>{_invoices(len(entries))} not in AppZen</h2>\n'
+    sums, unknown = amount_at_risk(entries)
+    risk = ", ".join(f"{esc(cell(currency))} {amount:,.2f}" for currency, amount in sums)
+    if unknown:
+        risk += f"{'; ' if risk else ''}{_invoices(unknown)} with no readable total"
+    yield f'<p class="risk">Amount at risk: {risk or "unknown"}</p>\n<table>\n'
+    yield "<tr>" + "".join(f"<th>{name}</th>" for name in WORKLIST_HEADINGS) + "</tr>\n"
+    for reason, group in by_reason(entries):
+        yield (
+            f'<tr class="reason"><th colspan="{len(WORKLIST_HEADINGS)}">{esc(cell(reason))}'
+            f' <span class="n">{_invoices(len(group))}</span></th></tr>\n'
+        )
+        for entry in group:
+            yield _worklist_row(entry)
+    yield "</table>\n</section>\n"
+
+
+def _worklist_row(entry: InvoiceEntry) -> str:
+    facts = entry.facts
+    supplier = " ".join(x for x in (facts.supplier_id, facts.supplier_name) if x)
+    total = " ".join(x for x in (facts.total_amount, facts.currency) if x)
+    cells = (
+        f"<code>{esc(cell(entry.key))}</code>",
+        esc(cell(facts.invoice_number)),
+        esc(cell(supplier)),
+        esc(cell(facts.invoice_date)),
+        f'<span class="num">{esc(cell(total))}</span>',
+        esc(cell(entry.first_seen)),
+        str(entry.runs_seen),
+        "<ul>" + "".join(f"<li>{_problem(p)}</li>" for p in entry.problems) + "</ul>",
+        "<ul>" + "".join(f"<li>{_fixes(p)}</li>" for p in entry.problems) + "</ul>",
+    )
+    return "<tr>" + "".join(f"<td>{value}</td>" for value in cells) + "</tr>\n"
+
+
+def _problem(problem: Problem) -> str:
+    text = esc(cell(problem.message))
+    if len(problem.fields) > 1:
+        shown = ", ".join(problem.fields[:6]) + (" …" if len(problem.fields) > 6 else "")
+        text += f' <span class="n">{len(problem.fields)} fields: {esc(cell(shown))}</span>'
+    return text
+
+
+def _fixes(problem: Problem) -> str:
+    text = f'<span class="ap">ERP (AP): {esc(cell(problem.ap_hint))}</span>'
+    if problem.author_hint:
+        text += f'<br><span class="author">Mapping: {esc(cell(problem.author_hint))}</span>'
+    return text

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from pipeline.failures import InvoiceFacts
 from pipeline.report.cells import cell
 from pipeline.report.hints import fix_hint
+from pipeline.report.voices import ap_hint, author_hint
+from pipeline.staging.ledger import LedgerEntry
 from pipeline.staging.records import StoredFailure
 
 COLUMNS: Final = (
@@ -17,12 +20,20 @@ COLUMNS: Final = (
     "stage",
     "rule",
     "source key",
+    "invoice number",
+    "supplier id",
+    "supplier name",
+    "invoice date",
+    "total amount",
+    "currency",
     "source location",
     "field path",
     "source column",
     "offending value",
     "message",
     "fix hint",
+    "fix in the ERP (AP)",
+    "fix in the mapping (author)",
     "HTTP status",
     "error code",
     "x-correlation-id",
@@ -66,20 +77,30 @@ def utc_iso(moment: datetime | None) -> str:
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def report_row(stored: StoredFailure) -> dict[str, str]:
-    """One failure as a row of cells (every text scrubbed, made visible and cut)."""
+def report_row(stored: StoredFailure, facts: InvoiceFacts | None = None) -> dict[str, str]:
+    """One failure as a row of cells (every text scrubbed, made visible and cut), with what
+    ``facts`` name the invoice by."""
     f = stored.failure
+    known = facts or InvoiceFacts()
     values: tuple[object, ...] = (
         stored.run_id,
         f.stage,
         f.rule,
         f.source_key,
+        known.invoice_number,
+        known.supplier_id,
+        known.supplier_name,
+        known.invoice_date,
+        known.total_amount,
+        known.currency,
         f.source_location,
         f.field_path,
         f.source_column,
         f.value,
         f.message,
         fix_hint(f),
+        ap_hint(f),
+        author_hint(f),
         f.http_status,
         f.error_code,
         f.correlation_id,
@@ -90,10 +111,18 @@ def report_row(stored: StoredFailure) -> dict[str, str]:
     return {column: cell(value) for column, value in zip(COLUMNS, values, strict=True)}
 
 
-def report_rows(failures: Sequence[StoredFailure]) -> list[dict[str, str]]:
+def report_rows(
+    failures: Sequence[StoredFailure], ledger: Mapping[str, LedgerEntry] | None = None
+) -> list[dict[str, str]]:
     """The report table as plain rows keyed by :data:`COLUMNS` (safe text; not CSV-neutralised
-    and not HTML-escaped: each writer does its own)."""
-    return [report_row(stored) for stored in failures]
+    and not HTML-escaped: each writer does its own); ``ledger`` names the invoices by key."""
+    known = ledger or {}
+    return [report_row(stored, _facts(known, stored.failure.source_key)) for stored in failures]
+
+
+def _facts(ledger: Mapping[str, LedgerEntry], key: str | None) -> InvoiceFacts | None:
+    entry = ledger.get(key) if key is not None else None
+    return entry.facts if entry is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -13,7 +13,9 @@ from pipeline.errors import TerminalError
 from pipeline.report.csvreport import ENCODING as CSV_ENCODING
 from pipeline.report.csvreport import write_csv
 from pipeline.report.htmlreport import html_lines
+from pipeline.report.invoices import invoice_entries
 from pipeline.report.table import report_rows
+from pipeline.staging.ledger import LedgerEntry
 from pipeline.staging.records import RunRecord, StoredFailure
 
 
@@ -35,9 +37,18 @@ def report_paths(run_id: int, out_dir: Path) -> ReportPaths:
     return ReportPaths(csv=out_dir / f"{stem}.csv", html=out_dir / f"{stem}.html")
 
 
-def write_reports(run: RunRecord, failures: Sequence[StoredFailure], out_dir: Path) -> ReportPaths:
+def write_reports(
+    run: RunRecord,
+    failures: Sequence[StoredFailure],
+    out_dir: Path,
+    *,
+    ledger: Mapping[str, LedgerEntry] | None = None,
+    carried: Sequence[LedgerEntry] = (),
+) -> ReportPaths:
     """Write the CSV and HTML reports of ``run`` into ``out_dir`` (created if missing); a run
-    without failures still gets both files, saying "no failed rows"."""
+    without failures still gets both files, saying "no failed rows". ``ledger`` names the
+    invoices (number, supplier, total …) by key; ``carried`` are open failures of earlier runs
+    that stay on the report until they are delivered (their latest reasons are listed)."""
     strays = sorted({f.run_id for f in failures if f.run_id != run.id})
     if strays:
         raise ValueError(
@@ -52,9 +63,23 @@ def write_reports(run: RunRecord, failures: Sequence[StoredFailure], out_dir: Pa
             f"cannot create the report directory {out_dir}: {error.strerror}; "
             "choose a writable directory"
         ) from error
-    rows = report_rows(failures)
+    known = dict(ledger or {}) | {entry.invoice_id: entry for entry in carried}
+    carried_rows = [
+        StoredFailure(
+            reason, entry.last_run_id, entry.mapping, entry.first_seen_at, entry.last_seen_at
+        )
+        for entry in carried
+        for reason in entry.reasons
+        if entry.invoice_id not in {f.failure.source_key for f in failures}
+    ]
+    rows = report_rows([*failures, *carried_rows], known)
+    entries = invoice_entries(failures, known, carried)
     _write(paths.csv, CSV_ENCODING, lambda out: write_csv(run, rows, out))
-    _write(paths.html, "utf-8", lambda out: out.writelines(html_lines(run, rows, paths.csv.name)))
+    _write(
+        paths.html,
+        "utf-8",
+        lambda out: out.writelines(html_lines(run, rows, paths.csv.name, entries)),
+    )
     return paths
 
 

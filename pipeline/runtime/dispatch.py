@@ -7,7 +7,11 @@ error tree (:mod:`pipeline.errors`). A terminal answer (401/403, wrong URL) stop
 for good: every call still waiting or in flight in that :meth:`run` is cancelled, and no call of
 any other :meth:`run` on the same dispatcher (the other batch in flight) starts another request.
 Those items get no result and stay pending in staging, which is safe because AppZen upserts on
-``invoice_id``.
+``invoice_id``. A tripped :class:`~pipeline.runtime.breaker.CircuitBreaker` (an outage: nothing
+but failures for its window) stops the dispatcher the same way, with
+:class:`~pipeline.errors.RemoteUnreachable` as the fatal error. A spent daily budget
+(:class:`~pipeline.errors.BudgetSpent`, from a :class:`~pipeline.runtime.budget.BudgetedLimiter`)
+stops it more gently: the requests already out finish and are reported, no other starts.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from pipeline.errors import ItemError, RemoteError, TerminalError
+from pipeline.errors import BudgetSpent, ItemError, RemoteError, RemoteUnreachable, TerminalError
+from pipeline.runtime.breaker import CircuitBreaker
+from pipeline.runtime.budget import BudgetedLimiter, DailyBudget
 from pipeline.runtime.clock import Clock
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
 from pipeline.runtime.retry import RetriesExhausted, RetryEvent, RetryPolicy, call_with_retries
@@ -62,15 +68,19 @@ class Dispatcher:
         clock: Clock,
         concurrency: int,
         on_result: Callable[[CallResult[object, object]], None] | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.limiter = limiter
         self.policy = policy
         self.clock = clock
+        self.breaker = breaker
         self._slots = asyncio.Semaphore(concurrency)
         self._on_result = on_result
         self._running: set[asyncio.Future[None]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
         self.fatal: RemoteError | None = None
-        """The terminal answer that stopped this dispatcher for good; no call starts after it."""
+        """The terminal answer (or outage) that stopped this dispatcher for good; no call starts
+        after it."""
 
     @classmethod
     def from_settings(
@@ -79,14 +89,26 @@ class Dispatcher:
         clock: Clock,
         limiter: RateLimiter | None = None,
         policy: RetryPolicy | None = None,
+        *,
+        breaker: bool = True,
+        budget: DailyBudget | None = None,
     ) -> Dispatcher:
-        """The dispatcher a run uses: configured rate (adaptive, or ``limiter`` when one is
-        shared across processes), concurrency and attempts (or ``policy``, e.g. shorter waits)."""
+        """The dispatcher a run uses to call AppZen: configured rate (adaptive, or ``limiter``
+        when one is shared across processes), concurrency and attempts (or ``policy``, e.g.
+        shorter waits), and a circuit breaker of ``APPZEN_OUTAGE_WINDOW`` seconds unless
+        ``breaker`` is false (calls that only read, whose failures stop nothing). With a
+        ``budget``, every request (each attempt) takes one unit of the day's AppZen budget."""
+        paced = limiter or AdaptiveRateLimiter(settings.appzen_rate_limit, clock=clock)
         return cls(
-            limiter=limiter or AdaptiveRateLimiter(settings.appzen_rate_limit, clock=clock),
+            limiter=BudgetedLimiter(paced, budget) if budget is not None else paced,
             policy=policy or RetryPolicy(settings.appzen_retry_attempts),
             clock=clock,
             concurrency=settings.appzen_max_concurrency,
+            breaker=CircuitBreaker.for_url(
+                "AppZen", settings.appzen_base_url, settings.appzen_outage_window, clock
+            )
+            if breaker
+            else None,
         )
 
     async def run(
@@ -98,10 +120,12 @@ class Dispatcher:
         if self.fatal is None:
             tasks = [asyncio.ensure_future(self._one(item, call, report)) for item in items]
             self._running.update(tasks)
+            self._watch()
             try:
                 outcomes = await asyncio.gather(*tasks, return_exceptions=True)
             finally:
                 self._running.difference_update(tasks)
+                self._unwatch()
             for outcome in outcomes:
                 if isinstance(outcome, BaseException) and not (
                     self.fatal is not None and isinstance(outcome, asyncio.CancelledError)
@@ -109,6 +133,26 @@ class Dispatcher:
                     raise outcome
         report.fatal = self.fatal
         return report
+
+    def _watch(self) -> None:
+        """Start the breaker's watchdog while calls run: it trips the breaker when requests hang
+        (no failure comes back to tell it)."""
+        if self.breaker is not None and (self._watchdog is None or self._watchdog.done()):
+            self._watchdog = asyncio.ensure_future(self._watch_hangs(self.breaker))
+
+    def _unwatch(self) -> None:
+        if not self._running and self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    async def _watch_hangs(self, breaker: CircuitBreaker) -> None:
+        every = min(1.0, breaker.window / 10)
+        while self._running and self.fatal is None:
+            await asyncio.sleep(every)  # real time: hanging requests wait on the network
+            try:
+                breaker.check()
+            except RemoteUnreachable as outage:
+                self._stop(outage)
 
     def _stop(self, error: RemoteError) -> None:
         """Remember the first fatal answer and cancel every other call of every run."""
@@ -139,6 +183,7 @@ class Dispatcher:
                     self.clock,
                     limiter=self.limiter,
                     on_retry=count_retry,
+                    breaker=self.breaker,
                 )
                 result: CallResult[I, T] = CallResult(
                     item, done.attempts, value=done.value, in_doubt=in_doubt
@@ -146,8 +191,11 @@ class Dispatcher:
             except RetriesExhausted as error:
                 doubt = in_doubt + _unclear(error.last_error)
                 result = CallResult(item, error.attempts, error=error, in_doubt=doubt)
+            except BudgetSpent as spent:
+                self.fatal = self.fatal or spent  # no new call; those out finish
+                return
             except RemoteError as error:
-                if isinstance(error, TerminalError):
+                if isinstance(error, TerminalError | RemoteUnreachable):
                     self._stop(error)
                     return
                 if not isinstance(error, ItemError):

@@ -22,6 +22,7 @@ Outcomes of :func:`call_with_retries`:
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 import random
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ from pipeline.errors import (
     ThrottledError,
     TransientError,
 )
+from pipeline.runtime.breaker import CircuitBreaker
 from pipeline.runtime.clock import Clock
 from pipeline.runtime.ratelimit import MAX_PAUSE, RateLimiter
 
@@ -148,30 +150,59 @@ async def call_with_retries(
     *,
     limiter: RateLimiter | None = None,
     on_retry: Callable[[RetryEvent], None] | None = None,
+    breaker: CircuitBreaker | None = None,
 ) -> Succeeded[T]:
     """Call ``fn()`` until it succeeds, a non-retryable outcome comes, or attempts run out.
 
     The limiter is acquired before every attempt; it hears ``on_success`` for every answer that
     was not throttled (success or a row error) and ``on_throttled(retry_after)`` for every 429.
+    With a ``breaker``, every attempt is reported to it; an attempt that fails while it suspects
+    an outage does not count against ``policy.attempts`` (the wait before the next one ends by
+    the time it is due to trip), and once it trips :class:`~pipeline.errors.RemoteUnreachable`
+    is raised before the next attempt.
     """
-    for attempt in range(1, policy.attempts + 1):
+    caller = object()
+    counted = 0
+    for attempt in itertools.count(1):
+        if breaker is not None:
+            breaker.check()
         if limiter is not None:
             await limiter.acquire()
         try:
-            value = await fn()
+            value = await _attempt(fn, breaker, caller)
         except RemoteError as error:
             retryable = _handle(error, classify(error), limiter, attempt, policy.attempts)
         else:
             if limiter is not None:
                 limiter.on_success()
             return Succeeded(value, attempt)
-        if attempt == policy.attempts:
+        free = breaker is not None and breaker.suspected and retryable.in_doubt
+        counted += 0 if free else 1
+        if counted >= policy.attempts:
             raise RetriesExhausted(retryable, attempt) from retryable
         delay = policy.delay(attempt, retryable.retry_after)
+        if breaker is not None:
+            delay = breaker.wait_before_retry(delay)
         if on_retry is not None:
             on_retry(RetryEvent(attempt, policy.attempts, retryable, delay))
         await clock.sleep(delay)
-    raise AssertionError("unreachable: RetryPolicy.attempts ≥ 1")  # pragma: no cover
+    raise AssertionError("unreachable: itertools.count never ends")  # pragma: no cover
+
+
+async def _attempt(
+    fn: Callable[[], Awaitable[T]], breaker: CircuitBreaker | None, caller: object
+) -> T:
+    """``fn()``, its ending told to the breaker (if any)."""
+    if breaker is None:
+        return await fn()
+    attempt = breaker.started(caller)
+    try:
+        value = await fn()
+    except BaseException as error:
+        breaker.ended(attempt, error)
+        raise
+    breaker.ended(attempt, None)
+    return value
 
 
 def _handle(

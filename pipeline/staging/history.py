@@ -192,10 +192,11 @@ def _failure_row(
 def failures_for_run(conn: Connection, run_id: int) -> list[StoredFailure]:
     """The failures recorded for ``run_id``, in the order they were recorded."""
     query = sa.select(failures).where(failures.c.run_id == run_id).order_by(failures.c.id)
-    return [_stored(row) for row in conn.execute(query)]
+    return [stored_failure(row) for row in conn.execute(query)]
 
 
-def _stored(row: sa.Row[Any]) -> StoredFailure:
+def stored_failure(row: sa.Row[Any]) -> StoredFailure:
+    """A row of ``failures`` as a :class:`StoredFailure`."""
     failure = RowFailure(
         source_key=row.source_key,
         source_location=row.source_location,

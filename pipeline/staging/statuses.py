@@ -1,12 +1,13 @@
 """A status read met with staging: which ERP statuses changed, and recording them for the push.
 
 Status-sync reads the ERP's current statuses in keyed chunks (:mod:`pipeline.status.read`). Each
-chunk is compared with staging in a few set-based statements whatever its size: one
-``SELECT … IN`` per :data:`~pipeline.staging.claims.CHUNK` keys reads what staging holds (the ERP
-status and error it saw last, what AppZen was last told), the comparison is a dictionary lookup
-per key, and one executemany ``UPDATE`` writes only the rows whose ERP side changed, setting
-``push_pending`` when the new status differs from what was pushed. The push itself is the
-existing status-sync path (:mod:`pipeline.status.push`), which walks the pending rows.
+chunk is compared with staging in a few set-based statements whatever its size: one index
+range scan over the chunk's keys (when the read comes in key order: a status query ordered by its
+key), else one ``SELECT … IN`` per :data:`~pipeline.staging.claims.CHUNK` keys, reads what staging
+holds (the ERP status and error it saw last, what AppZen was last told), the comparison is a
+dictionary lookup per key, and one executemany ``UPDATE`` writes only the rows whose ERP side
+changed, setting ``push_pending`` when the new status differs from what was pushed. The push
+itself is the existing status-sync path (:mod:`pipeline.status.push`), which walks the pending rows.
 
 Statuses are compared as staging stores them: the status text, and the error as canonical JSON
 (:func:`~pipeline.staging.claims.dump_json`), exactly as ``claim_batch`` writes them.
@@ -49,27 +50,36 @@ class StatusComparison:
 
 
 def compare_status_reads(
-    conn: Connection, mapping: str, reads: Sequence[StatusRead]
+    conn: Connection, mapping: str, reads: Sequence[StatusRead], *, plan: bool = False
 ) -> StatusComparison:
-    """Compare a chunk of reads with staging (reads only; a key read twice: the last wins)."""
+    """Compare a chunk of reads with staging (reads only; a key read twice: the last wins).
+    Only ``plan`` (a dry run) fills ``would_push`` and ``settled``; a run records ``changed``
+    and lets the push find what is pending."""
     latest = {read.invoice_id: read for read in reads}
     keys = sorted(latest)
-    staged = {
-        row.invoice_id: row for chunk in chunks(keys) for row in _staged(conn, mapping, chunk)
-    }
+    staged = _staged_rows(conn, mapping, keys, _COLUMNS if plan else _COLUMNS[:5])
     result = StatusComparison()
+    if not plan:
+        for key in keys:
+            read, row = latest[key], staged.get(key)
+            if row is None:
+                result.not_staged += 1
+            elif (read.status, None if read.error is None else dump_json(read.error)) != row[3:5]:
+                result.changed.append(read)
+        return result
     for key in keys:
         read, row = latest[key], staged.get(key)
         if row is None:
             result.not_staged += 1
             continue
-        error = dump_json(read.error)
-        if (read.status, error) != (row.erp_status, row.erp_error):
+        _, state, uuid, erp_status, erp_error, pushed_status, pushed_error, _, pending = row
+        now = (read.status, None if read.error is None else dump_json(read.error))
+        if now != (erp_status, erp_error):
             result.changed.append(read)
-        told = (read.status, error) == (row.pushed_status, row.pushed_error)
-        if not told and row.state == "sent" and row.uuid is not None:
-            result.would_push.append(_candidate(row, read.status, error))
-        elif told and row.push_pending:
+        told = now == (pushed_status, pushed_error)
+        if not told and state == "sent" and uuid is not None:
+            result.would_push.append(_candidate(row, *now))
+        elif told and pending:
             result.settled.append(key)
     return result
 
@@ -107,19 +117,43 @@ def record_status_reads(
     conn.execute(stmt, rows)
 
 
-def _staged(conn: Connection, mapping: str, keys: list[str]) -> Sequence[sa.Row[Any]]:
-    query = sa.select(
-        inv.c.invoice_id,
-        inv.c.state,
-        inv.c.uuid,
-        inv.c.erp_status,
-        inv.c.erp_error,
-        inv.c.pushed_status,
-        inv.c.pushed_error,
-        inv.c.push_in_doubt,
-        inv.c.push_pending,
-    ).where(inv.c.mapping == mapping, inv.c.invoice_id.in_(keys))
-    return conn.execute(query).all()
+_COLUMNS = (
+    inv.c.invoice_id,
+    inv.c.state,
+    inv.c.uuid,
+    inv.c.erp_status,
+    inv.c.erp_error,
+    inv.c.pushed_status,
+    inv.c.pushed_error,
+    inv.c.push_in_doubt,
+    inv.c.push_pending,
+)
+RANGE_SLACK = 4
+"""A chunk's key range is read whole when it holds at most this many staged rows per key read."""
+
+
+def _staged_rows(
+    conn: Connection, mapping: str, keys: list[str], columns: Sequence[sa.Column[Any]]
+) -> dict[str, sa.Row[Any]]:
+    """Staging's rows of ``keys`` (sorted): one index range scan over the chunk's key range when
+    the range is dense (a status read in key order), then ``IN`` lists for the keys the range
+    did not hold (keys never staged, a sparse range cut at its limit, a collation that orders
+    the keys otherwise than Python does). Never wrong, only slower when the read is unordered."""
+    if not keys:
+        return {}
+    limit = RANGE_SLACK * len(keys) + 1
+    ranged = (
+        sa.select(*columns)
+        .where(inv.c.mapping == mapping, inv.c.invoice_id.between(keys[0], keys[-1]))
+        .limit(limit)
+    )
+    wanted = set(keys)
+    found = {row[0]: row for row in conn.execute(ranged).all() if row[0] in wanted}
+    missing = [key for key in keys if key not in found]
+    for chunk in chunks(missing):
+        query = sa.select(*columns).where(inv.c.mapping == mapping, inv.c.invoice_id.in_(chunk))
+        found.update((row[0], row) for row in conn.execute(query).all())
+    return found
 
 
 def _candidate(row: sa.Row[Any], status: str | None, error: str | None) -> StatusCandidate:

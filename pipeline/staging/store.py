@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -42,11 +42,14 @@ from typing import Any, Self, TypeVar
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from pipeline.failures import RowFailure
-from pipeline.staging import claims, history, migrations, outcomes, reads, statuses
+from pipeline.failures import InvoiceFacts, RowFailure
+from pipeline.runtime.budget import DailyBudget
+from pipeline.settings import Settings
+from pipeline.staging import budget, claims, history, ledger, migrations, outcomes, reads, statuses
 from pipeline.staging.audit import AuditStore
 from pipeline.staging.engine import READ_ONLY, backend_of, create_staging_engine
 from pipeline.staging.errors import is_retryable, staging_error
+from pipeline.staging.ledger import LedgerStore
 from pipeline.staging.locks import NamedLock
 from pipeline.staging.records import (
     Decision,
@@ -242,6 +245,19 @@ class StagingStore:
         """One run, or ``None``."""
         return self._read(f"reading run {run_id}", lambda c: history.get_run(c, run_id))
 
+    # --- the daily AppZen budget ------------------------------------------------------------
+    def daily_budget(self, settings: Settings, flow: str) -> DailyBudget:
+        """A run's share of the day's AppZen request budget (``APPZEN_DAILY_BUDGET``), counted
+        here for ``flow`` (:mod:`pipeline.staging.budget`)."""
+        policy = budget.BudgetPolicy.from_settings(settings)
+        return DailyBudget(budget.StagingLedger(policy, self._write, self._clock), flow)
+
+    def budget_usage(self, settings: Settings) -> budget.BudgetUsage:
+        """Today's use of the AppZen daily budget (every flow, every worker)."""
+        policy = budget.BudgetPolicy.from_settings(settings)
+        now = self._clock()
+        return self._read("reading the AppZen budget", lambda c: budget.usage(c, policy, now))
+
     # --- planning, claiming, outcomes -------------------------------------------------------
     def claim_batch(
         self,
@@ -314,13 +330,22 @@ class StagingStore:
         )
 
     # --- failures ---------------------------------------------------------------------------
-    def record_failures(self, run_id: int, mapping: str, failures: Sequence[RowFailure]) -> None:
-        """Store a batch of RowFailures for ``run_id``."""
+    def record_failures(
+        self,
+        run_id: int,
+        mapping: str,
+        failures: Sequence[RowFailure],
+        facts: Mapping[str, InvoiceFacts] | None = None,
+    ) -> None:
+        """Store a batch of RowFailures for ``run_id`` and open (or keep open) the ledger entry
+        of each invoice that failed to reach AppZen (``facts``: what names each, by key)."""
         now = self._clock()
-        self._write(
-            f"recording {len(failures)} failures of run {run_id}",
-            lambda c: history.record_failures(c, run_id, mapping, failures, now),
-        )
+
+        def work(conn: Connection) -> None:
+            history.record_failures(conn, run_id, mapping, failures, now)
+            ledger.note_failures(conn, run_id, mapping, failures, facts=facts or {}, now=now)
+
+        self._write(f"recording {len(failures)} failures of run {run_id}", work)
 
     def failures_for_run(self, run_id: int) -> list[StoredFailure]:
         """The failures of ``run_id`` with their first and last seen times."""
@@ -358,12 +383,12 @@ class StagingStore:
         )
 
     def compare_status_reads(
-        self, mapping: str, reads: Sequence[StatusRead]
+        self, mapping: str, reads: Sequence[StatusRead], *, plan: bool = False
     ) -> statuses.StatusComparison:
-        """Which read ERP statuses differ from staging's, and which would be pushed."""
+        """Which read ERP statuses differ from staging's (``plan``: which would be pushed)."""
         return self._read(
             f"comparing {len(reads)} ERP statuses",
-            lambda c: statuses.compare_status_reads(c, mapping, reads),
+            lambda c: statuses.compare_status_reads(c, mapping, reads, plan=plan),
         )
 
     def record_status_reads(self, mapping: str, changed: Sequence[StatusRead]) -> None:
@@ -448,3 +473,8 @@ class StagingStore:
     def audit(self) -> AuditStore:
         """AppZen audit outcomes and what the ERP-side systems were told (migration 003)."""
         return AuditStore(self._read, self._write, self._clock)
+
+    @property
+    def ledger(self) -> LedgerStore:
+        """The open-failures ledger: one entry per invoice until it is delivered (0007)."""
+        return LedgerStore(self._read, self._write, self._clock)

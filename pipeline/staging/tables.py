@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from pipeline.failures import FACT_CHARS
 from pipeline.staging.coltypes import MYSQL_TABLE, LongText, RowId, UtcDateTime
 
 KEY_CHARS = 255
@@ -159,6 +160,47 @@ writebacks = sa.Table(
     sa.Column("detail", sa.String(STATUS_CHARS)),
     sa.Column("message", LongText),
     sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    **MYSQL_TABLE,
+)
+
+# 0007_failure_ledger: one entry per invoice that failed to reach AppZen, open from its first
+# failure until it is delivered, gone from the source, or dismissed with a reason.
+failure_ledger = sa.Table(
+    "failure_ledger",
+    metadata,
+    sa.Column("mapping", sa.String(MAPPING_CHARS), primary_key=True),
+    sa.Column("invoice_id", sa.String(KEY_CHARS), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("invoice_number", sa.String(FACT_CHARS)),
+    sa.Column("supplier_id", sa.String(FACT_CHARS)),
+    sa.Column("supplier_name", sa.String(FACT_CHARS)),
+    sa.Column("invoice_date", sa.String(FACT_CHARS)),
+    sa.Column("total_amount", sa.String(FACT_CHARS)),
+    sa.Column("currency", sa.String(FACT_CHARS)),
+    sa.Column("first_seen_at", UtcDateTime(), nullable=False),
+    sa.Column("last_seen_at", UtcDateTime(), nullable=False),
+    sa.Column("first_run_id", RowId, nullable=False),
+    sa.Column("last_run_id", RowId, nullable=False),
+    sa.Column("runs_seen", sa.Integer, nullable=False),
+    sa.Column("closed_at", UtcDateTime()),
+    sa.Column("closed_run_id", RowId),
+    sa.Column("dismissed_by", sa.String(200)),
+    sa.Column("dismissed_reason", LongText),
+    sa.Index("ix_failure_ledger_state", "mapping", "state", "invoice_id"),
+    **MYSQL_TABLE,
+)
+
+# 0008_appzen_budget: AppZen requests per (AppZen day, credentials, flow); flow '*' is the day's
+# total, the row every take locks first (pipeline/staging/budget.py).
+appzen_budget = sa.Table(
+    "appzen_budget",
+    metadata,
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("flow", sa.String(32), primary_key=True),
+    sa.Column("used", sa.BigInteger(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     **MYSQL_TABLE,
 )

@@ -41,6 +41,7 @@ from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
 from pipeline.runtime.retry import RetriesExhausted
 from pipeline.settings import Settings
 from pipeline.staging import StagingError, StagingStore
+from pipeline.staging.budget import close_budget
 from pipeline.staging.locks import NamedLock
 from pipeline.staging.records import PushRecord, RunStatus, StatusCandidate
 from pipeline.status.read import STATUS_FLOW, ReadOutcome, StatusReader, refresh_statuses
@@ -294,13 +295,20 @@ async def run_status_sync(
             )
             summary.counts.update(read.counts)
             summary.failures += read.failures
+        budget = None if dry_run or dispatcher else store.daily_budget(settings, STATUS_FLOW)
         async with client_session(settings, client) as session:
-            calls = dispatcher or Dispatcher.from_settings(settings, clock)
-            result = await push_statuses(store, session, calls, mapping, dry_run=dry_run, read=read)
+            calls = dispatcher or Dispatcher.from_settings(settings, clock, budget=budget)
+            try:
+                result = await push_statuses(
+                    store, session, calls, mapping, dry_run=dry_run, read=read
+                )
+            finally:
+                close_budget(budget, summary)
         summary.counts.update(result.counts)
         summary.failures += result.failures
         summary.planned = [_planned(push) for push in result.planned]
-        summary.fatal = str(result.fatal) if result.fatal else None
+        if result.fatal is not None:
+            summary.stop(result.fatal)
         status = "failed" if result.fatal else "succeeded"
         summary.watermark = read.watermark if read is not None and not result.fatal else None
     finally:

@@ -26,6 +26,7 @@ from pipeline.mapping.names import ColumnLookup
 from pipeline.mapping.refs import missing_status_columns, status_read_refs
 from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.transforms import text_or_none
+from pipeline.runtime.prefetch import read_ahead
 from pipeline.runtime.watermarks import Watermarks, bound_params
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore, StatusCandidate, StatusRead
@@ -100,6 +101,7 @@ class StatusReader:
             cells.get(column) if column else None for column in self._error.values()
         )
         read_key = key_reader(self.spec.key_normalisation)  # the keys as the sync stages them
+        reads = batch.reads
         for index in range(chunk.row_count):
             key = read_key(keys[index])
             if key is None or len(key) > KEY_CHARS:
@@ -109,15 +111,16 @@ class StatusReader:
                 batch.failures.append(self._too_long(key, status, chunk.location(index)))
                 continue
             message = text_or_none(messages[index]) if messages else None
-            error = None
-            if message:
-                parts = {
-                    "message": message,
-                    "status": text_or_none(codes[index]) if codes else None,
-                    "exception": text_or_none(exceptions[index]) if exceptions else None,
-                }
-                error = {part: value for part, value in parts.items() if value is not None}
-            batch.reads.append(StatusRead(key, status, error))
+            if not message:
+                reads.append(StatusRead(key, status))
+                continue
+            parts = {
+                "message": message,
+                "status": text_or_none(codes[index]) if codes else None,
+                "exception": text_or_none(exceptions[index]) if exceptions else None,
+            }
+            error = {part: value for part, value in parts.items() if value is not None}
+            reads.append(StatusRead(key, status, error))
         if self._watermark_column is not None:
             marks = [mark for mark in cells[self._watermark_column] if mark is not None]
             self._marks.add(done=marks, still_open=())
@@ -194,11 +197,11 @@ def refresh_statuses(
     compares. Blocking: run it in a worker thread."""
     since = store.last_watermark(mapping, STATUS_FLOW) if reader.incremental else None
     outcome = ReadOutcome()
-    for batch in reader.batches(since):
+    for batch in read_ahead(reader.batches(since)):  # the ERP's next chunk while staging answers
         outcome.counts["status_read"] += batch.rows
         outcome.failures += batch.failures
         _count(outcome.counts, "failed_status_sync", len(batch.failures))
-        comparison = store.compare_status_reads(mapping, batch.reads)
+        comparison = store.compare_status_reads(mapping, batch.reads, plan=dry_run)
         _count(outcome.counts, "status_changed", len(comparison.changed))
         _count(outcome.counts, "status_not_staged", comparison.not_staged)
         if dry_run:

@@ -20,7 +20,7 @@ from pathlib import Path
 from pipeline.appzen.client import AppZenClient, client_session
 from pipeline.connectors.crm import CrmClient, CrmEndpoint, crm_credentials
 from pipeline.connectors.merchant import MerchantClient, MerchantEndpoint, merchant_credentials
-from pipeline.errors import RemoteError
+from pipeline.errors import BudgetSpent, RemoteError
 from pipeline.failures import RowFailure
 from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
 from pipeline.runtime.dispatch import Dispatcher
@@ -28,6 +28,7 @@ from pipeline.runtime.ratelimit import AdaptiveRateLimiter
 from pipeline.runtime.retry import RetryPolicy
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
+from pipeline.staging.budget import close_budget
 from pipeline.staging.records import RunStatus
 from pipeline.summary import RunSummary
 from pipeline.writeback.config import DEFAULT_PATH, ConnectorsSpec, Throughput, load_connectors
@@ -106,15 +107,22 @@ class WritebackJob:
 
     async def poll(self, appzen: AppZenClient | None) -> None:
         """Search AppZen from the last watermark to now and store the outcomes found."""
+        budget = self.store.daily_budget(self.settings, FLOW)
         async with client_session(self.settings, appzen) as client:
             poller = Poller(
                 client,
-                Dispatcher.from_settings(self.settings, self.clock, policy=self.policy),
+                # reads only: an unreachable AppZen leaves the window to search again (no breaker)
+                Dispatcher.from_settings(
+                    self.settings, self.clock, policy=self.policy, breaker=False, budget=budget
+                ),
                 self.store.audit,
                 self.spec.appzen.poll,
                 set(self.spec.mappings),
             )
-            result = await poller.run(parse_watermark(self.watermark), self.now())
+            try:
+                result = await poller.run(parse_watermark(self.watermark), self.now())
+            finally:
+                close_budget(budget, self.summary)
         for mapping, outcomes in result.outcomes.items():
             stored = await asyncio.to_thread(self.store.audit.record_outcomes, mapping, outcomes)
             self.summary.counts["outcomes_polled"] += stored
@@ -182,6 +190,7 @@ class WritebackJob:
 
     def _stop(self, system: str, fatal: RemoteError | None) -> None:
         if fatal is not None:
+            self.summary.budget_spent |= isinstance(fatal, BudgetSpent)
             text = str(fatal)
             self.fatal.append(text if text.startswith(system) else f"{system}: {text}")
             self.summary.fatal = "; ".join(self.fatal)

@@ -20,7 +20,8 @@
 --   net_amount            decimal  sum of line_amount
 --   vat_amount            decimal  sum of line_vat_amount
 --   total_amount          decimal  net_amount + vat_amount
---   invoice_status        text     PARKED, APPROVED, POSTED or PAID
+--   invoice_status        text     PARKED, APPROVED, POSTED or PAID; PAID as soon as a payment is
+--                                  recorded in erp_payment (which leaves updated_at as it is)
 --   payment_terms         text     NET14, NET30, NET60, 2/10N30
 --   purchase_order_no     text     NULL for non-PO invoices
 --   header_cost_center    text     cost centre of the invoice (CC1000 ...)
@@ -65,7 +66,7 @@ SELECT
     h.net_amount,
     h.vat_amount,
     h.total_amount,
-    h.status AS invoice_status,
+    CASE WHEN p.invoice_key IS NOT NULL THEN 'PAID' ELSE h.status END AS invoice_status,
     h.payment_terms,
     h.purchase_order_no,
     h.cost_center AS header_cost_center,
@@ -100,6 +101,9 @@ SELECT
 FROM erp_invoice h
 JOIN erp_invoice_line l ON l.invoice_key = h.invoice_key
 LEFT JOIN erp_supplier s ON s.supplier_id = h.supplier_id
+LEFT JOIN (
+    SELECT invoice_key, MAX(recorded_at) AS recorded_at FROM erp_payment GROUP BY invoice_key
+) p ON p.invoice_key = h.invoice_key
 WHERE (:since IS NULL OR h.updated_at > :since)
   AND (:until IS NULL OR h.updated_at <= :until)
 ORDER BY h.invoice_key, l.line_number

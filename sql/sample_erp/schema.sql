@@ -72,3 +72,16 @@ CREATE TABLE erp_invoice_line (
     PRIMARY KEY (invoice_key, line_number),
     FOREIGN KEY (invoice_key) REFERENCES erp_invoice (invoice_key)
 );
+
+-- Payments: recording one makes the invoice PAID (extract.sql, status.sql) without moving the
+-- invoice's updated_at, as many ERPs keep payment status in tables of their own.
+CREATE TABLE erp_payment (
+    payment_id INTEGER NOT NULL,
+    invoice_key INTEGER NOT NULL,
+    amount NUMERIC(18, 2) NOT NULL,
+    paid_on DATE NOT NULL,
+    recorded_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, -- when recorded: the status read's watermark
+    PRIMARY KEY (payment_id),
+    FOREIGN KEY (invoice_key) REFERENCES erp_invoice (invoice_key)
+);
+CREATE INDEX ix_erp_payment_invoice ON erp_payment (invoice_key, recorded_at);

@@ -59,7 +59,8 @@ def _project(root: Path, sandbox: SandboxServer, erp_url: str, staging_url: str)
     (root / "mappings").mkdir(parents=True)
     (root / "sql" / "sample_erp").mkdir(parents=True)
     shutil.copy(REPO / MAPPING, root / MAPPING)
-    shutil.copy(REPO / "sql/sample_erp/extract.sql", root / "sql/sample_erp/extract.sql")
+    for query in ("extract.sql", "status.sql"):  # the sync's query and the status read's
+        shutil.copy(REPO / "sql/sample_erp" / query, root / "sql/sample_erp" / query)
     env = {
         "APPZEN_BASE_URL": sandbox.base_url,
         "APPZEN_API_KEY": API_KEY,

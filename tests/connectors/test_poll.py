@@ -47,7 +47,7 @@ def test_windows_start_at_the_last_end_minus_the_overlap_in_slices() -> None:
 
 
 def _dispatcher(settings: Settings) -> Dispatcher:
-    return Dispatcher.from_settings(settings, FakeClock(), policy=FAST)
+    return Dispatcher.from_settings(settings, FakeClock(), policy=FAST, breaker=False)
 
 
 def _now() -> datetime:

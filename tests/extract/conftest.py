@@ -3,6 +3,7 @@ and the sample ERP generated into one per dialect for the session."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -39,6 +40,7 @@ def make_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeData
         def make(dialect: str) -> str:
             if dialect == "sqlite":
                 folder = tmp_path_factory.mktemp("erp")
+                sqlite3.connect(folder / "erp.db").close()  # empty, and there
                 return f"sqlite:///{folder / 'erp.db'}"
             factory = _pg_schema if dialect == "postgresql" else _mariadb_database
             return stack.enter_context(factory())

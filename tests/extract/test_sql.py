@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import tracemalloc
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -37,7 +38,9 @@ def _inline(
     """A source running ``sql`` (written to ``<tmp_path>/sql/<name>``) on ``url`` (SQLite file)."""
     (tmp_path / "sql").mkdir(exist_ok=True)
     (tmp_path / "sql" / name).write_text(sql, encoding="utf-8")
-    url = url or f"sqlite:///{tmp_path / 'db.sqlite'}"
+    if url is None:
+        sqlite3.connect(tmp_path / "db.sqlite").close()  # an empty database, there
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     return SqlSource(url, Path("sql") / name, base_dir=tmp_path, chunk_rows=chunk_rows)
 
 
@@ -366,3 +369,19 @@ def test_memory_stays_flat_while_streaming(
         tracemalloc.stop()
     assert rows == 100_000
     assert peak < 5_000_000
+
+
+@pytest.mark.parametrize("missing", ["absent.db", "no-such-dir/erp.db"])
+def test_a_sqlite_erp_that_is_not_there_is_refused_with_its_path(
+    tmp_path: Path, missing: str
+) -> None:
+    """Connecting would create an empty database and the query would fail on "no such table"."""
+    path = tmp_path / missing
+    source = _inline(tmp_path, "SELECT 1 AS k", url=f"sqlite:///{path}")
+    for read in (source.columns, lambda: list(source.chunks({}))):
+        with pytest.raises(ExtractError) as caught:
+            read()
+        message = str(caught.value)
+        assert f"the SQLite database {path} does not exist" in message
+        assert ("no such directory" if "/" in missing else "no such file") in message
+    assert not path.exists()

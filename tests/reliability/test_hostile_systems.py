@@ -80,6 +80,8 @@ def erp_project(root: Path, base_url: str) -> Project:
     # Without ORDER BY SQLite streams the join row by row (each invoice's lines stay together),
     # so the error comes when the cursor reaches the first bad row, not before the first row.
     project.write("sql/extract.sql", re.sub(r"ORDER BY [^\n]*", "", query))
+    status = (REPO / "sql" / "sample_erp" / "status.sql").read_text(encoding="utf-8")
+    project.write("sql/sample_erp/status.sql", status)  # the status read sync ends with
     return project
 
 

@@ -132,7 +132,9 @@ def test_hostile_report_renders_and_runs_no_script(chromium: str, tmp_path: Path
     assert _png_size(shot) == (1400, 2000)
 
     dom = _dom(chromium, paths.html, tmp_path)
-    assert dom.title == "Run 42 (nightly-sync, acme_ap): 12 rows failed"  # not 'PWNED'
+    assert (
+        dom.title == "Run 42 (nightly-sync, acme_ap): 10 invoices failed (12 rows)"
+    )  # not 'PWNED'
     assert not {"script", "img", "svg", "iframe", "object", "embed"} & dom.names()
     assert all(attrs.get("id") != "injected" for _, attrs in dom.tags)
     assert not {name for name in dom.attributes() if name.startswith("on")}
@@ -160,7 +162,9 @@ def _spliced(tmp_path: Path, name: str, with_csp: bool) -> Path:
 def test_the_csp_stops_even_an_unescaped_injection(chromium: str, tmp_path: Path) -> None:
     protected = _dom(chromium, _spliced(tmp_path, "csp", with_csp=True), tmp_path)
     assert "script" in protected.names()  # the injection is in the page ...
-    assert protected.title == "Run 42 (nightly-sync, acme_ap): 6 rows failed"  # ... and ran not
+    assert (
+        protected.title == "Run 42 (nightly-sync, acme_ap): 5 invoices failed (6 rows)"
+    )  # ... and ran not
     assert all(attrs.get("id") != "injected" for _, attrs in protected.tags)
     assert "data-pwned" not in protected.attributes()
 

@@ -14,9 +14,11 @@ from pipeline.report.cells import MAX_CELL_CHARS
 from tests.report.helpers import IMG_PAYLOAD, failure, make_run, one_per_stage, read_csv, stored
 
 EXPECTED_HEADER = [
-    "run id", "stage", "rule", "source key", "source location", "field path", "source column",
-    "offending value", "message", "fix hint", "HTTP status", "error code", "x-correlation-id",
-    "attempts", "first seen", "last seen",
+    "run id", "stage", "rule", "source key", "invoice number", "supplier id", "supplier name",
+    "invoice date", "total amount", "currency", "source location", "field path",
+    "source column", "offending value", "message", "fix hint", "fix in the ERP (AP)",
+    "fix in the mapping (author)", "HTTP status", "error code", "x-correlation-id", "attempts",
+    "first seen", "last seen",
 ]  # fmt: skip
 
 
@@ -38,12 +40,17 @@ def test_columns_in_order_and_one_line_per_failure(tmp_path: Path) -> None:
         "stage": "appzen",
         "rule": "appzen_400",
         "source key": "INV-4",
+        **dict.fromkeys(EXPECTED_HEADER[4:10], ""),  # no ledger given: the invoice is unnamed
         "source location": "ap_export.csv:12",
         "field path": "",
         "source column": "",
         "offending value": "",
         "message": "AppZen rejected the invoice: Error code : 17e3338d - invalid entity_id",
         "fix hint": "fix the field AppZen names, then run `appzen-etl retry-failed`",
+        "fix in the ERP (AP)": "AppZen refused the invoice: AppZen rejected the invoice: Error "
+        "code : 17e3338d - invalid entity_id. Correct what it names in the ERP (or in AppZen's "
+        "master data, e.g. the supplier); it is resent by `appzen-etl retry-failed`",
+        "fix in the mapping (author)": "",
         "HTTP status": "400",
         "error code": "17e3338d",
         "x-correlation-id": "corr-400-abc",

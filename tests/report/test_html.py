@@ -27,9 +27,11 @@ from tests.report.helpers import (
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "h4", "dl",
     "dt", "dd", "span", "section", "table", "tr", "th", "td", "a", "code", "p", "article",
-    "strong",
+    "strong", "ul", "li", "br",
 }  # fmt: skip
-ALLOWED_ATTRIBUTES = {"lang", "charset", "http-equiv", "content", "name", "class", "id", "href"}
+ALLOWED_ATTRIBUTES = {
+    "lang", "charset", "http-equiv", "content", "name", "class", "id", "href", "colspan",
+}  # fmt: skip
 
 
 def _page(tmp_path: Path, failures_: Sequence[StoredFailure], **run: object) -> tuple[str, Page]:
@@ -77,10 +79,10 @@ def test_self_contained_with_a_strict_csp_and_no_scripts(tmp_path: Path) -> None
 
 def test_run_facts_and_counts_on_top(tmp_path: Path) -> None:
     _, page = _page(tmp_path, one_per_stage())
-    assert page.title == "Run 42 (nightly-sync, acme_ap): 6 rows failed"
+    assert page.title == "Run 42 (nightly-sync, acme_ap): 5 invoices failed (6 rows)"
     words = page.words
     for fact in (
-        "Run 42: 6 rows failed",
+        "Run 42: 5 invoices failed (6 rows)",
         "Mapping acme_ap",
         "Flow nightly-sync",
         "Status failed",
@@ -103,6 +105,7 @@ def test_rows_are_grouped_by_stage_then_rule_with_counts(tmp_path: Path) -> None
     text, page = _page(tmp_path, failures_)
     h2 = re.findall(r"<h2>(.*?)</h2>", text)
     assert h2 == [
+        "5 invoices not in AppZen",
         "Failed rows by stage",
         "Failed rows by rule",
         'Extract: the source row could not be read <span class="n">stage extract: 1 row</span>',
@@ -135,7 +138,7 @@ def test_hostile_values_are_escaped_text(tmp_path: Path) -> None:
         assert payload in page.text  # shown to the reader, as text
     assert "&lt;script&gt;document.title=&#x27;PWNED&#x27;&lt;/script&gt;" in text
     assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in text
-    assert page.title == "Run 42 (nightly-sync, acme_ap): 5 rows failed"
+    assert page.title == "Run 42 (nightly-sync, acme_ap): 5 invoices failed (5 rows)"
 
 
 def test_hostile_run_facts_are_escaped(tmp_path: Path) -> None:

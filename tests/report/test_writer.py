@@ -60,13 +60,15 @@ def test_reports_from_the_staging_store(tmp_path: Path) -> None:
         paths = write_reports(record, store.failures_for_run(run_id), tmp_path / "out")
     finally:
         store.close()
-    _, *lines = read_csv(paths.csv)
+    header, *lines = read_csv(paths.csv)
+    first, last = header.index("first seen"), header.index("last seen")
     assert len(lines) == len(engine) + 1
     assert {line[1] for line in lines} == {"mapping", "appzen"}
     assert all(line[0] == str(run_id) for line in lines)
-    assert all(line[14].endswith("Z") and line[15].endswith("Z") for line in lines)
+    assert all(line[first].endswith("Z") and line[last].endswith("Z") for line in lines)
     page = Page(paths.html.read_text(encoding="utf-8"))
-    assert f"Run {run_id}: {len(engine) + 1} rows failed" in page.words
+    invoices = len({f.source_key for f in [*engine, failure()]})
+    assert f"Run {run_id}: {invoices} invoices failed ({len(engine) + 1} rows)" in page.words
     assert "Mapping acme_ap" in page.words
 
 

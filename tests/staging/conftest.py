@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.staging import StagingStore
-from pipeline.staging.tables import failures, invoices, runs
+from pipeline.staging.tables import appzen_budget, failures, invoices, runs
 from tests import databases
 from tests.databases import DIALECTS
 from tests.staging.helpers import FakeClock
@@ -82,7 +82,7 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     url = str(request.getfixturevalue(f"_{backend}_session_url"))
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        for table in (failures, invoices, runs):
+        for table in (failures, invoices, runs, appzen_budget):
             conn.execute(sa.delete(table))
     engine.dispose()
     return url

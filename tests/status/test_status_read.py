@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.devkit.sample_erp import GenerationReport, generate
+from pipeline.devkit.sample_erp import GenerationReport, generate, pay, touch
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.mapping.errors import MappingError
 from pipeline.settings import Settings, load_settings
 from pipeline.staging import StagingStore
+from tests.conftest import REPO
 from tests.databases import DIALECTS, empty_database
 from tests.status.read_helpers import (
     OWN_QUERY,
@@ -28,6 +29,7 @@ from tests.status.read_helpers import (
 )
 
 Erp = tuple[str, GenerationReport]
+SHIPPED = REPO / "mappings" / "sample_erp.yaml"
 ERROR = {"message": "Posting period closed", "status": "F5 201", "exception": "PeriodClosed"}
 
 
@@ -215,3 +217,30 @@ async def test_a_status_source_without_a_column_stops_before_a_run_naming_the_li
     assert "did you mean 'invoice_state'?" in text
     assert "status.error.message: no column 'erp_error_message'" in text
     assert store.list_runs() == []
+
+
+async def test_the_sample_erp_payments_reach_appzen_with_a_standalone_status_sync(
+    db_settings: Settings, sandbox: SandboxServer, erp_db: Erp, db_store: StagingStore
+) -> None:
+    await sync(db_settings, db_store, SHIPPED)
+    await status_sync(db_settings, db_store, SHIPPED)
+    before = len(sandbox.state.pushes())
+    paid = pay(erp_db[0], count=3)
+    touched = touch(erp_db[0], count=2, seed=3)  # moves updated_at, after the payments
+    moved = {t.document_no: t.after for t in touched.touched if t.change == "status"}
+    assert len(paid.document_nos) == 3
+    assert moved
+
+    summary = await status_sync(db_settings, db_store, SHIPPED)
+    again = await status_sync(db_settings, db_store, SHIPPED)
+
+    new = {p.invoice_id: p.body["invoice_status"] for p in sandbox.state.pushes()[before:]}
+    sent = {row.invoice_id for row in db_store.invoices_in_state("sample_erp", "sent", 1_000)}
+    changed = dict.fromkeys(paid.document_nos, "PAID") | moved
+    expected = {key: status for key, status in changed.items() if key in sent}
+    assert len(expected) >= 2
+    assert new == expected
+    assert len(sandbox.state.pushes()) == before + len(expected)
+    assert summary.counts["status_read"] == len(paid.document_nos) + len(touched.touched)
+    assert again.counts["status_read"] == 0
+    assert again.counts["pushed"] == 0

@@ -1,7 +1,8 @@
 """The sample ERP: a small accounts-payable database (any SQLAlchemy dialect) for demo and tests.
 
 Tables (:mod:`.schema`): ``erp_supplier``, ``erp_invoice`` (headers; ``updated_at`` drives
-incremental extraction) and ``erp_invoice_line``. ``sql/sample_erp/schema.sql`` is the reference
+incremental extraction), ``erp_invoice_line`` and ``erp_payment`` (a payment makes its invoice
+``PAID`` without moving ``updated_at``: :func:`pay`). ``sql/sample_erp/schema.sql`` is the reference
 DDL and ``sql/sample_erp/extract.sql`` the extraction query (one row per invoice line).
 
 Amounts are exact: ``line_amount`` is quantity times unit price, a line's ``vat_amount`` is rounded
@@ -14,7 +15,7 @@ mapping must reject exactly those: ``missing_supplier`` (``supplier_id`` NULL), 
 impossible ``invoice_date_text`` such as ``31.02.2021``) and ``unknown_currency`` (``XXY``).
 Non-ASCII names are *not* dirty: they must pass. Invoices with ``erp_error_*`` set are clean too:
 the ERP failed to take them (status-sync ``ERROR``). :func:`touch` changes a few invoices later,
-for incremental runs.
+for incremental runs; :func:`pay` records payments, which only the mapping's status read sees.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pipeline.devkit.sample_erp.generate import (
     generate,
     touch,
 )
+from pipeline.devkit.sample_erp.payments import PaymentReport, pay
 from pipeline.devkit.sample_erp.schema import (
     ExactDecimal,
     create_schema,
@@ -39,6 +41,7 @@ from pipeline.devkit.sample_erp.schema import (
     invoice,
     invoice_line,
     metadata,
+    payment,
     supplier,
 )
 
@@ -51,6 +54,7 @@ __all__ = [
     "DirtyReason",
     "ExactDecimal",
     "GenerationReport",
+    "PaymentReport",
     "TouchReport",
     "TouchedInvoice",
     "create_schema",
@@ -60,6 +64,8 @@ __all__ = [
     "invoice_line",
     "line_amounts",
     "metadata",
+    "pay",
+    "payment",
     "supplier",
     "touch",
 ]

@@ -16,6 +16,7 @@ from pipeline.devkit.sample_erp.schema import (
     engine_for,
     invoice,
     invoice_line,
+    latest_change,
     supplier,
 )
 
@@ -118,14 +119,14 @@ def generate(
 def touch(url: str, *, count: int = 10, seed: int = 11, at: datetime | None = None) -> TouchReport:
     """Change ``count`` seeded invoices, alternately their status (one step on) and their first
     line's quantity (+ 1, every total recomputed), and set their ``updated_at`` to ``at``
-    (default: the latest ``updated_at`` + 1 minute)."""
+    (default: the latest ``updated_at`` or payment + 1 minute)."""
     engine = engine_for(url)
     try:
         with engine.begin() as connection:
             keys = connection.execute(sa.select(invoice.c.invoice_key)).scalars().all()
             rng = random.Random(seed)  # noqa: S311 - reproducible sample data, not a secret
             chosen = sorted(rng.sample(sorted(keys), min(count, len(keys))))
-            latest = connection.execute(sa.select(sa.func.max(invoice.c.updated_at))).scalar()
+            latest = latest_change(connection)  # after every payment too: status reads see it
             stamp = at or (latest or datetime(2000, 1, 1)) + timedelta(minutes=1)
             touched = [_touch_one(connection, key, n, stamp) for n, key in enumerate(chosen)]
     finally:

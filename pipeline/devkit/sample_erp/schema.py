@@ -3,12 +3,13 @@ them as reference DDL."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.pool import NullPool
 
 
@@ -111,6 +112,30 @@ invoice_line = sa.Table(
     sa.Column("cost_center", sa.String(10), nullable=False),
     mysql_charset="utf8mb4",
 )
+
+
+payment = sa.Table(
+    "erp_payment",
+    metadata,
+    sa.Column("payment_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("invoice_key", sa.Integer, sa.ForeignKey("erp_invoice.invoice_key"), nullable=False),
+    sa.Column("amount", _money(), nullable=False),
+    sa.Column("paid_on", sa.Date, nullable=False),
+    # When the payment was recorded: the invoice's updated_at does not move (status read watermark).
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+    sa.Index("ix_erp_payment_invoice", "invoice_key", "recorded_at"),
+    mysql_charset="utf8mb4",
+)
+
+
+def latest_change(connection: Connection) -> datetime | None:
+    """The latest ``updated_at`` of an invoice or ``recorded_at`` of a payment (None: empty)."""
+    stamps = [
+        connection.execute(sa.select(sa.func.max(invoice.c.updated_at))).scalar(),
+        connection.execute(sa.select(sa.func.max(payment.c.recorded_at))).scalar(),
+    ]
+    known = [stamp for stamp in stamps if stamp is not None]
+    return max(known) if known else None
 
 
 def engine_for(url: str) -> Engine:

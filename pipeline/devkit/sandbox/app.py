@@ -192,6 +192,8 @@ class AppZenRoutes:
             invoice = Invoice.model_validate(payload)
         except ValidationError as error:
             raise HTTPException(400, describe_validation(error)) from None
+        if invoice.invoice_id in self.state.knobs.failing_invoices:
+            return error_response(500, "Internal server error (sandbox failing_invoices)")
         if invoice.supplier_id in self.state.knobs.unknown_suppliers:
             raise HTTPException(
                 400, f"supplier_id: {invoice.supplier_id!r} is not a supplier of this customer"
@@ -216,6 +218,8 @@ class AppZenRoutes:
             sync = StatusSyncRequest.model_validate(body)
         except ValidationError as error:
             raise HTTPException(400, describe_validation(error)) from None
+        if sync.invoice_id in self.state.knobs.failing_invoices:
+            return error_response(500, "Internal server error (sandbox failing_invoices)")
         if (
             sync.invoice_status is not None
             and sync.invoice_status in self.state.knobs.refused_statuses

@@ -52,6 +52,12 @@ class Knobs(BaseModel):
         description="supplier_id values AppZen does not know: a create naming one is answered "
         "400 (a business rejection the schema cannot catch).",
     )
+    failing_invoices: frozenset[str] = Field(
+        default=frozenset(),
+        description="invoice_id values whose create or status-sync is answered 500 every time, "
+        "without storing anything (a server failure of some invoices while the others go "
+        "through).",
+    )
     echo_credentials: bool = Field(
         default=False,
         description="Every refusal of an AppZen route (400, 401, 403, 404, 413) quotes the "
