@@ -1,4 +1,4 @@
-"""0007_supplier_invoice: each sent invoice's supplier and supplier invoice number, comparable.
+"""0009_supplier_invoice: each sent invoice's supplier and supplier invoice number, comparable.
 
 ``invoices.supplier_invoice`` holds the supplier id and the normalised supplier invoice number of
 the payload AppZen acknowledged (:func:`pipeline.mapping.checks.supplier_invoice_key`), indexed per
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_supplier_invoice"
-down_revision = "0006_run_parent"
+revision = "0009_supplier_invoice"
+down_revision = "0008_appzen_budget"
 branch_labels = None
 depends_on = None
 
