@@ -92,7 +92,7 @@ invoices = sa.Table(
     sa.Column("push_pending", sa.Boolean(), nullable=False, server_default=sa.false()),
     # 004_push_in_doubt: the (status, error) a push is out for, until its outcome is recorded.
     sa.Column("push_in_doubt", LongText),
-    # 007_supplier_invoice: supplier + normalised supplier invoice number of the acked payload.
+    # 009_supplier_invoice: supplier + normalised supplier invoice number of the acked payload.
     sa.Column("supplier_invoice", sa.String(200)),
     sa.Index("ix_invoices_state", "mapping", "state"),
     sa.Index("ix_invoices_supplier_invoice", "mapping", "supplier_invoice"),
