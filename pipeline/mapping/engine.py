@@ -97,9 +97,16 @@ class MappingEngine:
 
     # --- one row per line ----------------------------------------------------------------------
     def _run_grouped(self, chunks: Iterator[Chunk]) -> Iterator[Result]:
+        known = Identities(self.spec.invoice_key)
+        try:
+            yield from self._grouped(chunks, known)
+        except Exception:
+            yield from known.drain()  # whole invoices read before the source failed go on
+            raise
+
+    def _grouped(self, chunks: Iterator[Chunk], known: Identities) -> Iterator[Result]:
         plan: _Plan | None = None
         pending: Group | None = None
-        known = Identities(self.spec.invoice_key)
         limit = self.spec.max_lines_per_invoice
         for chunk in chunks:
             if plan is None:
@@ -149,11 +156,15 @@ class MappingEngine:
         )
         known = Identities(self.spec.invoice_key)
         finish = functools.partial(self._finish, plan=plan)
-        for item in merge_join(header_rows, line_rows, self.spec.max_lines_per_invoice):
-            if isinstance(item, Orphan):
-                yield from known.other(self._orphan(item))
-            else:
-                yield from known.admit(item, finish)
+        try:
+            for item in merge_join(header_rows, line_rows, self.spec.max_lines_per_invoice):
+                if isinstance(item, Orphan):
+                    yield from known.other(self._orphan(item))
+                else:
+                    yield from known.admit(item, finish)
+        except Exception:
+            yield from known.drain()  # whole invoices read before a source failed go on
+            raise
         yield from known.drain()
 
     def _keyed(self, chunks: Iterable[Chunk], table: RowTable, key_at: int) -> Iterator[Keyed]:

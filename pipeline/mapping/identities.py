@@ -8,7 +8,10 @@ alike). Each message names both source locations.
 So that *neither* document is sent, results wait in a queue of :data:`HOLD_BACK` invoices before
 they leave: when the earlier invoice is still waiting it is refused too. An ``ORDER BY`` on the key
 puts look-alike keys and split rows next to each other, well inside the queue; farther apart, the
-earlier invoice has already gone on, and the later one's message says so.
+earlier invoice has already gone on, and the later one's message says so. When the source fails
+part way, the whole invoices waiting go on before the error (as far as the run got, an invoice
+farther back than the queue would have gone on anyway): a run stopped by a bad row or a lost
+connection still delivers what it read before it.
 """
 
 from __future__ import annotations

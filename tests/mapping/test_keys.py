@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.extract.base import Chunk, ExtractError
 from pipeline.mapping import MappedInvoice, RejectedInvoice, load_mapping, map_source
+from pipeline.mapping.engine import MappingEngine
 from pipeline.mapping.identities import HOLD_BACK
 from pipeline.mapping.keys import FirstSeen, Locations, look_alike
 from tests.mapping.conftest import COLUMNS, MINIMAL, Load, Write, chunk, mapped, row, run
@@ -238,3 +241,21 @@ def test_locations_are_named_again_from_their_codes() -> None:
     first, second = chunk([row()], origin="a.csv"), chunk([row()], origin="b.csv", first_row=40)
     codes = [where.code(first, 0), where.code(first, 7), where.code(second, 3)]
     assert [where.location(code) for code in codes] == ["a.csv:2", "a.csv:9", "b.csv:43"]
+
+
+def test_whole_invoices_read_before_the_source_fails_still_go_on(load: Load) -> None:
+    """The queue that keeps look-alike keys from going out is emptied, not dropped, when the
+    source fails part way: a run stopped by a bad row still delivers what it read before it (the
+    invoice cut by the failure does not go)."""
+    spec = load(MINIMAL)
+
+    def failing() -> Iterator[Chunk]:
+        yield chunk([row("A1"), row("A2"), row("A3")])
+        yield chunk([row("A3"), row("A4")], first_row=5)
+        raise ExtractError("x.csv: the read failed after 5 rows")
+
+    results = MappingEngine(spec).run(failing())
+    seen = [next(results).key for _ in range(3)]
+    with pytest.raises(ExtractError, match="failed after 5 rows"):
+        next(results)
+    assert seen == ["A1", "A2", "A3"]  # A4 may have more rows the failure cut off: not sent
