@@ -147,13 +147,22 @@ def backfill(
     end: Annotated[date | None, typer.Option("--to", help="Last day (inclusive).")] = None,
     partitions: Annotated[int, typer.Option(min=1, help="Date ranges, run in turn.")] = 1,
     dry_run: DryRunOpt = False,
+    plan_only: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Show the invoices in range, the requests needed, the AppZen budget per day, "
+            "the days needed and an ETA; send and record nothing.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Send historical invoices (header [bold]historical: true[/]) updated in a date range.
 
     Resumable: a rerun skips what AppZen already acknowledged. Each partition is a run with its
     own failed-row report. The range binds the SQL query's :since and :until (a CSV or JSON
-    source has no date filter: leave --from/--to out).
+    source has no date filter: leave --from/--to out). A backfill stopped by the daily AppZen
+    budget (exit code 5) goes on when rerun the next AppZen day; --plan says how many days.
 
     Example:
     [bold]appzen-etl backfill -m mappings/sample_erp.yaml --from 2024-01-01 --to 2024-06-30[/]
@@ -164,6 +173,9 @@ def backfill(
     from pipeline.jobs.backfill import BackfillPlan  # noqa: PLC0415 - heavy: after the checks
 
     plan = BackfillPlan(mapping, start, end, partitions, dry_run=dry_run)
+    if plan_only:
+        runner.backfill_plan(plan, settings, store, as_json)
+        return
     runs = runner.backfill_runs(plan, settings, store)
     runner.finish("backfill", runs, as_json)
 

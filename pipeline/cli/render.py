@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from rich import box
 from rich.console import Console
@@ -26,6 +27,7 @@ from pipeline.redact import scrub
 
 if TYPE_CHECKING:
     from pipeline.failures import RowFailure
+    from pipeline.jobs.backfill import BackfillForecast
     from pipeline.staging.budget import BudgetUsage
     from pipeline.staging.records import RunRecord
     from pipeline.summary import RunSummary
@@ -170,6 +172,31 @@ def budget_line(usage: BudgetUsage) -> str:
         f"used{f' ({flows})' if flows else ''}{f'; kept {kept}' if kept else ''}; "
         f"the next day starts {starts:%Y-%m-%d %H:%M} {usage.zone}"
     )
+
+
+def backfill_plan_lines(plan: BackfillForecast, zone: str) -> list[str]:
+    """``backfill --plan``: what the range holds, what it needs, and the days it takes."""
+    days = plan.days
+    span = f"{plan.start or '…'}..{plan.end or '…'}"
+    lines = [
+        f"backfill plan · {plan.mapping} · {span} (nothing was sent)",
+        f"  invoices in range      {plan.invoices:,}",
+        f"  requests needed        {plan.to_send:,} (new or changed; {plan.unchanged:,} "
+        f"unchanged since AppZen's ack, {plan.refused:,} refused by the mapping or AppZen)",
+        f"  left today             {days.left_today:,} requests",
+        f"  budget per day         {days.per_day:,} requests (APPZEN_DAILY_BUDGET less the "
+        f"other flows' reservations, at most {days.rate:g}/s for a day)",
+    ]
+    if days.eta is None:
+        lines.append("  days needed            never: other flows' reservations take the budget")
+        return lines
+    eta = days.eta.astimezone(ZoneInfo(zone))
+    lines += [
+        f"  days needed            {days.days:,} AppZen day(s) ({zone})",
+        f"  ETA                    {eta:%Y-%m-%d %H:%M} {zone} at {days.rate:g} requests/s "
+        "(each day's run started when the day begins)",
+    ]
+    return lines
 
 
 def run_json(run: RunRecord) -> dict[str, object]:
