@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from rich import box
 from rich.console import Console
@@ -26,6 +27,7 @@ from pipeline.redact import scrub
 
 if TYPE_CHECKING:
     from pipeline.failures import RowFailure
+    from pipeline.jobs.backfill import BackfillForecast
     from pipeline.staging.budget import BudgetUsage
     from pipeline.staging.records import RunRecord
     from pipeline.summary import RunSummary
@@ -71,6 +73,8 @@ SUMMARY_ROWS = (
     ("recreate", "unknown to AppZen (re-created next sync)"),
     ("failed_mapping", "failed: mapping"),
     ("failed_validation", "failed: validation"),
+    ("failed_check", "failed: pre-flight check"),
+    ("check_warnings", "sent with check warnings (see the report)"),
     ("failed_appzen", "failed: AppZen rejected"),
     ("failed_retries", "failed: retries exhausted"),
     ("failed_status_sync", "failed: status-sync"),
@@ -104,6 +108,7 @@ DONE_KEYS = (
     "busy",
     "failed_mapping",
     "failed_validation",
+    "failed_check",
     "failed_appzen",
     "failed_retries",
 )
@@ -184,6 +189,31 @@ def budget_line(usage: BudgetUsage) -> str:
     )
 
 
+def backfill_plan_lines(plan: BackfillForecast, zone: str) -> list[str]:
+    """``backfill --plan``: what the range holds, what it needs, and the days it takes."""
+    days = plan.days
+    span = f"{plan.start or '…'}..{plan.end or '…'}"
+    lines = [
+        f"backfill plan · {plan.mapping} · {span} (nothing was sent)",
+        f"  invoices in range      {plan.invoices:,}",
+        f"  requests needed        {plan.to_send:,} (new or changed; {plan.unchanged:,} "
+        f"unchanged since AppZen's ack, {plan.refused:,} refused by the mapping or AppZen)",
+        f"  left today             {days.left_today:,} requests",
+        f"  budget per day         {days.per_day:,} requests (APPZEN_DAILY_BUDGET less the "
+        f"other flows' reservations, at most {days.rate:g}/s for a day)",
+    ]
+    if days.eta is None:
+        lines.append("  days needed            never: other flows' reservations take the budget")
+        return lines
+    eta = days.eta.astimezone(ZoneInfo(zone))
+    lines += [
+        f"  days needed            {days.days:,} AppZen day(s) ({zone})",
+        f"  ETA                    {eta:%Y-%m-%d %H:%M} {zone} at {days.rate:g} requests/s "
+        "(each day's run started when the day begins)",
+    ]
+    return lines
+
+
 def run_json(run: RunRecord) -> dict[str, object]:
     """One run of the history as JSON-ready data."""
     duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
@@ -205,12 +235,13 @@ def run_json(run: RunRecord) -> dict[str, object]:
     }
 
 
-def failures_table(failures: Sequence[RowFailure], limit: int = 50) -> Table:
+def failures_table(
+    failures: Sequence[RowFailure], limit: int = 50, title: str = "failed rows"
+) -> Table:
     """The first failures, one line each: where, which field, why. Source text is shown, never
     obeyed: no markup, controls and bidi marks made visible (as in the reports)."""
     table = Table(
-        title=f"{len(failures)} failed rows"
-        + (f" (first {limit})" if len(failures) > limit else "")
+        title=f"{len(failures)} {title}" + (f" (first {limit})" if len(failures) > limit else "")
     )
     for column in ("location", "key", "field", "rule", "message"):
         table.add_column(column, overflow="fold")

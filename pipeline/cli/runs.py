@@ -134,6 +134,21 @@ def backfill_runs(plan: BackfillPlan, settings: Settings, store: StagingStore) -
     return runs
 
 
+def backfill_plan(
+    plan: BackfillPlan, settings: Settings, store: StagingStore, as_json: bool
+) -> None:
+    """``backfill --plan``: read the range as a dry run and print what it needs (exit code 0)."""
+    from pipeline.jobs import backfill as backfill_job  # noqa: PLC0415
+
+    with render.activity("backfill --plan: reading the range (nothing is sent)…"):
+        found = asyncio.run(backfill_job.forecast(settings, store, plan))
+    if as_json:
+        render.print_json({"command": "backfill --plan", "exit_code": 0, **found.as_dict()})
+        return
+    for line in render.backfill_plan_lines(found, settings.appzen_budget_timezone):
+        console.out(line, highlight=False)
+
+
 def partition_run(part: BackfillPartition, settings: Settings, store: StagingStore) -> RunSummary:
     """One backfill partition with progress; its reports attached."""
     from pipeline.jobs import backfill as backfill_job  # noqa: PLC0415

@@ -9,11 +9,12 @@ the same mapping runs. A dry run records nothing: no parent, no partition runs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Final
@@ -26,6 +27,7 @@ from pipeline.mapping.loader import load_mapping
 from pipeline.runtime.ratelimit import RateLimiter
 from pipeline.settings import Settings
 from pipeline.staging import RunRecord, RunStatus, StagingError, StagingStore
+from pipeline.staging.budget import Forecast
 from pipeline.staging.owners import Heartbeat, Owner
 from pipeline.summary import RunSummary
 
@@ -191,6 +193,56 @@ async def run_partition(
         limiter=limiter,
         on_progress=on_progress,
         per_batch=per_batch,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillForecast:
+    """What a backfill needs (``backfill --plan``): the invoices of its range, how many need a
+    request (new or changed since AppZen's ack), and the AppZen days that takes."""
+
+    mapping: str
+    start: date | None
+    end: date | None
+    invoices: int
+    to_send: int
+    unchanged: int
+    refused: int
+    days: Forecast
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready view."""
+        return {
+            "mapping": self.mapping,
+            "from": self.start.isoformat() if self.start else None,
+            "to": self.end.isoformat() if self.end else None,
+            "invoices": self.invoices,
+            "to_send": self.to_send,
+            "unchanged": self.unchanged,
+            "refused": self.refused,
+            **self.days.as_dict(),
+        }
+
+
+async def forecast(settings: Settings, store: StagingStore, plan: BackfillPlan) -> BackfillForecast:
+    """Read and map the plan's range as a dry run (nothing sent, nothing recorded), count what
+    needs a request, and forecast the AppZen days it takes under the daily budget (less the other
+    flows' reservations and what is used today) at ``APPZEN_RATE_LIMIT``."""
+    counts: Counter[str] = Counter()
+    for part in replace(plan, dry_run=True).partitions_of(None):
+        summary = await run_partition(settings, store, part)
+        counts.update(summary.counts)
+    to_send = counts["planned_create"] + counts["planned_update"]
+    refused = counts["failed_mapping"] + counts["failed_validation"] + counts["rejected_unchanged"]
+    return BackfillForecast(
+        mapping=plan.mapping_name(),
+        start=plan.start,
+        end=plan.end,
+        invoices=counts["extracted"],
+        to_send=to_send,
+        unchanged=counts["unchanged"],
+        refused=refused,
+        days=await asyncio.to_thread(store.budget_forecast, settings, FLOW, to_send),
     )
 
 

@@ -27,6 +27,8 @@ class SendItem:
     payload_hash: str
     expect: Expect
     location: str | None = None
+    supplier_invoice: str | None = None
+    """Supplier and normalised supplier invoice number, stored with the ack (duplicate checks)."""
     cause: ResendCause | None = None
     """Why AppZen may already hold it (staging's claim decision)."""
 
@@ -75,6 +77,7 @@ def _classify(
         "expect": item.expect,
         "attempts": result.attempts,
         "historical": historical,
+        "supplier_invoice": item.supplier_invoice,
         "cause": _cause(item, result.in_doubt),
     }
     if ack is not None:

@@ -88,6 +88,8 @@ class SendOutcome:
     correlation_id: str | None = None
     attempts: int = 1
     historical: bool = False
+    supplier_invoice: str | None = None
+    """The supplier and normalised supplier invoice number of the payload (duplicate checks)."""
     cause: ResendCause | None = None
     """Why AppZen may have held it before this send (:data:`ResendCause`)."""
 
@@ -178,6 +180,8 @@ class InvoiceRecord:
     updated_at: datetime
     push_in_doubt: str | None = None
     """The status push out for this invoice whose outcome is not recorded yet (JSON), if any."""
+    supplier_invoice: str | None = None
+    """Supplier and normalised supplier invoice number of the acked payload (duplicate checks)."""
     in_doubt_run_id: int | None = None
     """The run that claimed it to send and recorded no clear answer (acknowledgement or refusal)."""
 

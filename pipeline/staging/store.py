@@ -327,6 +327,15 @@ class StagingStore:
         policy = budget.BudgetPolicy.from_settings(settings)
         return DailyBudget(budget.StagingLedger(policy, self._write, self._clock), flow)
 
+    def budget_forecast(self, settings: Settings, flow: str, requests: int) -> budget.Forecast:
+        """The AppZen days ``requests`` of ``flow`` need from now (today's use counted), at the
+        configured rate (``APPZEN_RATE_LIMIT``)."""
+        policy = budget.BudgetPolicy.from_settings(settings)
+        now = self._clock()
+        used = self._read("reading the AppZen budget", lambda c: budget.used_today(c, policy, now))
+        rate = settings.appzen_rate_limit
+        return budget.forecast(policy, flow, requests, used=used, now=now, rate=rate)
+
     def budget_usage(self, settings: Settings) -> budget.BudgetUsage:
         """Today's use of the AppZen daily budget (every flow, every worker)."""
         policy = budget.BudgetPolicy.from_settings(settings)
@@ -426,6 +435,13 @@ class StagingStore:
         """The failures of ``run_id`` with their first and last seen times."""
         return self._read(
             f"reading the failures of run {run_id}", lambda c: history.failures_for_run(c, run_id)
+        )
+
+    def supplier_invoices(self, mapping: str, keys: list[str]) -> dict[str, list[str]]:
+        """Sent invoices by supplier + normalised supplier invoice number (duplicate checks)."""
+        return self._read(
+            "looking up supplier invoice numbers",
+            lambda c: reads.supplier_invoices(c, mapping, keys),
         )
 
     def failed_invoice_ids(self, mapping: str, run_id: int | None = None) -> set[str]:
