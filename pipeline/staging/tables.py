@@ -48,7 +48,7 @@ runs = sa.Table(
     sa.Column("watermark", sa.String(255)),
     # 0006_run_parent: the run this one was started under (a backfill's partitions).
     sa.Column("parent_run_id", RowId),
-    # 0009_run_owner: who runs it (the token its claims carry), where, and its heartbeat; why it
+    # 0010_run_owner: who runs it (the token its claims carry), where, and its heartbeat; why it
     # ended as it did (a crashed run: how its owner was found gone).
     sa.Column("owner", sa.String(200)),
     sa.Column("host", sa.String(255)),
@@ -106,7 +106,7 @@ invoices = sa.Table(
     sa.Column("push_in_doubt", LongText),
     # 009_supplier_invoice: supplier + normalised supplier invoice number of the acked payload.
     sa.Column("supplier_invoice", sa.String(200)),
-    # 0009_run_owner: the run that claimed it to send and has no clear answer recorded yet (set
+    # 0010_run_owner: the run that claimed it to send and has no clear answer recorded yet (set
     # by the claim, cleared by an acknowledgement or a refusal): a resend after it died is one
     # after a crash.
     sa.Column("in_doubt_run_id", RowId),

@@ -1,4 +1,4 @@
-"""0009_run_owner: a run records its owner (host, pid, process start), a heartbeat and a reason.
+"""0010_run_owner: a run records its owner (host, pid, process start), a heartbeat and a reason.
 
 ``runs.owner`` is the token the run's claims carry (``invoices.claimed_by``); ``host``, ``host_id``
 (the machine and PID namespace), ``pid`` and ``process_start`` say which process that is, so a run
@@ -16,8 +16,8 @@ from alembic import op
 
 from pipeline.staging.coltypes import LongText, RowId, UtcDateTime
 
-revision = "0009_run_owner"
-down_revision = "0008_appzen_budget"
+revision = "0010_run_owner"
+down_revision = "0009_supplier_invoice"
 branch_labels = None
 depends_on = None
 
