@@ -119,6 +119,7 @@ KEPT_FAILURES = 1000
 FAILED_KEYS = (
     "failed_mapping",
     "failed_validation",
+    "failed_check",
     "failed_appzen",
     "failed_retries",
     "failed_status_sync",

@@ -387,7 +387,8 @@ def preview(
 ) -> None:
     """Print the AppZen JSON payloads a mapping produces, one per line; sends nothing.
 
-    Rows that fail are listed on stderr (exit code 1).
+    Rows that fail are listed on stderr (exit code 1), and the warnings of pre-flight checks
+    (the invoice would be sent) as ``warning: …``.
 
     Example: [bold]appzen-etl preview -m mappings/flat_csv.yaml --limit 3[/]
     """
@@ -404,6 +405,9 @@ def preview(
             if isinstance(result, MappedInvoice):
                 console.out(result.payload.decode(), highlight=False)
                 shown += 1
+                for warning in result.warnings:  # sent anyway: a pre-flight check's warning
+                    where = f"{warning.source_location}: {warning.message} ({warning.rule})"
+                    render.error(visible(where), prefix="warning")
             else:
                 failed += 1
                 for failure in result.failures:
@@ -422,7 +426,8 @@ def mapping_check(
     rows: Annotated[int, typer.Option(min=1, help="Invoices of the source to try.")] = 1000,
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate a mapping file, then map the first invoices of its source and list the failures.
+    """Validate a mapping file, then map the first invoices of its source and list the failures
+    (pre-flight check errors among them) and the check warnings.
 
     A query is also run (one row read) with :since bound as an incremental run binds it and
     with :since and :until as a backfill window does, so a query that fails only then fails now.
@@ -440,6 +445,7 @@ def mapping_check(
     marks = (r.watermark for r in results if isinstance(r, MappedInvoice))
     rounds = query_rounds(spec, settings, sample=next((m for m in marks if m is not None), None))
     failures = [f for r in results if not isinstance(r, MappedInvoice) for f in r.failures]
+    warnings = [w for r in results if isinstance(r, MappedInvoice) for w in r.warnings]
     mapped = sum(isinstance(r, MappedInvoice) for r in results)
     if as_json:
         render.print_json(
@@ -451,6 +457,7 @@ def mapping_check(
                 "mapped": mapped,
                 "query_rounds": rounds,
                 "failures": [render.failure_json(f) for f in failures[:1000]],
+                "warnings": [render.failure_json(w) for w in warnings[:1000]],
             }
         )
     else:
@@ -459,6 +466,8 @@ def mapping_check(
             console.out(f"query runs as {name}", highlight=False)
         if failures:
             console.print(render.failures_table(failures))
+        if warnings:
+            console.print(render.failures_table(warnings, title="check warnings (sent anyway)"))
     if failures:
         raise typer.Exit(EXIT_ROWS_FAILED)
 

@@ -70,6 +70,8 @@ SUMMARY_ROWS = (
     ("recreate", "unknown to AppZen (re-created next sync)"),
     ("failed_mapping", "failed: mapping"),
     ("failed_validation", "failed: validation"),
+    ("failed_check", "failed: pre-flight check"),
+    ("check_warnings", "sent with check warnings (see the report)"),
     ("failed_appzen", "failed: AppZen rejected"),
     ("failed_retries", "failed: retries exhausted"),
     ("failed_status_sync", "failed: status-sync"),
@@ -103,6 +105,7 @@ DONE_KEYS = (
     "busy",
     "failed_mapping",
     "failed_validation",
+    "failed_check",
     "failed_appzen",
     "failed_retries",
 )
@@ -213,12 +216,13 @@ def run_json(run: RunRecord) -> dict[str, object]:
     }
 
 
-def failures_table(failures: Sequence[RowFailure], limit: int = 50) -> Table:
+def failures_table(
+    failures: Sequence[RowFailure], limit: int = 50, title: str = "failed rows"
+) -> Table:
     """The first failures, one line each: where, which field, why. Source text is shown, never
     obeyed: no markup, controls and bidi marks made visible (as in the reports)."""
     table = Table(
-        title=f"{len(failures)} failed rows"
-        + (f" (first {limit})" if len(failures) > limit else "")
+        title=f"{len(failures)} {title}" + (f" (first {limit})" if len(failures) > limit else "")
     )
     for column in ("location", "key", "field", "rule", "message"):
         table.add_column(column, overflow="fold")

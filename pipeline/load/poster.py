@@ -27,6 +27,8 @@ class SendItem:
     payload_hash: str
     expect: Expect
     location: str | None = None
+    supplier_invoice: str | None = None
+    """Supplier and normalised supplier invoice number, stored with the ack (duplicate checks)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ def _classify(
         "expect": item.expect,
         "attempts": result.attempts,
         "historical": historical,
+        "supplier_invoice": item.supplier_invoice,
     }
     if ack is not None:
         acked = SendOutcome(

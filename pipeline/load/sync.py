@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import inspect
 import logging
@@ -34,6 +35,7 @@ from pipeline.load.fit import fit_staging
 from pipeline.load.ledger import LedgerTracker, failed_facts
 from pipeline.load.poster import PostResult, SendItem, post_invoices
 from pipeline.load.tally import count_decisions, count_extracted, count_posted
+from pipeline.mapping.checks import sent_before
 from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
@@ -222,6 +224,8 @@ class SyncJob:
         if self.stopped:  # a fatal answer came while this batch was being mapped
             return
         batch = fit_staging(self._in_scope(batch), self.spec)
+        if self.spec.checks.duplicate_number.level != "off":
+            batch = await asyncio.to_thread(self._sent_before, batch)
         mapped = [r for r in batch if isinstance(r, MappedInvoice)]
         failures = [f for r in batch if isinstance(r, RejectedInvoice) for f in r.failures]
         count_extracted(self.summary.counts, batch)
@@ -236,11 +240,23 @@ class SyncJob:
         ]
         decisions = await asyncio.to_thread(self._decide, items)
         sends = [
-            SendItem(m.key, m.payload, m.payload_hash, d.expect or "create", m.location)
+            SendItem(
+                m.key,
+                m.payload,
+                m.payload_hash,
+                d.expect or "create",
+                m.location,
+                m.supplier_invoice,
+            )
             for m, d in zip(mapped, decisions, strict=True)
             if d.action == "send"
         ]
         count_decisions(self.summary.counts, decisions)
+        warned = [  # check warnings travel with the invoices that are sent (not the unchanged)
+            m.warnings for m, d in zip(mapped, decisions, strict=True) if d.action == "send"
+        ]
+        self.summary.counts["check_warnings"] += sum(1 for w in warned if w)
+        failures += [warning for warnings in warned for warning in warnings]
         unchanged = {d.invoice_id for d in decisions if d.action == "unchanged"}
         if self._ledger.any_live and unchanged and not self.options.dry_run:
             await asyncio.to_thread(self._ledger.close, unchanged, "delivered")
@@ -305,6 +321,39 @@ class SyncJob:
             ]
             self.summary.counts["recreate_resent"] += len(sends)
             await self._report(await self._send(sends, client, dispatcher))
+
+    def _sent_before(self, batch: list[Result]) -> list[Result]:
+        """The ``duplicate_number`` check against staging history: an invoice whose supplier
+        sent the same invoice number before under another key is warned (or refused)."""
+        keys = sorted(
+            {
+                r.supplier_invoice
+                for r in batch
+                if isinstance(r, MappedInvoice) and r.supplier_invoice
+            }
+        )
+        sent = self.store.supplier_invoices(self.spec.name, keys) if keys else {}
+        if not sent:
+            return batch
+        level = self.spec.checks.duplicate_number.level
+        out: list[Result] = []
+        for result in batch:
+            earlier = (
+                []
+                if not isinstance(result, MappedInvoice)
+                else sent.get(result.supplier_invoice or "", [])
+            )
+            others = [key for key in earlier if key != result.key]
+            said = any(w.rule == "check:duplicate_number" for w in getattr(result, "warnings", ()))
+            if not others or said or not isinstance(result, MappedInvoice):
+                out.append(result)
+                continue
+            failure = sent_before(result, others[0], error=level == "error")
+            if level == "error":
+                out.append(RejectedInvoice(result.key, result.location, (failure,)))
+            else:
+                out.append(dataclasses.replace(result, warnings=(*result.warnings, failure)))
+        return out
 
     def _in_scope(self, batch: list[Result]) -> list[Result]:
         """The batch's invoices in ``only_keys`` (all without it): the others are not counted,

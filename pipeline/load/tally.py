@@ -32,8 +32,8 @@ def count_extracted(counts: Counter[str], batch: Sequence[MappedInvoice | Reject
         if isinstance(result, MappedInvoice):
             counts["mapped"] += 1
         else:
-            stage = "validation" if result.failures[0].stage == "validation" else "mapping"
-            counts[f"failed_{stage}"] += 1
+            stage = result.failures[0].stage
+            counts[f"failed_{stage if stage in ('validation', 'check') else 'mapping'}"] += 1
 
 
 def count_decisions(counts: Counter[str], decisions: Sequence[Decision]) -> None:

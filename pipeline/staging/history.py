@@ -216,7 +216,8 @@ def stored_failure(row: sa.Row[Any]) -> StoredFailure:
 
 
 def failed_source_keys(conn: Connection, mapping: str, run_id: int) -> set[str]:
-    """Source keys that failed in ``run_id`` for ``mapping`` (any stage)."""
+    """Source keys that failed in ``run_id`` for ``mapping`` (any stage; a ``warning`` is no
+    failure: that invoice was sent)."""
     query = (
         sa.select(failures.c.source_key)
         .distinct()
@@ -224,6 +225,7 @@ def failed_source_keys(conn: Connection, mapping: str, run_id: int) -> set[str]:
             failures.c.run_id == run_id,
             failures.c.mapping == mapping,
             failures.c.source_key.is_not(None),
+            failures.c.stage != "warning",
         )
     )
     return set(conn.execute(query).scalars())

@@ -91,6 +91,7 @@ def _params(outcome: SendOutcome) -> dict[str, object]:
         "p_attempts": outcome.attempts,
         "p_historical": outcome.historical,
         "p_bump": 1 if bump else 0,
+        "p_supplier_invoice": _clip(outcome.supplier_invoice, 200),
     }
 
 
@@ -120,6 +121,7 @@ def _acked_statement(owner: str | None) -> sa.Update:
         (inv.c.state, sa.case((current, "sent"), else_="pending")),
         (inv.c.acked_hash, _P("p_hash")),
         (inv.c.acked_payload, _P("p_payload")),
+        (inv.c.supplier_invoice, _P("p_supplier_invoice")),
         (inv.c.uuid, _P("p_uuid")),
         (inv.c.uuid_lost_at, None),
         (inv.c.appzen_status, _P("p_status")),

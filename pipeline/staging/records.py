@@ -80,6 +80,8 @@ class SendOutcome:
     correlation_id: str | None = None
     attempts: int = 1
     historical: bool = False
+    supplier_invoice: str | None = None
+    """The supplier and normalised supplier invoice number of the payload (duplicate checks)."""
 
     def __post_init__(self) -> None:
         _check_key(self.invoice_id, "SendOutcome")
@@ -168,6 +170,8 @@ class InvoiceRecord:
     updated_at: datetime
     push_in_doubt: str | None = None
     """The status push out for this invoice whose outcome is not recorded yet (JSON), if any."""
+    supplier_invoice: str | None = None
+    """Supplier and normalised supplier invoice number of the acked payload (duplicate checks)."""
 
 
 @dataclass(frozen=True, slots=True)

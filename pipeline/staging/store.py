@@ -362,6 +362,13 @@ class StagingStore:
             f"reading the failures of run {run_id}", lambda c: history.failures_for_run(c, run_id)
         )
 
+    def supplier_invoices(self, mapping: str, keys: list[str]) -> dict[str, list[str]]:
+        """Sent invoices by supplier + normalised supplier invoice number (duplicate checks)."""
+        return self._read(
+            "looking up supplier invoice numbers",
+            lambda c: reads.supplier_invoices(c, mapping, keys),
+        )
+
     def failed_invoice_ids(self, mapping: str, run_id: int | None = None) -> set[str]:
         """Invoices to retry: state rejected / failed_retryable, plus the keys that failed (any
         stage) in ``run_id`` when given."""

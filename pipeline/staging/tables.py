@@ -92,7 +92,10 @@ invoices = sa.Table(
     sa.Column("push_pending", sa.Boolean(), nullable=False, server_default=sa.false()),
     # 004_push_in_doubt: the (status, error) a push is out for, until its outcome is recorded.
     sa.Column("push_in_doubt", LongText),
+    # 009_supplier_invoice: supplier + normalised supplier invoice number of the acked payload.
+    sa.Column("supplier_invoice", sa.String(200)),
     sa.Index("ix_invoices_state", "mapping", "state"),
+    sa.Index("ix_invoices_supplier_invoice", "mapping", "supplier_invoice"),
     sa.Index("ix_invoices_push", "mapping", "push_pending", "invoice_id"),
     sa.Index("ix_invoices_uuid", "uuid"),  # 003_outcomes: search hits name their invoice by uuid
     **MYSQL_TABLE,
