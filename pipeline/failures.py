@@ -12,6 +12,8 @@ Stage = Literal[
     "extract",
     "mapping",
     "validation",
+    "check",
+    "warning",
     "appzen",
     "retries_exhausted",
     "status_sync",
@@ -20,6 +22,7 @@ Stage = Literal[
     "crm",
 ]
 """Where a row failed: reading the source, applying the mapping, validating the AppZen schema,
+an AP pre-flight check (``check``: not sent; ``warning``: sent, noted in the report),
 rejected by AppZen (4xx), given up after the retry budget, refused by status-sync; or, writing
 AppZen's outcomes back (pipeline.connectors): reading the outcome, the merchant note, CRM.COM."""
 

@@ -26,6 +26,8 @@ class RunSummary:
     posting_s: float = 0.0
     watermark: str | None = None
     fatal: str | None = None
+    reason: str | None = None
+    """Why the status is what it is, when not plain success (``partial``: the holders)."""
     outage: bool = False
     """``fatal`` is an outage (the circuit breaker tripped: CLI exit code 3), not an answer a
     person must act on (exit code 2)."""
@@ -62,6 +64,16 @@ class RunSummary:
         """AppZen requests per second while posting."""
         return self.counts["requests"] / self.posting_s if self.posting_s > 0 else 0.0
 
+    def counts_snapshot(self) -> dict[str, int]:
+        """A copy of the counts, safe to take from another thread (the heartbeat's) while the
+        run's event loop adds to them."""
+        for _ in range(10):
+            try:
+                return dict(self.counts)
+            except RuntimeError:  # a new key was added during the copy: copy again
+                continue
+        return {}
+
     @property
     def failed(self) -> int:
         """Invoices that failed in any stage of this run."""
@@ -82,6 +94,7 @@ class RunSummary:
             "rate_per_s": round(self.rate, 2),
             "watermark": self.watermark,
             "fatal": self.fatal,
+            "reason": self.reason,
             "outage": self.outage,
             "budget_spent": self.budget_spent,
             "reports": dict(self.reports),
@@ -103,6 +116,7 @@ class RunSummary:
             duration_s=float(data.get("duration_s", 0.0)),  # type: ignore[arg-type]
             watermark=data.get("watermark"),  # type: ignore[arg-type]
             fatal=data.get("fatal"),  # type: ignore[arg-type]
+            reason=data.get("reason"),  # type: ignore[arg-type]
             outage=bool(data.get("outage")),
             budget_spent=bool(data.get("budget_spent")),
         )
@@ -119,6 +133,7 @@ KEPT_FAILURES = 1000
 FAILED_KEYS = (
     "failed_mapping",
     "failed_validation",
+    "failed_check",
     "failed_appzen",
     "failed_retries",
     "failed_status_sync",

@@ -147,13 +147,22 @@ def backfill(
     end: Annotated[date | None, typer.Option("--to", help="Last day (inclusive).")] = None,
     partitions: Annotated[int, typer.Option(min=1, help="Date ranges, run in turn.")] = 1,
     dry_run: DryRunOpt = False,
+    plan_only: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Show the invoices in range, the requests needed, the AppZen budget per day, "
+            "the days needed and an ETA; send and record nothing.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Send historical invoices (header [bold]historical: true[/]) updated in a date range.
 
     Resumable: a rerun skips what AppZen already acknowledged. Each partition is a run with its
     own failed-row report. The range binds the SQL query's :since and :until (a CSV or JSON
-    source has no date filter: leave --from/--to out).
+    source has no date filter: leave --from/--to out). A backfill stopped by the daily AppZen
+    budget (exit code 5) goes on when rerun the next AppZen day; --plan says how many days.
 
     Example:
     [bold]appzen-etl backfill -m mappings/sample_erp.yaml --from 2024-01-01 --to 2024-06-30[/]
@@ -164,6 +173,9 @@ def backfill(
     from pipeline.jobs.backfill import BackfillPlan  # noqa: PLC0415 - heavy: after the checks
 
     plan = BackfillPlan(mapping, start, end, partitions, dry_run=dry_run)
+    if plan_only:
+        runner.backfill_plan(plan, settings, store, as_json)
+        return
     runs = runner.backfill_runs(plan, settings, store)
     runner.finish("backfill", runs, as_json)
 
@@ -306,12 +318,14 @@ def runs(
     as_json: JsonOpt = False,
 ) -> None:
     """List the latest runs with their counts (extracted, sent, skipped, failed), and today's
-    use of the AppZen daily budget.
+    use of the AppZen daily budget. A run whose owner is gone (its process died) is marked
+    crashed first, never shown as running.
 
     Example: [bold]appzen-etl runs --limit 5[/]
     """
     settings = _settings()
     store = _store(settings)
+    store.reap_dead_runs()
     records = store.list_runs(limit)
     usage = store.budget_usage(settings)
     if as_json:
@@ -375,7 +389,8 @@ def preview(
 ) -> None:
     """Print the AppZen JSON payloads a mapping produces, one per line; sends nothing.
 
-    Rows that fail are listed on stderr (exit code 1).
+    Rows that fail are listed on stderr (exit code 1), and the warnings of pre-flight checks
+    (the invoice would be sent) as ``warning: …``.
 
     Example: [bold]appzen-etl preview -m mappings/flat_csv.yaml --limit 3[/]
     """
@@ -392,6 +407,9 @@ def preview(
             if isinstance(result, MappedInvoice):
                 console.out(result.payload.decode(), highlight=False)
                 shown += 1
+                for warning in result.warnings:  # sent anyway: a pre-flight check's warning
+                    where = f"{warning.source_location}: {warning.message} ({warning.rule})"
+                    render.error(visible(where), prefix="warning")
             else:
                 failed += 1
                 for failure in result.failures:
@@ -410,7 +428,8 @@ def mapping_check(
     rows: Annotated[int, typer.Option(min=1, help="Invoices of the source to try.")] = 1000,
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate a mapping file, then map the first invoices of its source and list the failures.
+    """Validate a mapping file, then map the first invoices of its source and list the failures
+    (pre-flight check errors among them) and the check warnings.
 
     A query is also run (one row read) with :since bound as an incremental run binds it and
     with :since and :until as a backfill window does, so a query that fails only then fails now.
@@ -428,6 +447,7 @@ def mapping_check(
     marks = (r.watermark for r in results if isinstance(r, MappedInvoice))
     rounds = query_rounds(spec, settings, sample=next((m for m in marks if m is not None), None))
     failures = [f for r in results if not isinstance(r, MappedInvoice) for f in r.failures]
+    warnings = [w for r in results if isinstance(r, MappedInvoice) for w in r.warnings]
     mapped = sum(isinstance(r, MappedInvoice) for r in results)
     if as_json:
         render.print_json(
@@ -439,6 +459,7 @@ def mapping_check(
                 "mapped": mapped,
                 "query_rounds": rounds,
                 "failures": [render.failure_json(f) for f in failures[:1000]],
+                "warnings": [render.failure_json(w) for w in warnings[:1000]],
             }
         )
     else:
@@ -447,6 +468,8 @@ def mapping_check(
             console.out(f"query runs as {name}", highlight=False)
         if failures:
             console.print(render.failures_table(failures))
+        if warnings:
+            console.print(render.failures_table(warnings, title="check warnings (sent anyway)"))
     if failures:
         raise typer.Exit(EXIT_ROWS_FAILED)
 

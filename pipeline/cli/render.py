@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from rich import box
 from rich.console import Console
@@ -26,6 +27,7 @@ from pipeline.redact import scrub
 
 if TYPE_CHECKING:
     from pipeline.failures import RowFailure
+    from pipeline.jobs.backfill import BackfillForecast
     from pipeline.staging.budget import BudgetUsage
     from pipeline.staging.records import RunRecord
     from pipeline.summary import RunSummary
@@ -49,12 +51,15 @@ SUMMARY_ROWS = (
     ("mapped", "mapped"),
     ("unchanged", "unchanged (skipped)"),
     ("rejected_unchanged", "rejected before, unchanged (skipped)"),
-    ("busy", "claimed by another worker (skipped)"),
+    ("busy", "held by another live run (skipped: run is partial)"),
     ("planned_create", "to create"),
     ("planned_update", "to update"),
     ("created", "created"),
     ("updated", "updated"),
     ("resent_after_crash", "resent after a crash (UPDATED)"),
+    ("resent_after_lost_answer", "resent after a lost answer (UPDATED)"),
+    ("resent_after_other_worker", "already in AppZen, not sent from here (UPDATED)"),
+    ("reupdated_after_crash", "updated again after a crash (AppZen may have had it)"),
     ("left_pending", "left pending by the stop (sent next run)"),
     ("recreate_resent", "re-created (AppZen lost them)"),
     ("pushed", "statuses pushed"),
@@ -68,6 +73,8 @@ SUMMARY_ROWS = (
     ("recreate", "unknown to AppZen (re-created next sync)"),
     ("failed_mapping", "failed: mapping"),
     ("failed_validation", "failed: validation"),
+    ("failed_check", "failed: pre-flight check"),
+    ("check_warnings", "sent with check warnings (see the report)"),
     ("failed_appzen", "failed: AppZen rejected"),
     ("failed_retries", "failed: retries exhausted"),
     ("failed_status_sync", "failed: status-sync"),
@@ -101,6 +108,7 @@ DONE_KEYS = (
     "busy",
     "failed_mapping",
     "failed_validation",
+    "failed_check",
     "failed_appzen",
     "failed_retries",
 )
@@ -128,6 +136,8 @@ def summary_table(title: str, summary: RunSummary) -> Table:
             table.add_row(label, f"{summary.counts.get(key, 0):,}", style=style)
     table.add_row("rate", f"{summary.rate:.1f} requests/s")
     table.add_row("duration", f"{summary.duration_s:.1f} s")
+    if summary.reason:
+        table.add_row(summary.status, Text(summary.reason))
     return table
 
 
@@ -154,7 +164,17 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
             run.started_at.strftime("%m-%d %H:%M"),
             *_main_counts(run.counts),
         )
+    for run in runs:
+        if run.reason and run.status in ("crashed", "partial"):
+            table.caption = (table.caption + "\n" if table.caption else "") + _note(run)
     return table
+
+
+def _note(run: RunRecord) -> str:
+    """``run 12 crashed: its process 345 on db1 no longer exists; left 10 claimed``."""
+    left = run.counts.get("left_claimed")
+    tail = f"; {left} invoices were claimed (now free)" if left else ""
+    return f"run {run.id}: {run.reason}{tail}"
 
 
 def budget_line(usage: BudgetUsage) -> str:
@@ -167,6 +187,31 @@ def budget_line(usage: BudgetUsage) -> str:
         f"used{f' ({flows})' if flows else ''}{f'; kept {kept}' if kept else ''}; "
         f"the next day starts {starts:%Y-%m-%d %H:%M} {usage.zone}"
     )
+
+
+def backfill_plan_lines(plan: BackfillForecast, zone: str) -> list[str]:
+    """``backfill --plan``: what the range holds, what it needs, and the days it takes."""
+    days = plan.days
+    span = f"{plan.start or '…'}..{plan.end or '…'}"
+    lines = [
+        f"backfill plan · {plan.mapping} · {span} (nothing was sent)",
+        f"  invoices in range      {plan.invoices:,}",
+        f"  requests needed        {plan.to_send:,} (new or changed; {plan.unchanged:,} "
+        f"unchanged since AppZen's ack, {plan.refused:,} refused by the mapping or AppZen)",
+        f"  left today             {days.left_today:,} requests",
+        f"  budget per day         {days.per_day:,} requests (APPZEN_DAILY_BUDGET less the "
+        f"other flows' reservations, at most {days.rate:g}/s for a day)",
+    ]
+    if days.eta is None:
+        lines.append("  days needed            never: other flows' reservations take the budget")
+        return lines
+    eta = days.eta.astimezone(ZoneInfo(zone))
+    lines += [
+        f"  days needed            {days.days:,} AppZen day(s) ({zone})",
+        f"  ETA                    {eta:%Y-%m-%d %H:%M} {zone} at {days.rate:g} requests/s "
+        "(each day's run started when the day begins)",
+    ]
+    return lines
 
 
 def run_json(run: RunRecord) -> dict[str, object]:
@@ -183,15 +228,20 @@ def run_json(run: RunRecord) -> dict[str, object]:
         "duration_s": round(duration, 3) if duration is not None else None,
         "counts": dict(sorted(run.counts.items())),
         "watermark": run.watermark,
+        "host": run.host,
+        "pid": run.pid,
+        "heartbeat_at": run.heartbeat_at.isoformat() if run.heartbeat_at else None,
+        "reason": run.reason,
     }
 
 
-def failures_table(failures: Sequence[RowFailure], limit: int = 50) -> Table:
+def failures_table(
+    failures: Sequence[RowFailure], limit: int = 50, title: str = "failed rows"
+) -> Table:
     """The first failures, one line each: where, which field, why. Source text is shown, never
     obeyed: no markup, controls and bidi marks made visible (as in the reports)."""
     table = Table(
-        title=f"{len(failures)} failed rows"
-        + (f" (first {limit})" if len(failures) > limit else "")
+        title=f"{len(failures)} {title}" + (f" (first {limit})" if len(failures) > limit else "")
     )
     for column in ("location", "key", "field", "rule", "message"):
         table.add_column(column, overflow="fold")

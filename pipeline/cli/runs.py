@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from pipeline.staging.records import RunRecord
     from pipeline.summary import RunSummary
 
-EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_OUTAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_OUTAGE, EXIT_PARTIAL = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
 EXIT_BUDGET = 5
 """The day's AppZen budget is spent: the run stopped cleanly and resumes after the day boundary."""
 CONTENT_FLOWS = ("sync", "backfill", "retry_failed")
@@ -133,6 +134,21 @@ def backfill_runs(plan: BackfillPlan, settings: Settings, store: StagingStore) -
     return runs
 
 
+def backfill_plan(
+    plan: BackfillPlan, settings: Settings, store: StagingStore, as_json: bool
+) -> None:
+    """``backfill --plan``: read the range as a dry run and print what it needs (exit code 0)."""
+    from pipeline.jobs import backfill as backfill_job  # noqa: PLC0415
+
+    with render.activity("backfill --plan: reading the range (nothing is sent)…"):
+        found = asyncio.run(backfill_job.forecast(settings, store, plan))
+    if as_json:
+        render.print_json({"command": "backfill --plan", "exit_code": 0, **found.as_dict()})
+        return
+    for line in render.backfill_plan_lines(found, settings.appzen_budget_timezone):
+        console.out(line, highlight=False)
+
+
 def partition_run(part: BackfillPartition, settings: Settings, store: StagingStore) -> RunSummary:
     """One backfill partition with progress; its reports attached."""
     from pipeline.jobs import backfill as backfill_job  # noqa: PLC0415
@@ -200,14 +216,16 @@ def _edge_day(edge: str | None, shift: timedelta = timedelta()) -> str:
 # --- closing -------------------------------------------------------------------------------
 def exit_code(runs: Runs) -> int:
     """2 when a run stopped on a fatal answer, 3 when AppZen was unreachable (an outage: the
-    circuit breaker stopped the run), 5 when the day's AppZen budget is spent, 1 when rows
-    failed, else 0."""
+    circuit breaker stopped the run), 5 when the day's AppZen budget is spent, 4 when a run
+    skipped invoices another live run held (``partial``), 1 when rows failed, else 0."""
     if any(s.fatal and not (s.outage or s.budget_spent) for _, s in runs):
         return EXIT_CONFIG
     if any(summary.outage for _, summary in runs):
         return EXIT_OUTAGE
     if any(summary.budget_spent for _, summary in runs):
         return EXIT_BUDGET
+    if any(summary.status == "partial" for _, summary in runs):
+        return EXIT_PARTIAL
     return EXIT_ROWS_FAILED if any(summary.failed for _, summary in runs) else EXIT_OK
 
 
@@ -229,6 +247,9 @@ def finish(command: str, runs: Runs, as_json: bool) -> None:
     fatal = next((summary.fatal for _, summary in runs if summary.fatal), None)
     if fatal:
         render.error(fatal, prefix="stopped")
+    for _, summary in runs:
+        if summary.status == "partial" and summary.reason:
+            render.error(f"run {summary.run_id}: {summary.reason}", prefix="partial")
     if code:
         raise typer.Exit(code)
 

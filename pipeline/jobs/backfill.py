@@ -9,11 +9,12 @@ the same mapping runs. A dry run records nothing: no parent, no partition runs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Final
@@ -26,6 +27,8 @@ from pipeline.mapping.loader import load_mapping
 from pipeline.runtime.ratelimit import RateLimiter
 from pipeline.settings import Settings
 from pipeline.staging import RunRecord, RunStatus, StagingError, StagingStore
+from pipeline.staging.budget import Forecast
+from pipeline.staging.owners import Heartbeat, Owner
 from pipeline.summary import RunSummary
 
 FLOW: Final = "backfill"
@@ -108,22 +111,29 @@ class ParentRun:
     id: int | None
     expected: int
     summaries: list[RunSummary] = field(default_factory=list)
+    beat: Heartbeat | None = None
+    """Renews the parent run's lease while the backfill runs (so a dead one is marked crashed)."""
 
     def add(self, summary: RunSummary) -> None:
         """Count a finished partition into the parent."""
         self.summaries.append(summary)
 
     def outcome(self) -> RunStatus:
-        """``succeeded`` when every partition ran and succeeded, else ``failed``."""
+        """``succeeded`` when every partition ran and succeeded, ``partial`` when some skipped
+        invoices another live run held (and the rest succeeded), else ``failed``."""
         done = len(self.summaries) == self.expected
-        ok = done and all(s.status == "succeeded" and not s.fatal for s in self.summaries)
-        return "succeeded" if ok else "failed"
+        ok = done and all(
+            s.status in ("succeeded", "partial") and not s.fatal for s in self.summaries
+        )
+        if not ok:
+            return "failed"
+        return "partial" if any(s.status == "partial" for s in self.summaries) else "succeeded"
 
     def counts(self) -> dict[str, int]:
         """The partitions' counts added up."""
         total: Counter[str] = Counter()
-        for summary in self.summaries:
-            total.update(summary.counts)
+        for summary in list(self.summaries):  # also read by the heartbeat's thread
+            total.update(summary.counts_snapshot())
         return dict(total)
 
 
@@ -132,7 +142,16 @@ def parent_run(store: StagingStore, plan: BackfillPlan) -> Iterator[ParentRun]:
     """The parent run of ``plan`` (``running`` inside the block), closed on the way out with the
     partitions' total counts: ``succeeded``, ``failed`` (a partition missing, failed or
     stopped) or ``interrupted`` (an error or Ctrl-C left the block)."""
-    parent = ParentRun(_start_parent(store, plan), expected=len(plan.ranges()))
+    parent = ParentRun(None, expected=len(plan.ranges()))
+    if not plan.dry_run:
+        parent.id, parent.beat = store.start_owned_run(
+            FLOW,
+            plan.mapping_name(),
+            plan.parameters(),
+            True,
+            owner=Owner.of_this_process(FLOW),
+            counts=parent.counts,
+        )
     try:
         yield parent
     except BaseException:
@@ -141,13 +160,9 @@ def parent_run(store: StagingStore, plan: BackfillPlan) -> Iterator[ParentRun]:
     _finish_parent(store, parent, parent.outcome())
 
 
-def _start_parent(store: StagingStore, plan: BackfillPlan) -> int | None:
-    if plan.dry_run:
-        return None
-    return store.start_run(FLOW, plan.mapping_name(), plan.parameters(), historical=True)
-
-
 def _finish_parent(store: StagingStore, parent: ParentRun, status: RunStatus) -> None:
+    if parent.beat is not None:
+        parent.beat.stop()
     if parent.id is None:
         return
     try:
@@ -178,6 +193,56 @@ async def run_partition(
         limiter=limiter,
         on_progress=on_progress,
         per_batch=per_batch,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillForecast:
+    """What a backfill needs (``backfill --plan``): the invoices of its range, how many need a
+    request (new or changed since AppZen's ack), and the AppZen days that takes."""
+
+    mapping: str
+    start: date | None
+    end: date | None
+    invoices: int
+    to_send: int
+    unchanged: int
+    refused: int
+    days: Forecast
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready view."""
+        return {
+            "mapping": self.mapping,
+            "from": self.start.isoformat() if self.start else None,
+            "to": self.end.isoformat() if self.end else None,
+            "invoices": self.invoices,
+            "to_send": self.to_send,
+            "unchanged": self.unchanged,
+            "refused": self.refused,
+            **self.days.as_dict(),
+        }
+
+
+async def forecast(settings: Settings, store: StagingStore, plan: BackfillPlan) -> BackfillForecast:
+    """Read and map the plan's range as a dry run (nothing sent, nothing recorded), count what
+    needs a request, and forecast the AppZen days it takes under the daily budget (less the other
+    flows' reservations and what is used today) at ``APPZEN_RATE_LIMIT``."""
+    counts: Counter[str] = Counter()
+    for part in replace(plan, dry_run=True).partitions_of(None):
+        summary = await run_partition(settings, store, part)
+        counts.update(summary.counts)
+    to_send = counts["planned_create"] + counts["planned_update"]
+    refused = counts["failed_mapping"] + counts["failed_validation"] + counts["rejected_unchanged"]
+    return BackfillForecast(
+        mapping=plan.mapping_name(),
+        start=plan.start,
+        end=plan.end,
+        invoices=counts["extracted"],
+        to_send=to_send,
+        unchanged=counts["unchanged"],
+        refused=refused,
+        days=await asyncio.to_thread(store.budget_forecast, settings, FLOW, to_send),
     )
 
 

@@ -15,7 +15,7 @@ from pipeline.errors import RemoteError
 from pipeline.failures import RowFailure
 from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
 from pipeline.runtime.retry import RetriesExhausted
-from pipeline.staging.records import Expect, SendOutcome
+from pipeline.staging.records import Expect, ResendCause, SendOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,10 @@ class SendItem:
     payload_hash: str
     expect: Expect
     location: str | None = None
+    supplier_invoice: str | None = None
+    """Supplier and normalised supplier invoice number, stored with the ack (duplicate checks)."""
+    cause: ResendCause | None = None
+    """Why AppZen may already hold it (staging's claim decision)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,8 @@ def _classify(
         "expect": item.expect,
         "attempts": result.attempts,
         "historical": historical,
+        "supplier_invoice": item.supplier_invoice,
+        "cause": _cause(item, result.in_doubt),
     }
     if ack is not None:
         acked = SendOutcome(
@@ -108,6 +114,14 @@ def _classify(
         attempts=result.attempts,
     )
     return outcome, failure
+
+
+def _cause(item: SendItem, in_doubt: int) -> ResendCause | None:
+    """Why AppZen may have held the invoice before the attempt that got through: a dead run's
+    send comes first (it was out before this run began), then this run's own unclear attempts."""
+    if item.cause == "crash" or not in_doubt:
+        return item.cause
+    return "lost_answer"
 
 
 def _rule(error: RemoteError | RetriesExhausted) -> str:

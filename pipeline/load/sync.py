@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import inspect
 import logging
@@ -34,6 +35,7 @@ from pipeline.load.fit import fit_staging
 from pipeline.load.ledger import LedgerTracker, failed_facts
 from pipeline.load.poster import PostResult, SendItem, post_invoices
 from pipeline.load.tally import count_decisions, count_extracted, count_posted
+from pipeline.mapping.checks import sent_before
 from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
@@ -45,8 +47,9 @@ from pipeline.runtime.ratelimit import RateLimiter
 from pipeline.runtime.retry import RetryPolicy
 from pipeline.runtime.watermarks import Watermarks, bound_params
 from pipeline.settings import Settings
-from pipeline.staging import StageItem, StagingError, StagingStore, new_owner
+from pipeline.staging import StageItem, StagingError, StagingStore
 from pipeline.staging.budget import close_budget
+from pipeline.staging.owners import DEFAULT_LEASE_S, Heartbeat, Owner
 from pipeline.staging.records import Decision
 from pipeline.summary import RunSummary
 
@@ -72,7 +75,9 @@ class SyncOptions:
     only_keys: frozenset[str] | None = None
     dry_run: bool = False
     project_dir: Path | None = None
-    lease_seconds: float = 300.0
+    lease_seconds: float = DEFAULT_LEASE_S
+    """How long the run's claims stay its own without a heartbeat (renewed 4 times a lease while
+    it lives); another process on the same machine takes them over at once if it dies."""
     label: str | None = None
     parent_run_id: int | None = None
     """The run this one was started under (a backfill's own run, for its partitions)."""
@@ -103,7 +108,10 @@ class SyncJob:
         self.summary = RunSummary(
             None, self.spec.name, options.flow, options.historical, options.dry_run
         )
-        self._owner = new_owner(options.label or options.flow)
+        self.owner = Owner.of_this_process(options.label or options.flow)
+        self._owner = self.owner.token
+        self._holders: set[str] = set()
+        self._heartbeat: Heartbeat | None = None
         self._watermarks = Watermarks()
         self._fatal: RemoteError | None = None
         self._budget: DailyBudget | None = None
@@ -145,14 +153,8 @@ class SyncJob:
         self._started = time.monotonic()
         self._sources = await asyncio.to_thread(self.open_sources)
         if not self.options.dry_run:
-            self.summary.run_id = await asyncio.to_thread(
-                functools.partial(self.store.start_run, parent_run_id=self.options.parent_run_id),
-                self.options.flow,
-                self.spec.name,
-                self._run_parameters(),
-                self.options.historical,
-            )
-            await asyncio.to_thread(self._ledger.load, self.summary.run_id)
+            run_id = await asyncio.to_thread(self._open_run)
+            await asyncio.to_thread(self._ledger.load, run_id)
         self._client_cm = client_session(self.settings, self._client)
         self._session = await self._client_cm.__aenter__()
         self._budget = (
@@ -175,6 +177,8 @@ class SyncJob:
         claims are freed at once, so the next run need not wait for the lease to expire)."""
         await self._client_cm.__aexit__(exc_type, exc, tb)
         self.summary.duration_s = time.monotonic() - self._started
+        if self._heartbeat is not None:
+            await asyncio.to_thread(self._heartbeat.stop)
         close_budget(self._budget, self.summary)
         if exc_type is None:
             if isinstance(self._fatal, BudgetSpent):
@@ -222,6 +226,8 @@ class SyncJob:
         if self.stopped:  # a fatal answer came while this batch was being mapped
             return
         batch = fit_staging(self._in_scope(batch), self.spec)
+        if self.spec.checks.duplicate_number.level != "off":
+            batch = await asyncio.to_thread(self._sent_before, batch)
         mapped = [r for r in batch if isinstance(r, MappedInvoice)]
         failures = [f for r in batch if isinstance(r, RejectedInvoice) for f in r.failures]
         count_extracted(self.summary.counts, batch)
@@ -236,11 +242,25 @@ class SyncJob:
         ]
         decisions = await asyncio.to_thread(self._decide, items)
         sends = [
-            SendItem(m.key, m.payload, m.payload_hash, d.expect or "create", m.location)
+            SendItem(
+                m.key,
+                m.payload,
+                m.payload_hash,
+                d.expect or "create",
+                m.location,
+                m.supplier_invoice,
+                d.cause,
+            )
             for m, d in zip(mapped, decisions, strict=True)
             if d.action == "send"
         ]
         count_decisions(self.summary.counts, decisions)
+        self._holders.update(d.holder for d in decisions if d.action == "busy" and d.holder)
+        warned = [  # check warnings travel with the invoices that are sent (not the unchanged)
+            m.warnings for m, d in zip(mapped, decisions, strict=True) if d.action == "send"
+        ]
+        self.summary.counts["check_warnings"] += sum(1 for w in warned if w)
+        failures += [warning for warnings in warned for warning in warnings]
         unchanged = {d.invoice_id for d in decisions if d.action == "unchanged"}
         if self._ledger.any_live and unchanged and not self.options.dry_run:
             await asyncio.to_thread(self._ledger.close, unchanged, "delivered")
@@ -299,12 +319,46 @@ class SyncJob:
                     r.acked_hash or "",
                     d.expect or "create",
                     "staging: last acknowledged payload",
+                    cause=d.cause,
                 )
                 for r, d in zip(rows, decisions, strict=True)
                 if d.action == "send"
             ]
             self.summary.counts["recreate_resent"] += len(sends)
             await self._report(await self._send(sends, client, dispatcher))
+
+    def _sent_before(self, batch: list[Result]) -> list[Result]:
+        """The ``duplicate_number`` check against staging history: an invoice whose supplier
+        sent the same invoice number before under another key is warned (or refused)."""
+        keys = sorted(
+            {
+                r.supplier_invoice
+                for r in batch
+                if isinstance(r, MappedInvoice) and r.supplier_invoice
+            }
+        )
+        sent = self.store.supplier_invoices(self.spec.name, keys) if keys else {}
+        if not sent:
+            return batch
+        level = self.spec.checks.duplicate_number.level
+        out: list[Result] = []
+        for result in batch:
+            earlier = (
+                []
+                if not isinstance(result, MappedInvoice)
+                else sent.get(result.supplier_invoice or "", [])
+            )
+            others = [key for key in earlier if key != result.key]
+            said = any(w.rule == "check:duplicate_number" for w in getattr(result, "warnings", ()))
+            if not others or said or not isinstance(result, MappedInvoice):
+                out.append(result)
+                continue
+            failure = sent_before(result, others[0], error=level == "error")
+            if level == "error":
+                out.append(RejectedInvoice(result.key, result.location, (failure,)))
+            else:
+                out.append(dataclasses.replace(result, warnings=(*result.warnings, failure)))
+        return out
 
     def _in_scope(self, batch: list[Result]) -> list[Result]:
         """The batch's invoices in ``only_keys`` (all without it): the others are not counted,
@@ -384,18 +438,42 @@ class SyncJob:
             still_open=[m.watermark for m in marked if m.key in open_keys],
         )
 
+    def _open_run(self) -> int:
+        """Mark crashed the runs whose owner is gone (their claims become free), record this
+        run with its owner, and start renewing its lease; the run's id."""
+        run_id, self._heartbeat = self.store.start_owned_run(
+            self.options.flow,
+            self.spec.name,
+            self._run_parameters(),
+            self.options.historical,
+            owner=self.owner,
+            counts=self.summary.counts_snapshot,
+            lease_seconds=self.options.lease_seconds,
+            parent_run_id=self.options.parent_run_id,
+        )
+        self.summary.run_id = run_id
+        return run_id
+
     def _finish(self, status: Literal["succeeded", "failed", "interrupted"]) -> None:
-        self.summary.status = status
+        final: Literal["succeeded", "partial", "failed", "interrupted"] = status
+        if status == "succeeded" and self.summary.counts["busy"]:
+            final = "partial"
+            self.summary.reason = (
+                f"{self.summary.counts['busy']} invoices skipped: held by "
+                f"{', '.join(sorted(self._holders))}, still running; the next run sends them"
+            )
+        self.summary.status = final
         if self.options.dry_run or self.summary.run_id is None:
             return
-        incremental = self.options.flow == "sync" and status == "succeeded"
+        incremental = self.options.flow == "sync" and final in ("succeeded", "partial")
         watermark = self._watermarks.value if incremental else None
         self.summary.watermark = watermark
         self.store.finish_run(
             self.summary.run_id,
-            status=status,
+            status=final,
             counts=dict(self.summary.counts),
             watermark=watermark,
+            reason=self.summary.reason,
         )
 
     # --- plumbing ----------------------------------------------------------------------------

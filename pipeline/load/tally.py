@@ -11,9 +11,13 @@ and, unless it is a dry run (which sends nothing: the planned counts are the pla
               = created + updated + failed_appzen + failed_retries + left_pending
     requests  = created + updated + failed_appzen + failed_retries + retries   (no fatal stop)
 
-``left_pending`` are invoices claimed but not sent because a fatal answer stopped the run;
-``resent_after_crash`` (part of ``updated``) are creates AppZen answered UPDATED: an earlier send
-went through but its answer was lost.
+``left_pending`` are invoices claimed but not sent because a fatal answer stopped the run.
+Creates AppZen answered UPDATED (part of ``updated``: an earlier send went through, its answer
+never recorded) are counted by cause: ``resent_after_crash`` (the run that had claimed it died),
+``resent_after_lost_answer`` (this run's earlier attempt, or a run that ended with the send in
+doubt), ``resent_after_other_worker`` (no run of this staging had sent it). An update of an
+invoice a dead run had claimed is counted ``reupdated_after_crash``: AppZen answers UPDATED either
+way, so this is an upper bound of the repeats (the dead run may never have sent it).
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ def count_extracted(counts: Counter[str], batch: Sequence[MappedInvoice | Reject
         if isinstance(result, MappedInvoice):
             counts["mapped"] += 1
         else:
-            stage = "validation" if result.failures[0].stage == "validation" else "mapping"
-            counts[f"failed_{stage}"] += 1
+            stage = result.failures[0].stage
+            counts[f"failed_{stage if stage in ('validation', 'check') else 'mapping'}"] += 1
 
 
 def count_decisions(counts: Counter[str], decisions: Sequence[Decision]) -> None:
@@ -56,6 +60,8 @@ def count_posted(
         if outcome.kind == "acked":
             counts[(outcome.appzen_status or "acked").lower()] += 1
             if outcome.expect == "create" and outcome.appzen_status == "UPDATED":
-                counts["resent_after_crash"] += 1
+                counts[f"resent_after_{outcome.cause or 'other_worker'}"] += 1
+            elif outcome.expect == "update" and outcome.cause == "crash":
+                counts["reupdated_after_crash"] += 1
         else:
             counts["failed_appzen" if outcome.kind == "rejected" else "failed_retries"] += 1

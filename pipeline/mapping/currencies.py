@@ -36,3 +36,22 @@ WITHDRAWN_SINCE_2000 = frozenset({
 
 ISO_4217 = ACTIVE | WITHDRAWN_SINCE_2000
 """Every code the ``currency`` conversion accepts."""
+
+# ISO 4217 minor units (decimal places) of the codes above that do not have 2; codes with no
+# minor unit in ISO's table (N.A.: gold, silver, SDR, bond units …) are None: not checked.
+# fmt: off
+MINOR_UNITS: dict[str, int | None] = {
+    "BIF": 0, "BYR": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
+    "PYG": 0, "RWF": 0, "TRL": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0,
+    "XPF": 0,
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    "CLF": 4, "UYW": 4,
+    "XAG": None, "XAU": None, "XBA": None, "XBB": None, "XBC": None, "XBD": None, "XDR": None,
+    "XPD": None, "XPT": None, "XSU": None, "XUA": None,
+}
+# fmt: on
+
+
+def minor_units(code: str) -> int | None:
+    """Decimal places of an amount in ``code`` (ISO 4217: JPY 0, EUR 2, BHD 3; None: no unit)."""
+    return MINOR_UNITS.get(code, 2)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 from pydantic import ValidationError
 
@@ -28,6 +29,7 @@ from pipeline.appzen.models import ErrorData, Invoice, json_bytes
 from pipeline.appzen.plain import plain_validator
 from pipeline.extract.base import Chunk
 from pipeline.failures import InvoiceFacts, RowFailure
+from pipeline.mapping.checks import Checks, supplier_invoice_key
 from pipeline.mapping.grouping import Group, Keyed, Orphan, Row, merge_join, runs
 from pipeline.mapping.identities import Identities
 from pipeline.mapping.keys import key_reader
@@ -35,6 +37,7 @@ from pipeline.mapping.names import ColumnLookup
 from pipeline.mapping.plan import Compiler, Ctx, Layouts, Node, RowTable
 from pipeline.mapping.refs import missing_columns, needed_columns
 from pipeline.mapping.rejections import (
+    absent_supplier,
     invoice_failure,
     orphan_rejection,
     too_many_lines,
@@ -61,13 +64,16 @@ class _Plan:
     line_key_at: int
     status_at: tuple[int | None, ...]
     watermark_at: int | None
+    supplier_at: int | None
 
 
 class MappingEngine:
     """Runs one mapping over source chunks."""
 
-    def __init__(self, spec: MappingSpec) -> None:
+    def __init__(self, spec: MappingSpec, *, today: date | None = None) -> None:
         self.spec = spec
+        self.today = today or datetime.now(UTC).date()
+        """The day the ``invoice_date`` check counts from (default: today, UTC)."""
         self._read_key = key_reader(spec.key_normalisation)
 
     def check_columns(
@@ -111,7 +117,7 @@ class MappingEngine:
         for chunk in chunks:
             if plan is None:
                 plan = self._plan_for(chunk.names, None, chunk.origin)
-                finish = functools.partial(self._finish, plan=plan)
+                finish = self._finisher(plan)
             rows, keys = self._rows(chunk, plan.header, plan.key_at)
             where = locator(chunk)
             del chunk  # its cells are freed before the source reads the next chunk
@@ -155,7 +161,7 @@ class MappingEngine:
             plan.line_key_at,
         )
         known = Identities(self.spec.invoice_key)
-        finish = functools.partial(self._finish, plan=plan)
+        finish = self._finisher(plan)
         try:
             for item in merge_join(header_rows, line_rows, self.spec.max_lines_per_invoice):
                 if isinstance(item, Orphan):
@@ -218,6 +224,8 @@ class MappingEngine:
         invoice = compiler.invoice()
         status = spec.status
         error = status.error if status else None
+        supplier = spec.checks.supplier
+        reference = supplier.reference if supplier.level != "off" else None
         status_columns = (
             status.column if status else None,
             *(
@@ -236,13 +244,19 @@ class MappingEngine:
             watermark_at=(
                 None if spec.watermark_column is None else header.raw_at(spec.watermark_column)
             ),
+            supplier_at=None if reference is None else header.raw_at(reference),
         )
 
     def _describe(self, which: str, origin: str) -> str:
         source = self.spec.source if which == "source" else self.spec.lines_source
         return source.describe() if source is not None else origin
 
-    def _finish(self, group: Group, plan: _Plan) -> Result:
+    def _finisher(self, plan: _Plan) -> Callable[[Group], Result]:
+        """``_finish`` for one run: its checks remember the run's supplier invoice numbers."""
+        checks = Checks(self.spec.checks, plan.columns_by_path, self.today)
+        return functools.partial(self._finish, plan=plan, checks=checks)
+
+    def _finish(self, group: Group, plan: _Plan, checks: Checks) -> Result:
         if group.dropped:
             return too_many_lines(
                 group, limit=self.spec.max_lines_per_invoice, key_column=self.spec.invoice_key
@@ -250,6 +264,8 @@ class MappingEngine:
         ctx = Ctx(group.key, group.rows, group.locate)
         data = plan.invoice(group.header, ctx, "")
         failures = ctx.failures
+        if failures and plan.supplier_at is not None:
+            failures = absent_supplier(failures, group.header[plan.supplier_at], self.spec)
         try:
             body = _validate(data)
         except ValidationError as error:
@@ -257,6 +273,11 @@ class MappingEngine:
             return _rejected(group, failures, data)
         if failures:
             return _rejected(group, failures, data)
+        supplier_invoice = supplier_invoice_key(body["supplier_id"], body["invoice_number"])
+        found = checks.run(body, group.key, group.locate, group.header_at, supplier_invoice)
+        if any(failure.stage == "check" for failure in found):
+            found.sort(key=lambda failure: failure.stage != "check")
+            return _rejected(group, found, data)
         try:
             payload = json_bytes(body)
         except (ValueError, UnicodeError) as error:  # a lone surrogate in the source text
@@ -270,14 +291,21 @@ class MappingEngine:
                 )
             ]
             return _rejected(group, failures, data)
-        return self._mapped(group, plan, payload)
+        return self._mapped(group, plan, payload, tuple(found), supplier_invoice)
 
     def _orphan(self, orphan: Orphan) -> RejectedInvoice:
         return orphan_rejection(
             orphan, key_column=self.spec.invoice_key, line_key=self.spec.line_key
         )
 
-    def _mapped(self, group: Group, plan: _Plan, payload: bytes) -> Result:
+    def _mapped(
+        self,
+        group: Group,
+        plan: _Plan,
+        payload: bytes,
+        warnings: tuple[RowFailure, ...],
+        supplier_invoice: str | None,
+    ) -> Result:
         status, message, code, exception = (
             None if at is None else text_or_none(group.header[at]) for at in plan.status_at
         )
@@ -291,6 +319,8 @@ class MappingEngine:
                 ErrorData(message=message, status=code, exception=exception) if message else None
             ),
             watermark=self._watermark(group, plan),
+            warnings=warnings,
+            supplier_invoice=supplier_invoice,
         )
 
     def _watermark(self, group: Group, plan: _Plan) -> object | None:

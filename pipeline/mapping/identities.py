@@ -65,7 +65,7 @@ class Identities:
             result = finish(group)
         else:
             result = self._refuse(group, alike, same=first[0] == hash(key), earlier=first[1])
-        return self._push(_Waiting(key, alike, group.locate(-1), result))
+        return self._push(_Waiting(key, alike, result.location, result))
 
     def other(self, result: Result) -> Iterator[Result]:
         """Queue a result that is no invoice of its own (orphan rows), in source order."""
@@ -146,5 +146,7 @@ class Identities:
             key_column=self._key_column,
             value=waiting.key,
         )
-        before = waiting.result.failures if isinstance(waiting.result, RejectedInvoice) else ()
-        return RejectedInvoice(waiting.key, waiting.location, (failure, *before))
+        result = waiting.result
+        before = result.failures if isinstance(result, RejectedInvoice) else ()
+        facts = result.facts if isinstance(result, RejectedInvoice) else None
+        return RejectedInvoice(waiting.key, waiting.location, (failure, *before), facts)

@@ -38,6 +38,9 @@ def column_refs(spec: MappingSpec) -> list[ColumnRef]:
                 refs.append(ColumnRef(column, ("status", "error", name), "header"))
     refs.extend(_tree_refs(spec.header, ("header",)))
     refs.extend(_tree_refs(spec.invoice_lines, ("invoice_lines",)))
+    reference = spec.checks.supplier.reference
+    if reference is not None:
+        refs.append(ColumnRef(reference, ("checks", "supplier", "reference"), "header"))
     return refs
 
 

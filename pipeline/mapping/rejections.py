@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from pipeline.failures import RowFailure, shorten
 from pipeline.mapping.grouping import Group, Orphan
 from pipeline.mapping.results import RejectedInvoice
+from pipeline.mapping.transforms import is_blank, to_text
+
+if TYPE_CHECKING:
+    from pipeline.mapping.spec import MappingSpec
 
 _LINE_INDEX = re.compile(r"^invoice_lines\.\d+\.")
 
@@ -150,6 +156,33 @@ def orphan_rejection(orphan: Orphan, *, key_column: str, line_key: str) -> Rejec
         hint=hint,
     )
     return RejectedInvoice(orphan.key, orphan.location, (failure,))
+
+
+def absent_supplier(
+    failures: list[RowFailure], reference: object, spec: MappingSpec
+) -> list[RowFailure]:
+    """``supplier_id`` blank while the invoice's own supplier reference is not: the supplier
+    the invoice points at is absent (no row joined), which a "blank" message would hide."""
+    if is_blank(reference):
+        return failures
+    column = spec.checks.supplier.reference
+    out = []
+    for found in failures:
+        failure = found
+        if found.field_path == "supplier_id" and found.rule == "required":
+            failure = replace(
+                found,
+                stage="check",
+                rule="check:supplier",
+                message=f"supplier {to_text(reference)!r} (column {column}) is absent: the "
+                "invoice points at a supplier the source has no supplier row for",
+                source_column=column,
+                value=shorten(to_text(reference)),
+                hint="add the supplier to the ERP's supplier master, or fix the invoice's "
+                f"supplier reference ({column})",
+            )
+        out.append(failure)
+    return out
 
 
 def _strings(data: object, path: str) -> Iterator[tuple[str, str]]:

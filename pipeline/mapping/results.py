@@ -22,6 +22,13 @@ class MappedInvoice:
     erp_status: str | None
     erp_error: ErrorData | None
     watermark: object | None
+    warnings: tuple[RowFailure, ...] = ()
+    supplier_invoice: str | None = None
+    """The supplier and normalised supplier invoice number
+    (:func:`pipeline.mapping.checks.supplier_invoice_key`): staged with the ack, so a later run's
+    ``duplicate_number`` check finds the number sent before under another key."""
+    """Pre-flight checks at level ``warning`` that found something (stage ``warning``): the
+    invoice is sent, and these go to the run's report."""
 
     @property
     def invoice(self) -> Invoice:

@@ -27,6 +27,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model
 from pipeline.extract.base import Source
 from pipeline.extract.registry import SourceContext, open_source
 from pipeline.extract.specs import AnySourceSpec, SourceSpec
+from pipeline.mapping.checkspec import ChecksSpec
 from pipeline.mapping.fields import HeaderFields, LineFields
 from pipeline.mapping.keys import KeyStep
 from pipeline.mapping.leaves import ColumnName, Strict, ThousandsSeparator
@@ -220,6 +221,10 @@ class MappingSpec(Strict):
         "case (drivers and exports differ: INVOICE_NUM, invoice_num, InvoiceNum).",
     )
     formats: FormatsSpec = Field(default_factory=FormatsSpec)
+    checks: ChecksSpec = Field(
+        default_factory=ChecksSpec,
+        description="AP pre-flight checks, each error, warning or off (all on by default).",
+    )
     max_lines_per_invoice: int = Field(10_000, ge=1, le=1_000_000)
     header: HeaderSpec
     invoice_lines: LineSpec

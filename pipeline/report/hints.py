@@ -137,6 +137,8 @@ _BY_STAGE: Final[dict[str, str]] = {
     "extract": "the source row could not be read: check the file or query at the location shown",
     "mapping": "fix the source value, or the field's rule in the mapping file",
     "validation": "the mapped invoice breaks AppZen's schema: check the mapping of the field",
+    "check": "fix the document in the ERP, or the check's level in the mapping (checks:)",
+    "warning": "sent: look at the document, or turn the check off in the mapping (checks:)",
     "appzen": f"fix what AppZen's message names, then run {RETRY}",
     "retries_exhausted": "transient: the next run retries it",
     "status_sync": "status-sync retries it on the next run; check the ERP status columns",

@@ -43,12 +43,23 @@ COLUMNS: Final = (
 )
 """The report's columns, in order (the keys of every :func:`report_rows` row)."""
 
-STAGES: Final = ("extract", "mapping", "validation", "appzen", "retries_exhausted", "status_sync")
+STAGES: Final = (
+    "extract",
+    "mapping",
+    "validation",
+    "check",
+    "appzen",
+    "retries_exhausted",
+    "status_sync",
+    "warning",
+)
 
 STAGE_TITLES: Final[dict[str, str]] = {
     "extract": "Extract: the source row could not be read",
     "mapping": "Mapping: a source value did not convert",
     "validation": "Validation: the mapped invoice breaks AppZen's schema",
+    "check": "Pre-flight check: the invoice fails an AP check (not sent)",
+    "warning": "Warning: an AP check found something; the invoice was sent",
     "appzen": "AppZen rejected the invoice",
     "retries_exhausted": "Retries exhausted: transient, the next run retries",
     "status_sync": "Status sync: AppZen refused the ERP status",

@@ -136,6 +136,71 @@ class BudgetUsage:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """How many AppZen days ``requests`` need for one flow: ``left_today`` of today's budget,
+    ``per_day`` on each later day (the budget less the other flows' reservations, or what
+    ``rate`` requests/s can send in a day if that is less), and when the last one goes out
+    (``eta``), assuming the work resumes at each day boundary."""
+
+    requests: int
+    left_today: int
+    per_day: int
+    days: int
+    eta: datetime | None
+    """None: never (the other flows' reservations take the whole budget)."""
+    rate: float
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready view."""
+        return {
+            "requests": self.requests,
+            "left_today": self.left_today,
+            "per_day": self.per_day,
+            "days": self.days,
+            "eta": self.eta.isoformat(timespec="seconds") if self.eta else None,
+            "rate_per_s": self.rate,
+        }
+
+
+def forecast(
+    policy: BudgetPolicy,
+    flow: str,
+    requests: int,
+    *,
+    used: Mapping[str, int],
+    now: datetime,
+    rate: float,
+) -> Forecast:
+    """The days and the end of ``requests`` of ``flow`` from ``now`` at ``rate`` requests/s, with
+    today's ``used`` per flow already counted."""
+    by_rate = int(rate * 86_400)
+    today_seconds = (policy.next_day(now) - now).total_seconds()
+    left_today = max(0, min(policy.available(flow, used), int(rate * today_seconds)))
+    per_day = max(0, min(policy.per_day_for(flow), by_rate))
+    if requests <= left_today:
+        return Forecast(requests, left_today, per_day, 1, now + _at(requests, rate), rate)
+    rest = requests - left_today
+    if per_day == 0:
+        return Forecast(requests, left_today, per_day, 0, None, rate)
+    later_days = -(-rest // per_day) if per_day else 0
+    last = rest - (later_days - 1) * per_day
+    start = policy.next_day(now)
+    for _ in range(later_days - 1):
+        start = policy.next_day(start)
+    days = later_days + (1 if left_today else 0)
+    return Forecast(requests, left_today, per_day, days, start + _at(last, rate), rate)
+
+
+def _at(requests: int, rate: float) -> timedelta:
+    return timedelta(seconds=requests / rate)
+
+
+def used_today(conn: Connection, policy: BudgetPolicy, now: datetime) -> dict[str, int]:
+    """Today's requests per flow (``*``: the day's total)."""
+    return _used(conn, policy, policy.day_of(now))
+
+
 def take(conn: Connection, policy: BudgetPolicy, flow: str, wanted: int, now: datetime) -> Grant:
     """Grant up to ``wanted`` requests of today's budget to ``flow`` (0 when spent)."""
     day = policy.day_of(now)

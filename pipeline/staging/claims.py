@@ -6,13 +6,19 @@ them), one ``SELECT … IN`` per chunk, one conditional ``UPDATE … IN`` per ch
 update only takes rows whose claim is free, already ours, or expired, and the ids it actually
 updated (``RETURNING``, or a re-read of the locked rows where MySQL lacks it) are the only
 ``send`` decisions: two workers can never both be told to send the same invoice.
+
+A claim belongs to its owner's run (:mod:`pipeline.staging.owners`) for as long as that owner
+lives, however long the batch takes; the claim of an owner that is gone is taken over at once.
+Claims whose token no run records (written before owners were recorded) expire with their
+``claim_expires_at``. Each ``send`` says why AppZen may already hold the invoice (``cause``):
+``invoices.in_doubt_run_id`` names the run that claimed it to send and recorded no clear answer.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -22,7 +28,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from pipeline.staging.records import Decision, ErpError, Expect, InvoiceState, StageItem
+from pipeline.staging import owners as owning
+from pipeline.staging.records import (
+    Decision,
+    ErpError,
+    Expect,
+    InvoiceState,
+    ResendCause,
+    StageItem,
+)
 from pipeline.staging.tables import invoices as inv
 
 CHUNK = 500
@@ -66,9 +80,10 @@ def claim_batch(
     conn.execute(_upsert(conn.dialect.name), [_insert_row(request, item) for item in ordered])
     keys = [item.invoice_id for item in ordered]
     rows = {row.invoice_id: row for chunk in chunks(keys) for row in _read(conn, request, chunk)}
-    decisions = {key: _decide(rows[key], request) for key in keys}
+    holders = Holders.read(conn, request, rows.values())
+    decisions = {key: _decide(rows[key], request, holders) for key in keys}
     wanted = [key for key in keys if decisions[key].action == "send"]
-    claimed = _claim(conn, request, wanted)
+    claimed = _claim(conn, request, wanted, holders.takeable)
     for key in wanted:
         if key not in claimed:
             decisions[key] = _busy(decisions[key])
@@ -82,6 +97,7 @@ def plan_batch(
     _refuse_duplicates(items)
     keys = sorted(item.invoice_id for item in items)
     rows = {row.invoice_id: row for chunk in chunks(keys) for row in _read(conn, request, chunk)}
+    holders = Holders.read(conn, request, rows.values())
     decisions = []
     for item in items:
         row = rows.get(item.invoice_id)
@@ -89,8 +105,64 @@ def plan_batch(
             decisions.append(Decision(item.invoice_id, "send", "create", None, "pending"))
             continue
         seen = {**row._asdict(), "payload_hash": item.payload_hash}
-        decisions.append(_decide(SimpleNamespace(**seen), request))  # type: ignore[arg-type]
+        decisions.append(_decide(SimpleNamespace(**seen), request, holders))  # type: ignore[arg-type]
     return decisions
+
+
+@dataclass(frozen=True, slots=True)
+class Holders:
+    """The runs behind a batch's claims: who holds each claimed row, which holders are gone,
+    and the runs that claimed each row last (for the ``cause`` of a send)."""
+
+    now: datetime
+    by_token: dict[str, owning.OwnerState]
+    gone: dict[str, str]
+    """Holders found gone, with the reason."""
+    last_runs: dict[int, owning.OwnerState]
+    """The runs with a send in doubt (``in_doubt_run_id``) of the batch's rows."""
+    takeable: frozenset[str]
+    """Claim tokens another run may take: gone holders, and expired claims no run records."""
+
+    @classmethod
+    def read(cls, conn: Connection, request: ClaimRequest, rows: Iterable[sa.Row[Any]]) -> Holders:
+        """Look up the holders and last claimers of ``rows`` (a query or two per batch)."""
+        rows = list(rows)
+        tokens = {r.claimed_by for r in rows if r.claimed_by not in (None, request.owner)}
+        by_token = owning.states_of(conn, tokens)
+        now = request.now
+        gone = {t: why for t, s in by_token.items() if (why := owning.gone_reason(s, now))}
+        expired = {
+            r.claimed_by
+            for r in rows
+            if r.claimed_by in tokens
+            and r.claimed_by not in by_token
+            and (r.claim_expires_at is None or r.claim_expires_at <= now)
+        }
+        ids = {int(r.in_doubt_run_id) for r in rows if r.in_doubt_run_id is not None}
+        last_runs = owning.runs_by_id(conn, ids - {request.run_id})
+        return cls(now, by_token, gone, last_runs, frozenset(gone) | frozenset(expired))
+
+    def busy_with(self, row: sa.Row[Any], request: ClaimRequest) -> str | None:
+        """The live holder of ``row``'s claim (``run 12 (host …, pid …)``), if another holds it."""
+        token = row.claimed_by
+        if token is None or token == request.owner or token in self.takeable:
+            return None
+        state = self.by_token.get(token)
+        return state.describe() if state is not None else f"claim {token}"
+
+    def cause(self, row: sa.Row[Any], request: ClaimRequest) -> ResendCause:
+        """Why AppZen may already hold ``row``'s invoice (see :data:`ResendCause`)."""
+        holder = self.by_token.get(row.claimed_by) if row.claimed_by else None
+        if holder is None and row.in_doubt_run_id is not None:
+            holder = self.last_runs.get(int(row.in_doubt_run_id))
+            if holder is None and int(row.in_doubt_run_id) == request.run_id:
+                return "lost_answer"
+        if holder is None:
+            return "other_worker"
+        died = holder.status in ("running", "crashed") and (
+            holder.status == "crashed" or owning.gone_reason(holder, self.now) is not None
+        )
+        return "crash" if died else "lost_answer"
 
 
 def release_claims(conn: Connection, owner: str, mapping: str | None = None) -> int:
@@ -186,16 +258,17 @@ def _read(conn: Connection, request: ClaimRequest, keys: list[str]) -> Sequence[
         inv.c.uuid_lost_at,
         inv.c.claimed_by,
         inv.c.claim_expires_at,
+        inv.c.in_doubt_run_id,
     )
     query = sa.select(*columns).where(inv.c.mapping == request.mapping, inv.c.invoice_id.in_(keys))
     return conn.execute(query).all()
 
 
-def _decide(row: sa.Row[Any], request: ClaimRequest) -> Decision:
+def _decide(row: sa.Row[Any], request: ClaimRequest, holders: Holders) -> Decision:
     state: InvoiceState = row.state
 
-    def decision(action: Any, expect: Expect | None = None) -> Decision:
-        return Decision(row.invoice_id, action, expect, row.uuid, state)
+    def decision(action: Any, expect: Expect | None = None, **extra: Any) -> Decision:
+        return Decision(row.invoice_id, action, expect, row.uuid, state, **extra)
 
     if not request.force:
         if state == "sent" and row.payload_hash == row.acked_hash:
@@ -206,29 +279,39 @@ def _decide(row: sa.Row[Any], request: ClaimRequest) -> Decision:
             and (row.payload_hash == row.rejected_hash)
         ):
             return decision("rejected_unchanged")
-    held = row.claimed_by is not None and row.claimed_by != request.owner
-    if held and row.claim_expires_at is not None and row.claim_expires_at > request.now:
-        return decision("busy")
-    return decision("send", "create" if row.uuid is None or row.uuid_lost_at else "update")
+    holder = holders.busy_with(row, request)
+    if holder is not None:
+        return decision("busy", holder=holder)
+    expect: Expect = "create" if row.uuid is None or row.uuid_lost_at else "update"
+    return decision("send", expect, cause=holders.cause(row, request))
 
 
 def _busy(decision: Decision) -> Decision:
-    return Decision(decision.invoice_id, "busy", None, decision.uuid, decision.state)
+    """A send whose claim another run took first (between this batch's read and its update)."""
+    return Decision(
+        decision.invoice_id, "busy", None, decision.uuid, decision.state, holder="another run"
+    )
 
 
-def _claim(conn: Connection, request: ClaimRequest, keys: list[str]) -> set[str]:
-    """Claim ``keys`` where the claim is free, ours or expired; the ids actually claimed."""
+def _claim(
+    conn: Connection, request: ClaimRequest, keys: list[str], takeable: frozenset[str]
+) -> set[str]:
+    """Claim ``keys`` where the claim is free, ours or ``takeable``; the ids actually claimed."""
     claimed: set[str] = set()
     for chunk in chunks(keys):
         free = sa.or_(
             inv.c.claimed_by.is_(None),
             inv.c.claimed_by == request.owner,
-            inv.c.claim_expires_at <= request.now,
+            inv.c.claimed_by.in_(sorted(takeable)) if takeable else sa.false(),
         )
         stmt = (
             sa.update(inv)
             .where(inv.c.mapping == request.mapping, inv.c.invoice_id.in_(chunk), free)
-            .values(claimed_by=request.owner, claim_expires_at=request.until)
+            .values(
+                claimed_by=request.owner,
+                claim_expires_at=request.until,
+                in_doubt_run_id=request.run_id,
+            )
         )
         if conn.dialect.update_returning:
             claimed.update(conn.execute(stmt.returning(inv.c.invoice_id)).scalars())

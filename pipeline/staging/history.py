@@ -17,8 +17,8 @@ from pipeline.staging.errors import StagingTerminalError
 from pipeline.staging.records import RunRecord, RunStatus, StoredFailure
 from pipeline.staging.tables import KEY_CHARS, failures, runs
 
-FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "interrupted")
-"""The key of a run's ``parameters`` naming the run it was started under (a backfill)."""
+FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "partial", "failed", "interrupted")
+"""What a run's own process may close it as (``crashed`` is written by another: owners.py)."""
 
 
 def start_run(
@@ -30,8 +30,10 @@ def start_run(
     historical: bool,
     now: datetime,
     parent_run_id: int | None = None,
+    owner: dict[str, object] | None = None,
 ) -> int:
-    """Insert a ``running`` run (started under ``parent_run_id``, if any); its id."""
+    """Insert a ``running`` run (started under ``parent_run_id``, if any; ``owner``: its owner
+    columns, :func:`pipeline.staging.owners.owner_columns`); its id."""
     result = conn.execute(
         sa.insert(runs).values(
             flow=flow,
@@ -41,6 +43,7 @@ def start_run(
             started_at=now,
             status="running",
             parent_run_id=parent_run_id,
+            **(owner or {}),
         )
     )
     key = result.inserted_primary_key
@@ -56,14 +59,24 @@ def finish_run(
     counts: dict[str, int],
     watermark: str | None,
     now: datetime,
+    reason: str | None = None,
 ) -> None:
-    """Close a running run with its status, counts and (for a successful run) watermark."""
+    """Close a running run with its status, counts, ``reason`` and (for a successful run)
+    watermark. A run another process marked ``crashed`` (its heartbeat had stopped, yet it
+    lived) is closed too: its own word is the truth."""
     if status not in FINAL_STATUSES:
         raise ValueError(f"finish_run: status must be one of {FINAL_STATUSES}, not {status!r}")
     stmt = (
         sa.update(runs)
-        .where(runs.c.id == run_id, runs.c.status == "running")
-        .values(status=status, finished_at=now, counts=dump_json(counts), watermark=watermark)
+        .where(runs.c.id == run_id, runs.c.status.in_(("running", "crashed")))
+        .values(
+            status=status,
+            finished_at=now,
+            counts=dump_json(counts),
+            watermark=watermark,
+            reason=reason,
+            lease_until=None,
+        )
     )
     if conn.execute(stmt).rowcount != 1:
         found = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar()
@@ -72,12 +85,15 @@ def finish_run(
 
 
 def last_watermark(conn: Connection, mapping: str, flow: str | None = None) -> str | None:
-    """The watermark of the latest succeeded run of ``mapping`` that recorded one (of ``flow``
-    only, when given: a status read keeps its own watermark beside the sync's)."""
+    """The watermark of the latest succeeded (or partial: it stops before the invoices it
+    skipped) run of ``mapping`` that recorded one (of ``flow`` only, when given: a status read
+    keeps its own watermark beside the sync's)."""
     query = (
         sa.select(runs.c.watermark)
         .where(
-            runs.c.mapping == mapping, runs.c.status == "succeeded", runs.c.watermark.is_not(None)
+            runs.c.mapping == mapping,
+            runs.c.status.in_(("succeeded", "partial")),
+            runs.c.watermark.is_not(None),
         )
         .order_by(runs.c.id.desc())
         .limit(1)
@@ -118,6 +134,10 @@ def _run(row: sa.Row[Any]) -> RunRecord:
         counts=json.loads(row.counts) if row.counts else {},
         watermark=row.watermark,
         parent_run_id=None if row.parent_run_id is None else int(row.parent_run_id),
+        host=row.host,
+        pid=row.pid,
+        heartbeat_at=row.heartbeat_at,
+        reason=row.reason,
     )
 
 
@@ -216,7 +236,8 @@ def stored_failure(row: sa.Row[Any]) -> StoredFailure:
 
 
 def failed_source_keys(conn: Connection, mapping: str, run_id: int) -> set[str]:
-    """Source keys that failed in ``run_id`` for ``mapping`` (any stage)."""
+    """Source keys that failed in ``run_id`` for ``mapping`` (any stage; a ``warning`` is no
+    failure: that invoice was sent)."""
     query = (
         sa.select(failures.c.source_key)
         .distinct()
@@ -224,6 +245,7 @@ def failed_source_keys(conn: Connection, mapping: str, run_id: int) -> set[str]:
             failures.c.run_id == run_id,
             failures.c.mapping == mapping,
             failures.c.source_key.is_not(None),
+            failures.c.stage != "warning",
         )
     )
     return set(conn.execute(query).scalars())

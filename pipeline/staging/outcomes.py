@@ -77,6 +77,7 @@ def _params(outcome: SendOutcome) -> dict[str, object]:
         outcome.kind == "acked"
         and outcome.expect == "create"
         and (outcome.appzen_status == "UPDATED")
+        and outcome.cause == "crash"
     )
     return {
         "p_id": outcome.invoice_id,
@@ -91,6 +92,7 @@ def _params(outcome: SendOutcome) -> dict[str, object]:
         "p_attempts": outcome.attempts,
         "p_historical": outcome.historical,
         "p_bump": 1 if bump else 0,
+        "p_supplier_invoice": _clip(outcome.supplier_invoice, 200),
     }
 
 
@@ -120,6 +122,7 @@ def _acked_statement(owner: str | None) -> sa.Update:
         (inv.c.state, sa.case((current, "sent"), else_="pending")),
         (inv.c.acked_hash, _P("p_hash")),
         (inv.c.acked_payload, _P("p_payload")),
+        (inv.c.supplier_invoice, _P("p_supplier_invoice")),
         (inv.c.uuid, _P("p_uuid")),
         (inv.c.uuid_lost_at, None),
         (inv.c.appzen_status, _P("p_status")),
@@ -134,6 +137,7 @@ def _acked_statement(owner: str | None) -> sa.Update:
         (inv.c.first_sent_at, sa.func.coalesce(inv.c.first_sent_at, _NOW)),
         (inv.c.last_sent_at, _NOW),
         (inv.c.last_run_id, _P("p_run")),
+        (inv.c.in_doubt_run_id, None),
         (inv.c.updated_at, _NOW),
     ]
     return sa.update(inv).where(_where()).ordered_values(*assignments)
@@ -146,6 +150,7 @@ def _failed_statement(state: str, owner: str | None) -> sa.Update:
         extra = [
             (inv.c.state, sa.case((current, "rejected"), else_="pending")),
             (inv.c.rejected_hash, _P("p_hash")),
+            (inv.c.in_doubt_run_id, None),  # a refusal is a clear answer
         ]
     else:
         extra = [(inv.c.state, state)]

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipeline.staging.claims import chunks
 from pipeline.staging.outcomes import push_intent
 from pipeline.staging.records import InvoiceRecord, StatusCandidate
 from pipeline.staging.tables import invoices as inv
@@ -114,3 +115,16 @@ def invoices_in_state(
         query = query.where(inv.c.invoice_id > after_key)
     query = query.order_by(inv.c.invoice_id).limit(limit)
     return [invoice_record(row) for row in conn.execute(query)]
+
+
+def supplier_invoices(conn: Connection, mapping: str, keys: list[str]) -> dict[str, list[str]]:
+    """The sent invoices of ``mapping`` with each of ``keys`` (supplier + normalised supplier
+    invoice number, :func:`pipeline.mapping.checks.supplier_invoice_key`): key → invoice ids."""
+    found: dict[str, list[str]] = {}
+    for part in chunks(keys):
+        query = sa.select(inv.c.supplier_invoice, inv.c.invoice_id).where(
+            inv.c.mapping == mapping, inv.c.supplier_invoice.in_(part)
+        )
+        for key, invoice_id in conn.execute(query):
+            found.setdefault(key, []).append(invoice_id)
+    return found

@@ -14,7 +14,11 @@ InvoiceState = Literal["pending", "sent", "rejected", "failed_retryable", "recre
 Action = Literal["send", "unchanged", "rejected_unchanged", "busy"]
 Expect = Literal["create", "update"]
 OutcomeKind = Literal["acked", "rejected", "retryable_failed"]
-RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
+RunStatus = Literal["running", "succeeded", "partial", "failed", "interrupted", "crashed"]
+ResendCause = Literal["crash", "lost_answer", "other_worker"]
+"""Why AppZen may already hold an invoice staging is about to create: an earlier run died with the
+invoice claimed (``crash``), an earlier send's answer was lost (``lost_answer``: this run's retry,
+or a run that ended with it in doubt), or no run of this staging ever sent it (``other_worker``)."""
 AppZenStatus = Literal["CREATED", "UPDATED"]
 
 ErpError = Mapping[str, object]
@@ -61,6 +65,10 @@ class Decision:
     expect: Expect | None
     uuid: str | None
     state: InvoiceState
+    holder: str | None = None
+    """``busy``: the live run holding the claim (``run 12 (host db1, pid 345)``)."""
+    cause: ResendCause | None = None
+    """``send``: why AppZen may already hold it, should it answer UPDATED to a create."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,10 @@ class SendOutcome:
     correlation_id: str | None = None
     attempts: int = 1
     historical: bool = False
+    supplier_invoice: str | None = None
+    """The supplier and normalised supplier invoice number of the payload (duplicate checks)."""
+    cause: ResendCause | None = None
+    """Why AppZen may have held it before this send (:data:`ResendCause`)."""
 
     def __post_init__(self) -> None:
         _check_key(self.invoice_id, "SendOutcome")
@@ -168,6 +180,10 @@ class InvoiceRecord:
     updated_at: datetime
     push_in_doubt: str | None = None
     """The status push out for this invoice whose outcome is not recorded yet (JSON), if any."""
+    supplier_invoice: str | None = None
+    """Supplier and normalised supplier invoice number of the acked payload (duplicate checks)."""
+    in_doubt_run_id: int | None = None
+    """The run that claimed it to send and recorded no clear answer (acknowledgement or refusal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +202,12 @@ class RunRecord:
     watermark: str | None
     parent_run_id: int | None = None
     """The run this one was started under (a backfill partition's backfill), if any."""
+    host: str | None = None
+    pid: int | None = None
+    heartbeat_at: datetime | None = None
+    """The owner's last heartbeat (a running run's sign of life)."""
+    reason: str | None = None
+    """Why it ended as it did (``crashed: its process 345 on db1 no longer exists``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,19 +21,20 @@ State machine of an invoice (``invoices.state``)::
   (rejected, hash == rejected_hash, unless retry_failed), ``busy`` (another owner's live claim),
   else ``send`` with ``expect = create`` when staging has no uuid (or AppZen lost it) and
   ``update`` otherwise. ``force`` sends unchanged and rejected invoices too.
-* Claims are orthogonal to states: ``claimed_by`` + ``claim_expires_at``. An expired claim is
-  free; ``record_outcomes`` releases claims, ``release_claims`` frees an aborted batch.
-* ``resent_after_crash`` counts acks AppZen answered UPDATED when staging expected a create: the
-  create went through before, but its acknowledgement was lost (crash between send and commit).
+* Claims are orthogonal to states: ``claimed_by`` names the owner's run (``runs.owner``), which
+  holds it while it lives (its heartbeat renews ``runs.lease_until``); a gone owner's claims are
+  free at once (:mod:`pipeline.staging.owners`). ``record_outcomes`` releases claims,
+  ``release_claims`` frees an aborted batch, ``reap_dead_runs`` a dead run's.
+* ``resent_after_crash`` counts acks AppZen answered UPDATED when staging expected a create and
+  the run that claimed the invoice before had died: its send went through, its acknowledgement was
+  never recorded.
 * ``push_in_doubt`` holds the status push that is out (written before the request, cleared with
   its outcome); one still there at the next status-sync was cut off by a crash.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -45,12 +46,23 @@ from sqlalchemy.engine import Connection, Engine
 from pipeline.failures import InvoiceFacts, RowFailure
 from pipeline.runtime.budget import DailyBudget
 from pipeline.settings import Settings
-from pipeline.staging import budget, claims, history, ledger, migrations, outcomes, reads, statuses
+from pipeline.staging import (
+    budget,
+    claims,
+    history,
+    ledger,
+    migrations,
+    outcomes,
+    owners,
+    reads,
+    statuses,
+)
 from pipeline.staging.audit import AuditStore
 from pipeline.staging.engine import READ_ONLY, backend_of, create_staging_engine
 from pipeline.staging.errors import is_retryable, staging_error
 from pipeline.staging.ledger import LedgerStore
 from pipeline.staging.locks import NamedLock
+from pipeline.staging.owners import DEFAULT_LEASE_S, Heartbeat, Owner
 from pipeline.staging.records import (
     Decision,
     InvoiceRecord,
@@ -66,6 +78,7 @@ from pipeline.staging.records import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 _TRANSACTION_ATTEMPTS = 5
@@ -77,8 +90,9 @@ def utc_now() -> datetime:
 
 
 def new_owner(label: str = "worker") -> str:
-    """A claim owner unique to this process and call: ``label@host:pid:random``."""
-    return f"{label}@{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:200]
+    """A claim owner token unique to this process and call: ``label@host:pid:random`` (a run's
+    full owner, with its process identity: :meth:`Owner.of_this_process`)."""
+    return Owner.of_this_process(label).token
 
 
 class StagingStore:
@@ -192,9 +206,14 @@ class StagingStore:
         historical: bool,
         *,
         parent_run_id: int | None = None,
+        owner: Owner | None = None,
+        lease_seconds: float = DEFAULT_LEASE_S,
     ) -> int:
-        """Record a new ``running`` run (under ``parent_run_id``, if any); its id."""
+        """Record a new ``running`` run (under ``parent_run_id``, if any) owned by ``owner``,
+        its lease running ``lease_seconds`` (renew it with :meth:`heartbeat`); its id."""
         now = self._clock()
+        until = now + timedelta(seconds=lease_seconds)
+        columns = owners.owner_columns(owner, now, until) if owner is not None else None
         return self._write(
             "starting a run",
             lambda c: history.start_run(
@@ -205,8 +224,56 @@ class StagingStore:
                 historical=historical,
                 now=now,
                 parent_run_id=parent_run_id,
+                owner=columns,
             ),
         )
+
+    def start_owned_run(
+        self,
+        flow: str,
+        mapping: str,
+        parameters: dict[str, Any],
+        historical: bool,
+        *,
+        owner: Owner,
+        counts: Callable[[], dict[str, int]],
+        lease_seconds: float = DEFAULT_LEASE_S,
+        parent_run_id: int | None = None,
+    ) -> tuple[int, Heartbeat]:
+        """Mark crashed the runs whose owner is gone (their claims become free), record a new run
+        owned by ``owner`` and start its heartbeat (``counts()``: its counts so far, recorded with
+        each beat); the run id and the started heartbeat (stop it before finishing the run)."""
+        for dead in self.reap_dead_runs():
+            log.warning("run %s crashed: %s", dead.run_id, dead.reason)
+        run_id = self.start_run(
+            flow,
+            mapping,
+            parameters,
+            historical,
+            parent_run_id=parent_run_id,
+            owner=owner,
+            lease_seconds=lease_seconds,
+        )
+        beat = Heartbeat(
+            lambda: self.heartbeat(run_id, lease_seconds, counts()), lease_seconds, f"run {run_id}"
+        )
+        beat.start()
+        return run_id, beat
+
+    def heartbeat(self, run_id: int, lease_seconds: float, counts: dict[str, int]) -> bool:
+        """Renew run ``run_id``'s lease by ``lease_seconds`` and record its counts so far; False
+        when staging no longer counts it as running (another process found its owner gone)."""
+        now = self._clock()
+        until = now + timedelta(seconds=lease_seconds)
+        return self._write(
+            f"renewing the lease of run {run_id}",
+            lambda c: owners.heartbeat(c, run_id, now, until, counts),
+        )
+
+    def reap_dead_runs(self) -> list[owners.Reaped]:
+        """Mark ``crashed`` every running run whose owner is gone (releasing its claims)."""
+        now = self._clock()
+        return self._write("marking dead runs crashed", lambda c: owners.reap_dead_runs(c, now))
 
     def finish_run(
         self,
@@ -215,13 +282,21 @@ class StagingStore:
         status: RunStatus,
         counts: dict[str, int],
         watermark: str | None = None,
+        reason: str | None = None,
     ) -> None:
-        """Close run ``run_id`` (succeeded / failed / interrupted) with its counts."""
+        """Close run ``run_id`` (succeeded / partial / failed / interrupted) with its counts and
+        the ``reason`` for its status."""
         now = self._clock()
         self._write(
             f"finishing run {run_id}",
             lambda c: history.finish_run(
-                c, run_id=run_id, status=status, counts=counts, watermark=watermark, now=now
+                c,
+                run_id=run_id,
+                status=status,
+                counts=counts,
+                watermark=watermark,
+                now=now,
+                reason=reason,
             ),
         )
 
@@ -251,6 +326,15 @@ class StagingStore:
         here for ``flow`` (:mod:`pipeline.staging.budget`)."""
         policy = budget.BudgetPolicy.from_settings(settings)
         return DailyBudget(budget.StagingLedger(policy, self._write, self._clock), flow)
+
+    def budget_forecast(self, settings: Settings, flow: str, requests: int) -> budget.Forecast:
+        """The AppZen days ``requests`` of ``flow`` need from now (today's use counted), at the
+        configured rate (``APPZEN_RATE_LIMIT``)."""
+        policy = budget.BudgetPolicy.from_settings(settings)
+        now = self._clock()
+        used = self._read("reading the AppZen budget", lambda c: budget.used_today(c, policy, now))
+        rate = settings.appzen_rate_limit
+        return budget.forecast(policy, flow, requests, used=used, now=now, rate=rate)
 
     def budget_usage(self, settings: Settings) -> budget.BudgetUsage:
         """Today's use of the AppZen daily budget (every flow, every worker)."""
@@ -351,6 +435,13 @@ class StagingStore:
         """The failures of ``run_id`` with their first and last seen times."""
         return self._read(
             f"reading the failures of run {run_id}", lambda c: history.failures_for_run(c, run_id)
+        )
+
+    def supplier_invoices(self, mapping: str, keys: list[str]) -> dict[str, list[str]]:
+        """Sent invoices by supplier + normalised supplier invoice number (duplicate checks)."""
+        return self._read(
+            "looking up supplier invoice numbers",
+            lambda c: reads.supplier_invoices(c, mapping, keys),
         )
 
     def failed_invoice_ids(self, mapping: str, run_id: int | None = None) -> set[str]:

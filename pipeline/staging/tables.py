@@ -48,8 +48,20 @@ runs = sa.Table(
     sa.Column("watermark", sa.String(255)),
     # 0006_run_parent: the run this one was started under (a backfill's partitions).
     sa.Column("parent_run_id", RowId),
+    # 0010_run_owner: who runs it (the token its claims carry), where, and its heartbeat; why it
+    # ended as it did (a crashed run: how its owner was found gone).
+    sa.Column("owner", sa.String(200)),
+    sa.Column("host", sa.String(255)),
+    sa.Column("host_id", sa.String(255)),
+    sa.Column("pid", sa.Integer),
+    sa.Column("process_start", sa.String(64)),
+    sa.Column("heartbeat_at", UtcDateTime()),
+    sa.Column("lease_until", UtcDateTime()),
+    sa.Column("reason", LongText),
     sa.Index("ix_runs_mapping_status", "mapping", "status", "id"),
     sa.Index("ix_runs_parent", "parent_run_id", "id"),
+    sa.Index("ix_runs_owner", "owner"),
+    sa.Index("ix_runs_status", "status", "id"),
     sqlite_autoincrement=True,
     **MYSQL_TABLE,
 )
@@ -92,7 +104,14 @@ invoices = sa.Table(
     sa.Column("push_pending", sa.Boolean(), nullable=False, server_default=sa.false()),
     # 004_push_in_doubt: the (status, error) a push is out for, until its outcome is recorded.
     sa.Column("push_in_doubt", LongText),
+    # 009_supplier_invoice: supplier + normalised supplier invoice number of the acked payload.
+    sa.Column("supplier_invoice", sa.String(200)),
+    # 0010_run_owner: the run that claimed it to send and has no clear answer recorded yet (set
+    # by the claim, cleared by an acknowledgement or a refusal): a resend after it died is one
+    # after a crash.
+    sa.Column("in_doubt_run_id", RowId),
     sa.Index("ix_invoices_state", "mapping", "state"),
+    sa.Index("ix_invoices_supplier_invoice", "mapping", "supplier_invoice"),
     sa.Index("ix_invoices_push", "mapping", "push_pending", "invoice_id"),
     sa.Index("ix_invoices_uuid", "uuid"),  # 003_outcomes: search hits name their invoice by uuid
     **MYSQL_TABLE,

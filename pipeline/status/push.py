@@ -43,6 +43,7 @@ from pipeline.settings import Settings
 from pipeline.staging import StagingError, StagingStore
 from pipeline.staging.budget import close_budget
 from pipeline.staging.locks import NamedLock
+from pipeline.staging.owners import Heartbeat, Owner
 from pipeline.staging.records import PushRecord, RunStatus, StatusCandidate
 from pipeline.status.read import STATUS_FLOW, ReadOutcome, StatusReader, refresh_statuses
 from pipeline.summary import RunSummary
@@ -109,11 +110,13 @@ async def push_statuses(
     page: int = PAGE,
     dry_run: bool = False,
     read: ReadOutcome | None = None,
+    result: StatusSyncResult | None = None,
 ) -> StatusSyncResult:
     """Push every pending status change of ``mapping``, a page at a time. A dry run plans the
     same pushes and sends nothing; with the ``read`` of a dry run (which recorded nothing), the
-    statuses it read replace what staging holds."""
-    result = StatusSyncResult(Counter(), [])
+    statuses it read replace what staging holds. Counts go into ``result`` when given (so a
+    heartbeat can read the counts so far)."""
+    result = result if result is not None else StatusSyncResult(Counter(), [])
     after: str | None = None
     while result.fatal is None:
         candidates = await asyncio.to_thread(store.status_candidates, mapping, page, after)
@@ -281,8 +284,17 @@ async def run_status_sync(
     before it); by default one is built from ``settings``, exactly as posting builds its own."""
     summary = RunSummary(None, mapping, STATUS_FLOW, False, dry_run)
     started = time.monotonic()
+    result = StatusSyncResult(Counter(), [])
+    beat: Heartbeat | None = None
     if not dry_run:
-        summary.run_id = store.start_run(STATUS_FLOW, mapping, {}, historical=False)
+        summary.run_id, beat = store.start_owned_run(
+            STATUS_FLOW,
+            mapping,
+            {},
+            False,
+            owner=Owner.of_this_process(STATUS_FLOW),
+            counts=lambda: _snapshot(result.counts),
+        )
     status: RunStatus = "interrupted"
     lock = None if dry_run else store.named_lock(f"status-sync:{mapping}")
     held = False
@@ -299,8 +311,8 @@ async def run_status_sync(
         async with client_session(settings, client) as session:
             calls = dispatcher or Dispatcher.from_settings(settings, clock, budget=budget)
             try:
-                result = await push_statuses(
-                    store, session, calls, mapping, dry_run=dry_run, read=read
+                await push_statuses(
+                    store, session, calls, mapping, dry_run=dry_run, read=read, result=result
                 )
             finally:
                 close_budget(budget, summary)
@@ -312,6 +324,8 @@ async def run_status_sync(
         status = "failed" if result.fatal else "succeeded"
         summary.watermark = read.watermark if read is not None and not result.fatal else None
     finally:
+        if beat is not None:
+            beat.stop()
         if held and lock is not None:
             await asyncio.to_thread(lock.release)
         summary.duration_s = summary.posting_s = time.monotonic() - started
@@ -319,6 +333,11 @@ async def run_status_sync(
         if summary.run_id is not None:
             _close_run(store, summary, mapping, status)
     return summary
+
+
+def _snapshot(counts: Counter[str]) -> dict[str, int]:
+    """The counts so far, copied from the heartbeat's thread (retried if one was added)."""
+    return RunSummary(None, "", "", False, False, counts=counts).counts_snapshot()
 
 
 async def _wait_for(lock: NamedLock) -> bool:

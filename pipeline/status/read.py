@@ -21,7 +21,7 @@ from pathlib import Path
 from pipeline.extract.base import Chunk, Source
 from pipeline.failures import RowFailure, shorten
 from pipeline.mapping.errors import MappingError
-from pipeline.mapping.keys import invoice_key
+from pipeline.mapping.keys import key_reader
 from pipeline.mapping.names import ColumnLookup
 from pipeline.mapping.refs import missing_status_columns, status_read_refs
 from pipeline.mapping.spec import MappingSpec
@@ -100,9 +100,10 @@ class StatusReader:
         messages, codes, exceptions = (
             cells.get(column) if column else None for column in self._error.values()
         )
+        read_key = key_reader(self.spec.key_normalisation)  # the keys as the sync stages them
         reads = batch.reads
         for index in range(chunk.row_count):
-            key = invoice_key(keys[index])
+            key = read_key(keys[index])
             if key is None or len(key) > KEY_CHARS:
                 continue  # no staged invoice has it
             status = text_or_none(statuses[index])

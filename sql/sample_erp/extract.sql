@@ -31,6 +31,8 @@
 --   erp_error_status      text     the ERP's error status code (F5 201 ...)
 --   erp_error_exception   text     the ERP's exception text
 --   updated_at            datetime last change (naive UTC); drives incremental runs
+--   invoice_supplier_id   integer  the invoice's own supplier reference (NULL: none given); set
+--                                  while supplier_id below is NULL: a supplier that is absent
 -- Supplier (erp_supplier; all NULL when the invoice has no supplier: a dirty row)
 --   supplier_id           integer  ERP supplier key: the AppZen supplier_id
 --   supplier_number       text     supplier number (V100001 ...): AppZen supplier_number
@@ -74,6 +76,7 @@ SELECT
     h.erp_error_status,
     h.erp_error_exception,
     h.updated_at,
+    h.supplier_id AS invoice_supplier_id,
     s.supplier_id,
     s.supplier_number,
     s.name AS supplier_name,

@@ -170,7 +170,7 @@ def test_preview_prints_payloads_and_check_validates(day: Day) -> None:
     assert json.loads(line)["invoice_id"] == "OK-1"
     check = day.results["check"]
     assert check.code == 0, check
-    assert check.json() | {"failures": []} == {
+    assert check.json() | {"failures": [], "warnings": []} == {
         "file": MAPPING,
         "mapping": "flat_csv",
         "valid": True,
@@ -178,5 +178,6 @@ def test_preview_prints_payloads_and_check_validates(day: Day) -> None:
         "mapped": 4,
         "query_rounds": [],  # a CSV file binds no parameters
         "failures": [],
+        "warnings": [],
     }
     assert day.requests["check"] == day.requests["backfill"]

@@ -56,7 +56,10 @@ def test_two_backfills_of_one_mapping_at_once_each_see_only_their_own_partitions
         assert [s.run_id for s in rebuilt if s is not None] == ids
         record = store.get_run(parent)
         assert record is not None
-        assert (record.flow, record.status, record.historical) == ("backfill", "succeeded", True)
+        # the other backfill may have held some invoices when a partition reached them
+        partial = any(summary.status == "partial" for summary in summaries)
+        status = "partial" if partial else "succeeded"
+        assert (record.flow, record.status, record.historical) == ("backfill", status, True)
         assert record.parameters == PLAN.parameters()
         total = sum(summary.counts["extracted"] for summary in summaries)
         assert record.counts["extracted"] == total > 0

@@ -74,7 +74,8 @@ def test_min_rejects_values_below_it(load: Load) -> None:
         "total_amount: {amount: {column: total, min: 0}, currency: cur}\ninvoice_lines",
     )
     spec = load(text)
-    good, zero, bad = run(spec, [chunk([row("A1"), row("A2", total="0"), row("A3", total="-1")])])
+    zero_row = row("A2", total="0", qty="0", amount="0")
+    good, zero, bad = run(spec, [chunk([row("A1"), zero_row, row("A3", total="-1")])])
     assert isinstance(good, MappedInvoice)
     assert isinstance(zero, MappedInvoice)
     assert isinstance(bad, RejectedInvoice)
@@ -134,7 +135,9 @@ def test_multiply_columns_are_read_and_checked_like_any_other(load: Load) -> Non
         "total_amount: {amount: {multiply: [amount, sign]}, currency: cur}",
     )
     spec = load(text)
-    (result,) = run(spec, [chunk([[*row("A1"), "-1"]], [*COLUMNS, "sign"])])
+    (result,) = run(
+        spec, [chunk([[*row("A1", qty="-2", total="-10.00"), "-1"]], [*COLUMNS, "sign"])]
+    )
     assert isinstance(result, MappedInvoice)
     assert result.invoice.invoice_lines[0].total_amount.amount == Decimal("-10.00")
     with pytest.raises(MappingError, match=r"multiply\.1: no column 'sign' in x\.csv"):

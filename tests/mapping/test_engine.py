@@ -79,7 +79,7 @@ def test_european_numbers_and_dates(load: Load) -> None:
 def test_an_invoice_split_across_chunks_is_carried_over(load: Load) -> None:
     spec = load(MINIMAL)
     chunks = [
-        chunk([row("A1"), row("A2", desc="a")], first_row=2),
+        chunk([row("A1"), row("A2", desc="a", total="30.00")], first_row=2),
         chunk([row("A2", desc="b")], first_row=4),
         chunk([row("A2", desc="c", price="x"), row("A3")], first_row=5),
     ]
@@ -229,7 +229,7 @@ def test_status_error_and_watermark(load: Load) -> None:
     spec = load(text)
     columns = [*COLUMNS, "upd", "st", "msg", "code", "exc"]
     rows = [
-        [*row("A1"), datetime(2024, 1, 2), "POSTED", None, None, None],
+        [*row("A1", total="20.00"), datetime(2024, 1, 2), "POSTED", None, None, None],
         [*row("A1"), datetime(2024, 3, 1), "POSTED", None, None, None],
         [*row("A2"), datetime(2024, 1, 1), "PARKED", "Vendor blocked", "F5 201", "BlockedError"],
         [*row("A3"), None, "", " ", "x", "y"],
@@ -270,7 +270,7 @@ def test_value_sources_defaults_and_null_handling(load: Load) -> None:
     spec = load(text)
     columns = [*COLUMNS, "pre", "po", "type", "st", "req", "terms", "backed", "iban"]
     full = [
-        *row("A1", sup=""),
+        *row("A1", sup="", qty="-2", amount="-10.00", total="-10.00"),  # a credit note: <= 0
         "PO",
         "7",
         "CREDIT",
@@ -373,7 +373,7 @@ def test_segments_from_several_column_groups_and_per_row_header_lists(load: Load
     spec = load(text)
     columns = [*COLUMNS, "vat", "rate", "gl", "cc"]
     rows = [
-        [*row("A1"), "V19", "19", "4000", "CC1"],
+        [*row("A1", total="30.00"), "V19", "19", "4000", "CC1"],
         [*row("A1"), "V7", "7", "4010", ""],
         [*row("A1"), "V19", "19", "4020", "CC2"],
     ]
@@ -397,8 +397,8 @@ def test_multiply_and_sum_lines_are_exact(load: Load) -> None:
     )
     spec = load(text)
     rows = [
-        row("A1", qty="3", price="0.10"),
-        row("A1", qty="1.5", price="2.25"),
+        row("A1", qty="3", price="0.10", cur="BHD"),  # 3.375 fits a currency of 3 places
+        row("A1", qty="1.5", price="2.25", cur="BHD"),
         row("A2", qty="x"),
     ]
     first, second = run(spec, [chunk(rows)])
@@ -416,7 +416,8 @@ def test_multiply_and_sum_lines_are_exact(load: Load) -> None:
 def test_scale_pads_and_refuses_extra_places(load: Load) -> None:
     text = MINIMAL.replace("amount: price,", "amount: {column: price, scale: 2},")
     spec = load(text)
-    good, bad = run(spec, [chunk([row("A1", price=Decimal("5.5")), row("A2", price="5.555")])])
+    good_row = row("A1", price=Decimal("5.5"), amount="11.00", total="11.00")
+    good, bad = run(spec, [chunk([good_row, row("A2", price="5.555")])])
     assert isinstance(good, MappedInvoice)
     assert b'"unit_price":{"amount":5.50,' in good.payload
     assert isinstance(bad, RejectedInvoice)
@@ -446,8 +447,8 @@ def _line(key: str, desc: str = "W", price: object = "5.00") -> list[object]:
 def test_header_and_line_sources_are_merge_joined(load: Load) -> None:
     spec = _joined_spec(load)
     headers = [
-        chunk([_head("A1"), _head("A2")], HEADER, "h.csv"),
-        chunk([_head("A3"), _head("A4")], HEADER, "h.csv", 4),
+        chunk([_head("A1", total="20.00"), _head("A2", total="20.00")], HEADER, "h.csv"),
+        chunk([_head("A3", total="0.00"), _head("A4")], HEADER, "h.csv", 4),
     ]
     lines = [
         chunk([_line("A1", "a"), _line("A1", "b"), _line("A2", "c")], LINES, "l.csv"),

@@ -129,7 +129,7 @@ def test_a_look_alike_beyond_the_hold_back_is_refused_and_says_the_first_went_on
 
 def test_a_declared_normalisation_makes_look_alike_keys_one_invoice(load: Load) -> None:
     spec = load(MINIMAL + "key_normalisation: [strip, upper]\n")
-    results = run(spec, [chunk([row("AP-X"), row("ap-x "), row("AP-Y")])])
+    results = run(spec, [chunk([row("AP-X", total="20.00"), row("ap-x "), row("AP-Y")])])
     assert [(type(r).__name__, r.key) for r in results] == [
         ("MappedInvoice", "AP-X"),
         ("MappedInvoice", "AP-Y"),
@@ -198,7 +198,11 @@ def streams(draw: st.DrawFn) -> tuple[list[str], list[int]]:
 def test_no_merge_and_no_silent_split(load: Load, stream: tuple[list[str], list[int]]) -> None:
     keys, order = stream
     spec = load(MINIMAL)
-    rows = [row(keys[doc], desc=f"row {n}") for n, doc in enumerate(order)]
+    lines = [order.count(doc) for doc in range(len(keys))]
+    rows = [
+        row(keys[doc], desc=f"row {n}", total=f"{10 * lines[doc]}.00")
+        for n, doc in enumerate(order)
+    ]
     results = run(spec, [chunk(rows[:7]), chunk(rows[7:], first_row=9)])
 
     runs = [n for n in range(len(order)) if n == 0 or order[n] != order[n - 1]]
@@ -220,7 +224,7 @@ def test_no_merge_and_no_silent_split(load: Load, stream: tuple[list[str], list[
             reported = [r for r in results if isinstance(r, RejectedInvoice) and r.key == key]
             assert reported
             assert all(
-                f.rule in ("contiguity", "key_collision") for r in reported for f in r.failures
+                any(f.rule in ("contiguity", "key_collision") for f in r.failures) for r in reported
             )
 
 

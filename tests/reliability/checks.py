@@ -136,13 +136,19 @@ def assert_statuses_pushed(world: World, expected: Expected) -> None:
 
 
 def assert_runs_closed(world: World, killed: int = 0, failed: int = 0) -> None:
-    """Every run is closed: succeeded, but ``failed`` stopped by a fatal answer and the
-    ``killed`` ones, which cannot close themselves and stay ``running``."""
+    """Every run is closed: succeeded, but ``failed`` stopped by a fatal answer and at most one
+    per kill ``crashed`` (marked so by the next run: none is left ``running``), each naming its
+    dead process."""
     runs = world.store.list_runs(100_000)
     statuses = Counter(run.status for run in runs)
-    assert statuses["running"] <= killed, statuses
+    assert statuses["running"] == 0, statuses
+    assert (statuses["crashed"] > 0) == (killed > 0), statuses
+    assert statuses["crashed"] <= killed, statuses
     assert statuses["failed"] == failed, statuses
-    assert statuses["interrupted"] == 0, statuses
+    assert statuses["interrupted"] == statuses["partial"] == 0, statuses
+    for run in runs:
+        if run.status == "crashed":
+            assert "no longer exists" in (run.reason or ""), run
 
 
 def assert_counts_add_up(summary_counts: dict[str, int], *, fatal: bool = False) -> None:

@@ -8,10 +8,14 @@ kill cycles stay within seconds.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from pipeline.cli import app
 from pipeline.jobs.store import open_store
 from tests.reliability.world import Runs, scenario_settings
 
@@ -26,12 +30,27 @@ def nightly(base_url: str, erp_url: str, staging_url: str, reports_dir: str) -> 
         store.close()
 
 
+def command(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> None:
+    """``appzen-etl *argv`` (the CLI's own entry point) with ``env`` as its settings."""
+    os.environ.update(env)
+    os.chdir(cwd)
+    with contextlib.suppress(SystemExit):
+        app(list(argv), prog_name="appzen-etl")
+
+
 def start(base_url: str, erp_url: str, staging_url: str, reports_dir: Path) -> BaseProcess:
     """A worker running :func:`nightly`, started from the preloaded forkserver."""
+    return _spawn(nightly, (base_url, erp_url, staging_url, str(reports_dir)))
+
+
+def start_command(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> BaseProcess:
+    """A process running ``appzen-etl *argv`` (:func:`command`), from the preloaded forkserver."""
+    return _spawn(command, (list(argv), dict(env), str(cwd)))
+
+
+def _spawn(target: Callable[..., None], args: tuple[object, ...]) -> BaseProcess:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    worker = context.Process(
-        target=nightly, args=(base_url, erp_url, staging_url, str(reports_dir)), daemon=True
-    )
+    worker = context.Process(target=target, args=args, daemon=True)
     worker.start()
     return worker

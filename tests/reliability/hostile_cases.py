@@ -371,6 +371,43 @@ VALUE_CASES: dict[str, Case] = {
         ),
         sent={"INV-2": {}},
     ),
+    "a header total that does not add up (issue 15)": Case(
+        rows(invoice_row("INV-1", gross_total="1,00"), INV2),
+        code=1,
+        failed=(
+            Failed(
+                "INV-1",
+                2,
+                "check:header_total",
+                "total_amount 1.00 EUR does not add up: the lines sum to 100.00, tax 19.00",
+            ),
+        ),
+        sent={"INV-2": {}},
+    ),
+    "JPY with cents (issue 15)": Case(
+        rows(
+            invoice_row(
+                "INV-1",
+                currency="JPY",
+                unit_price="687,82",
+                line_net="687,82",
+                net_total="687,82",
+                vat_total="0,00",
+                gross_total="687,82",
+            ),
+            INV2,
+        ),
+        code=1,
+        failed=(
+            Failed(
+                "INV-1",
+                2,
+                "check:minor_units",
+                "total_amount: 687.82 JPY has more decimal places than JPY has (0, ISO 4217)",
+            ),
+        ),
+        sent={"INV-2": {}},
+    ),
     "an invoice key that is SQL": Case(
         rows(invoice_row("'; DROP TABLE invoices; --")),
         sent={"'; DROP TABLE invoices; --": {"invoice_number": "'; DROP TABLE invoices; --"}},

@@ -110,8 +110,11 @@ def test_every_promise_holds_under_a_faulty_appzen(world: World, name: str) -> N
     world.until_done()
     assert_all(world, failed=sum(summary.outage for summary in world.summaries))
     stored = world.sandbox.state.invoices()
-    created = world.counted("created") + world.counted("resent_after_crash")
+    resent = world.counted("resent_after_lost_answer") + world.counted("resent_after_other_worker")
+    created = world.counted("created") + resent
     assert created == len(stored), "each invoice created once; a lost create's resend counted"
+    assert world.counted("resent_after_other_worker") == 0  # every resend had a cause here
+    assert world.counted("resent_after_crash") == 0, "no run crashed here"
 
 
 def _off(knob: str) -> Any:

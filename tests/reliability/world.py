@@ -34,8 +34,6 @@ from pipeline.summary import RunSummary
 REPO = Path(__file__).resolve().parents[2]
 MAPPING = REPO / "mappings" / "sample_erp.yaml"
 NAME = "sample_erp"
-LEASE_SECONDS = 1.0
-"""Claims of a killed run expire this fast, so reruns take them over within the test."""
 
 
 def scenario_settings(base_url: str, erp_url: str, staging_url: str) -> Settings:
@@ -80,8 +78,9 @@ class Runs:
 
     # --- runs ----------------------------------------------------------------------------------
     def sync(self, **changes: Any) -> RunSummary:
-        """One incremental sync run (short lease), its report written."""
-        options = SyncOptions(MAPPING, lease_seconds=LEASE_SECONDS, **changes)
+        """One incremental sync run (the default lease: a killed run's claims are taken over
+        because its process is gone, not because a lease ran out), its report written."""
+        options = SyncOptions(MAPPING, **changes)
         job = SyncJob(options, self.settings, store=self.store, retry_policy=self._policy())
         return self._recorded(asyncio.run(job.run()))
 
@@ -97,8 +96,8 @@ class Runs:
         return [synced] if synced.fatal else [synced, self.status_sync()]
 
     def until_done(self, seconds: float = 30.0) -> list[RunSummary]:
-        """Nightly reruns until a whole round sends and pushes nothing and fails nothing (claims
-        of a killed run are waited out: they expire after :data:`LEASE_SECONDS`)."""
+        """Nightly reruns until a whole round sends and pushes nothing and fails nothing (a
+        killed run's claims are taken over at once: its process is gone)."""
         deadline = time.monotonic() + seconds
         made: list[RunSummary] = []
         while True:

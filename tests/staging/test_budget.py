@@ -13,7 +13,7 @@ from pipeline.errors import BudgetSpent
 from pipeline.runtime.budget import DailyBudget
 from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.staging import StagingStore
-from pipeline.staging.budget import BudgetPolicy, StagingLedger
+from pipeline.staging.budget import BudgetPolicy, StagingLedger, forecast
 from tests.staging.helpers import FakeClock
 
 
@@ -188,3 +188,44 @@ def test_workers_taking_at_once_never_exceed_the_budget(store_url: str, clock: F
     for opened in stores:
         opened.close()
     assert sum(taken) == limit
+
+
+NOW = datetime(2026, 12, 3, 18, 0, tzinfo=UTC)  # six hours left of the AppZen day
+
+
+def test_a_forecast_that_fits_today_ends_today_at_the_rate() -> None:
+    days = forecast(BudgetPolicy(300_000), "backfill", 36_000, used={}, now=NOW, rate=20.0)
+    assert (days.days, days.left_today, days.per_day) == (1, 300_000, 300_000)
+    assert days.eta == datetime(2026, 12, 3, 18, 30, tzinfo=UTC)
+
+
+def test_a_three_day_backfill_leaves_the_nightly_its_reservation() -> None:
+    policy = BudgetPolicy(300_000, reserves={"sync": 20_000, "status_sync": 5_000})
+    used = {"*": 100_000, "sync": 15_000}  # sync still has 5,000 of its reservation to use
+    days = forecast(policy, "backfill", 700_000, used=used, now=NOW, rate=50.0)
+    assert days.left_today == 300_000 - 100_000 - 5_000 - 5_000
+    assert days.per_day == 275_000
+    # 190,000 today, 275,000 on 12-04, the last 235,000 on 12-05 (at 50/s: 4,700 s)
+    assert days.days == 3
+    assert days.eta == datetime(2026, 12, 5, 1, 18, 20, tzinfo=UTC)
+
+
+def test_a_forecast_counts_what_the_rate_can_send_in_a_day() -> None:
+    days = forecast(BudgetPolicy(300_000), "backfill", 100_000, used={}, now=NOW, rate=1.0)
+    assert (days.left_today, days.per_day) == (6 * 3600, 86_400)
+    assert days.days == 2  # 21,600 today at 1/s, the last 78,400 tomorrow
+    assert days.eta == datetime(2026, 12, 4, 21, 46, 40, tzinfo=UTC)
+
+
+def test_a_forecast_in_a_zone_starts_each_day_at_local_midnight() -> None:
+    policy = BudgetPolicy(1_000, zone="America/Los_Angeles")
+    days = forecast(policy, "backfill", 2_500, used={"*": 1_000}, now=NOW, rate=100.0)
+    assert days.left_today == 0
+    assert days.days == 3
+    assert days.eta == datetime(2026, 12, 6, 8, 0, 5, tzinfo=UTC)  # 00:00:05 PST on 12-06
+
+
+def test_a_forecast_when_reservations_take_the_whole_budget_says_never() -> None:
+    policy = BudgetPolicy(100, reserves={"sync": 100})
+    days = forecast(policy, "backfill", 10, used={}, now=NOW, rate=10.0)
+    assert (days.days, days.eta) == (0, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -79,18 +81,30 @@ def test_a_second_ack_keeps_first_sent_at_and_counts_sends(
     assert (record.send_count, record.resent_after_crash, record.acked_hash) == (2, 0, "h2")
 
 
-def test_updated_where_a_create_was_expected_counts_as_resent_after_crash(
+def test_updated_where_a_create_was_expected_counts_as_resent_after_crash_only_after_one(
     store: StagingStore, run_id: int
 ) -> None:
-    # The create reached AppZen but the process died before committing the ack: staging still
-    # has no uuid, so the resend expects a create and AppZen answers UPDATED.
+    # The create reached AppZen but its answer was lost: staging still has no uuid, so the resend
+    # expects a create and AppZen answers UPDATED. Only a resend after a crash is counted on the
+    # invoice (the cause comes from the claim: tests/staging/test_owners.py).
     assert stage(store, run_id, "A", "h1") == "create"
-    store.release_claims("w1")  # the crashed worker's batch
-    assert stage(store, run_id, "A", "h1", owner="w2") == "create"
-    store.record_outcomes(run_id, M, [acked("A", "h1", "UPDATED", "create")])
-    record = store.get_invoice(M, "A")
-    assert record is not None
-    assert (record.state, record.resent_after_crash, record.send_count) == ("sent", 1, 1)
+    assert stage(store, run_id, "B", "h1") == "create"
+    store.release_claims("w1")
+    stage(store, run_id, "A", "h1", owner="w2")
+    stage(store, run_id, "B", "h1", owner="w2")
+    store.record_outcomes(
+        run_id,
+        M,
+        [
+            replace(acked("A", "h1", "UPDATED", "create"), cause="crash"),
+            replace(acked("B", "h1", "UPDATED", "create"), cause="lost_answer"),
+        ],
+    )
+    a, b = store.get_invoice(M, "A"), store.get_invoice(M, "B")
+    assert a is not None
+    assert b is not None
+    assert (a.state, a.resent_after_crash, a.send_count) == ("sent", 1, 1)
+    assert (b.state, b.resent_after_crash, b.send_count) == ("sent", 0, 1)
 
 
 def test_rejected_records_the_error_and_keeps_the_last_ack(
