@@ -17,7 +17,6 @@ account is a fingerprint of the AppZen endpoint and customer id (never a key or 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
@@ -27,13 +26,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from pipeline.runtime.budget import DailyBudget, Grant
 from pipeline.settings import Settings
 from pipeline.staging.errors import StagingError
 from pipeline.staging.tables import appzen_budget as bud
+from pipeline.staging.upserts import insert_missing
 from pipeline.summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -273,15 +272,7 @@ def _add(
 def _ensure(conn: Connection, policy: BudgetPolicy, day: str, flow: str, now: datetime) -> None:
     """Create the day's row of ``flow`` (at 0) if missing, without disturbing an existing one."""
     row = {"day": day, "account": policy.account, "flow": flow, "used": 0, "updated_at": now}
-    conn.execute(_insert_missing(conn.dialect.name), row)
-
-
-@functools.cache
-def _insert_missing(dialect: str) -> sa.Insert:
-    module: Any = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect, mysql)
-    if module is mysql:
-        return sa.insert(bud).prefix_with("IGNORE")
-    return module.insert(bud).on_conflict_do_nothing()  # type: ignore[no-any-return]
+    conn.execute(insert_missing(bud, conn.dialect.name), row)
 
 
 class StagingLedger:
