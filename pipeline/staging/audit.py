@@ -11,7 +11,7 @@ state to tell changes). Candidates are what each system still has to hear, keyse
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from pipeline.redact import scrub, scrub_optional
 from pipeline.staging.claims import chunks
+from pipeline.staging.halves import StoreHalf
 from pipeline.staging.tables import KEY_CHARS, STATUS_CHARS, audit_outcomes, writebacks
 from pipeline.staging.tables import invoices as inv
 
@@ -335,17 +336,9 @@ def _update(table: sa.Table, sample: dict[str, Any], keys: tuple[str, ...]) -> s
     return sa.update(table).where(*where).values(values)
 
 
-class AuditStore:
+class AuditStore(StoreHalf):
     """The outcome and write-back half of :class:`~pipeline.staging.StagingStore` (its
     ``audit`` property): every method is one transaction of the store (retried on deadlock)."""
-
-    def __init__(
-        self,
-        read: Callable[[str, Callable[[Connection], Any]], Any],
-        write: Callable[[str, Callable[[Connection], Any]], Any],
-        now: Callable[[], datetime],
-    ) -> None:
-        self._read, self._write, self._now = read, write, now
 
     def record_outcomes(self, mapping: str, found: Sequence[AuditOutcome]) -> int:
         """Store AppZen outcomes (a polled one never replaces a newer one); how many stored."""

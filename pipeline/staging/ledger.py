@@ -16,7 +16,7 @@ A closed entry that fails again opens anew (first seen = that failure).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from pipeline.failures import DELIVERY_STAGES, FACT_CHARS, InvoiceFacts, RowFailure
 from pipeline.redact import scrub
 from pipeline.staging.claims import chunks
+from pipeline.staging.halves import StoreHalf
 from pipeline.staging.history import stored_failure
 from pipeline.staging.tables import KEY_CHARS, failure_ledger, failures
 from pipeline.staging.upserts import insert_missing
@@ -303,17 +304,9 @@ def _entry(row: sa.Row[Any], reasons: tuple[RowFailure, ...]) -> LedgerEntry:
     )
 
 
-class LedgerStore:
+class LedgerStore(StoreHalf):
     """The ledger half of :class:`~pipeline.staging.StagingStore` (its ``ledger`` property):
     every method is one transaction of the store (retried on deadlock)."""
-
-    def __init__(
-        self,
-        read: Callable[[str, Callable[[Connection], Any]], Any],
-        write: Callable[[str, Callable[[Connection], Any]], Any],
-        now: Callable[[], datetime],
-    ) -> None:
-        self._read, self._write, self._now = read, write, now
 
     def close(
         self, mapping: str, keys: Collection[str], why: Closing, run_id: int | None = None
