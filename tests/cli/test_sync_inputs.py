@@ -24,7 +24,8 @@ def _erp_project(root: Path, base_url: str) -> tuple[Project, str]:
     project = Project.create(root, base_url, ERP_DATABASE_URL=url)
     generate(url, invoices=20, seed=3, dirty_share=0.0, erp_error_share=0.0)
     project.write(MAPPING, (REPO / MAPPING).read_bytes())
-    project.write("sql/sample_erp/extract.sql", (REPO / "sql/sample_erp/extract.sql").read_bytes())
+    for query in ("extract.sql", "status.sql"):  # the sync's read and the status read
+        project.write(f"sql/sample_erp/{query}", (REPO / "sql/sample_erp" / query).read_bytes())
     return project, url
 
 

@@ -118,7 +118,8 @@ def test_two_workers_stop_after_exactly_the_budget_and_resume_the_next_day(
     wall.advance(3600)
     resumed = asyncio.run(workers(tight, staging_url, wall, 2))
 
-    assert all(s.status == "succeeded" and not s.fatal for s in resumed)
+    # Two workers at once: one may skip what the other holds (``partial``, #14); neither fails.
+    assert all(s.status in {"succeeded", "partial"} and not s.fatal for s in resumed)
     assert sandbox.state.response_counts() == {201: len(valid)}  # nothing sent twice
     assert set(sandbox.state.invoices()) == set(valid)  # nothing lost
     with StagingStore.open(staging_url, now=wall) as store:

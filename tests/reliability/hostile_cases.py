@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,9 @@ CSV_CASES: dict[str, Case] = {
     ),
 }
 
+_IN_90_DAYS = (date.today() + timedelta(days=90)).isoformat()
+"""The latest invoice date the default ``checks.invoice_date`` accepts (today + 90 days)."""
+
 VALUE_CASES: dict[str, Case] = {
     "number 1,234.56 in a 1.234,56 export": not_decimal("1,234.56"),
     "number 1e309": not_decimal("1e309"),
@@ -292,7 +296,16 @@ VALUE_CASES: dict[str, Case] = {
     "number in Arabic-Indic digits": not_decimal("١٢٣"),
     "number with 400 digits": not_decimal("1" * 400, shown="1" * 200 + "… (400 chars)"),
     "number 1.234,56 is read as 1234.56": Case(
-        rows(invoice_row("INV-1", unit_price="1.234,56")),
+        rows(  # amounts consistent, so the AP checks (#15) pass and only the parsing is tried
+            invoice_row(
+                "INV-1",
+                unit_price="1.234,56",
+                line_net="1.234,56",
+                net_total="1.234,56",
+                vat_total="234,57",
+                gross_total="1.469,13",
+            )
+        ),
         sent={"INV-1": {"invoice_lines.0.unit_price.amount": Decimal("1234.56")}},
     ),
     "a blank required number": Case(
@@ -316,7 +329,15 @@ VALUE_CASES: dict[str, Case] = {
     "date with a two-digit year": not_a_date("1.1.24"),
     "date 31.12.9999 is a date": Case(
         rows(invoice_row("INV-1", invoice_date="31.12.9999")),
-        sent={"INV-1": {"invoice_date": "9999-12-31T00:00:00Z"}},
+        code=1,
+        failed=(  # read as the date 9999-12-31, then refused by the AP date check (#15)
+            Failed(
+                "INV-1",
+                2,
+                "check:invoice_date",
+                f"invoice_date 9999-12-31 is more than 90 days ahead (after {_IN_90_DAYS})",
+            ),
+        ),
     ),
     "currency EURO": Case(
         rows(invoice_row("INV-1", currency="EURO")),
