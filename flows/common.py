@@ -17,8 +17,9 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
 from pipeline.errors import TransientError
+from pipeline.jobs.runlog import log_end
 from pipeline.jobs.store import StagingStore
-from pipeline.redact import SecretFilter, register_settings, scrub
+from pipeline.redact import SecretFilter, register_settings
 from pipeline.report import report_rows, summary_markdown
 from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.summary import RunSummary
@@ -65,12 +66,9 @@ async def only_transient(task: Task[..., Any], task_run: TaskRun, state: State[A
 
 
 def log_summary(summary: RunSummary) -> RunSummary:
-    """One line per run in the flow's log (counts only, never a secret); ``summary``."""
-    logger = get_run_logger()
-    counts = ", ".join(f"{k}={v}" for k, v in sorted(summary.counts.items()) if v)
-    logger.info(scrub(f"{summary.flow} run {summary.run_id}: {summary.status}; {counts}"))
-    if summary.fatal:
-        logger.error(scrub(f"stopped: {summary.fatal}"))
+    """The run-end lines of ``summary`` in the flow-run log (:func:`pipeline.jobs.runlog.end_lines`:
+    INFO counts, a WARNING when invoices failed, an ERROR when it stopped); ``summary``."""
+    log_end(get_run_logger(), summary)
     return summary
 
 

@@ -40,6 +40,11 @@ class RunSummary:
     reports: dict[str, str] = field(default_factory=dict)
     planned: list[dict[str, object]] = field(default_factory=list)
     """What a dry run would send, one entry per request (status-sync: uuid and body)."""
+    at_risk: dict[str, str] = field(default_factory=dict)
+    """The total of the invoices that failed, per currency (exact decimal text), as far as their
+    totals could be read; set with the reports."""
+    at_risk_unknown: int = 0
+    """Invoices that failed without a readable total or currency."""
 
     def stop(self, error: Exception) -> None:
         """Record the error that stopped the run: its one line, and whether it is an outage."""
@@ -98,6 +103,8 @@ class RunSummary:
             "outage": self.outage,
             "budget_spent": self.budget_spent,
             "reports": dict(self.reports),
+            "at_risk": dict(self.at_risk),
+            "at_risk_unknown": self.at_risk_unknown,
             **({"planned": list(self.planned)} if self.dry_run else {}),
         }
 
@@ -124,6 +131,9 @@ class RunSummary:
         summary.posting_s = summary.counts["requests"] / rate if rate else 0.0
         reports = data.get("reports")
         summary.reports = dict(reports) if isinstance(reports, dict) else {}
+        at_risk = data.get("at_risk")
+        summary.at_risk = dict(at_risk) if isinstance(at_risk, dict) else {}
+        summary.at_risk_unknown = int(data.get("at_risk_unknown", 0))  # type: ignore[call-overload]
         return summary
 
 

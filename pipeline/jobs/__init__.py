@@ -15,6 +15,10 @@ paths attached, or the verify report)::
     writeback.run(settings, store, options)        tell the ERP-side systems AppZen's outcomes
     verify.run(settings, store, VerifyOptions)     read a sample back (deprecated endpoint)
     preview.mapped_results(spec, settings)         map the source, send and record nothing
+    runlog.end_lines(summary)                      the lines that close a run in a log (the
+                                                   only place that formats them)
+    reports.failed_invoices(store, run)            a run's failed invoices (number, supplier,
+                                                   total), for artifacts
 
 The CLI adds progress display, tables/JSON and exit codes; the flows add ``@flow``/``@task``
 (``per_batch`` runs each batch as a task), task retries, artifacts and Prefect logging. The

@@ -3,7 +3,9 @@ a failed-rows table as Prefect artifacts."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +15,7 @@ from flows.retry import retry_failed
 from pipeline.devkit.sample_erp import GenerationReport
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.settings import Settings
-from tests.flows.helpers import MAPPING, artifact_data, counts_of
+from tests.flows.helpers import MAPPING, artifact_data, counts_of, flow_run_id, logs_of
 
 pytestmark = pytest.mark.prefect
 
@@ -66,6 +68,28 @@ async def test_artifacts_hold_the_counts_and_every_failed_row(
     mapping = {row["source key"]: row for row in rows if row["stage"] == "mapping"}
     for item in erp_report.dirty:
         assert mapping[item.document_no]["source column"] == item.column
+
+
+async def test_the_flow_run_log_ends_with_counts_and_a_warning_naming_the_failures(
+    flow_env: Settings, sandbox: SandboxServer, erp_report: GenerationReport, refused: set[str]
+) -> None:
+    """The run-end lines (pipeline.jobs.runlog): INFO with the counts, never an empty tail; a
+    WARNING with the failed invoices, the amount at risk, the report and how to rewrite it."""
+    state = await nightly_sync(mapping=MAPPING, return_state=True)
+    sync: Any = (await state.aresult())["sync"]
+
+    logs = await logs_of(flow_run_id(state))
+    done = [log.message for log in logs if log.message.startswith(f"sync run {sync['run_id']} ")]
+    failed = len(refused) + len(erp_report.dirty)
+    assert any(f"succeeded with {failed} invoices failed" in line for line in done)
+    warnings = [log.message for log in logs if log.level == logging.WARNING]
+    assert any(
+        f"{failed} invoices failed; amount at risk " in line
+        and sync["reports"]["html"] in line
+        and f"appzen-etl report --run {sync['run_id']}" in line
+        for line in warnings
+    ), warnings
+    assert not [log for log in logs if log.message.rstrip().endswith(";")]
 
 
 async def test_retry_failed_resends_only_what_appzen_refused(

@@ -93,7 +93,7 @@ def test_the_page_lists_invoices_and_the_csv_keeps_one_row_per_failure(tmp_path:
     )
     page = paths.html.read_text("utf-8")
     assert "1 invoice not in AppZen" in page
-    assert 'class="status-amber">succeeded with 1 invoice failed' in page
+    assert 'class="status-amber">succeeded with 1 failed invoice' in page
     assert "19 fields: total_amount.currency, invoice_lines.0.unit_price.currency" in page
     assert "Amount at risk: EUR 1.00" in page
     lines = paths.csv.read_text("utf-8-sig").splitlines()
