@@ -14,6 +14,10 @@ import yaml
 from prefect.utilities.callables import parameter_schema
 from prefect.utilities.schema_tools import ValidationError, validate
 
+from flows import automations
+from flows.automations import FLOWS, NIGHTLY
+from pipeline.settings import AutomationSettings
+from pipeline.summary import RunSummary
 from tests.conftest import REPO
 
 DEPLOYMENTS: dict[str, dict[str, Any]] = {
@@ -96,3 +100,36 @@ def test_write_back_is_deployed_without_an_active_schedule_and_says_so() -> None
 
 def test_retry_failed_is_a_deployment() -> None:
     assert DEPLOYMENTS["retry-failed"]["entrypoint"] == "flows/retry.py:retry_failed"
+
+
+def test_the_automations_cover_every_deployed_flow_and_outlast_its_heartbeat() -> None:
+    deployed = set()
+    for deployment in DEPLOYMENTS.values():
+        path, function = deployment["entrypoint"].split(":")
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        deployed.add(getattr(module, function).name)
+        env = deployment["work_pool"]["job_variables"]["env"]
+        beat = int(env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"])
+        assert 2 * beat <= AutomationSettings.model_fields["heartbeat_timeout"].default
+    assert set(FLOWS) == deployed
+    assert NIGHTLY in deployed
+
+
+def test_only_a_run_that_completed_with_failed_invoices_is_announced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(automations, "emit_event", lambda event, **kw: sent.append(kw))
+    clean = RunSummary(1, "sample_erp", "sync", historical=False, dry_run=False)
+    failing = RunSummary(2, "sample_erp", "sync", historical=False, dry_run=False)
+    failing.counts["failed_mapping"] = 3
+    stopped = RunSummary(3, "sample_erp", "sync", historical=False, dry_run=False)
+    stopped.counts["failed_appzen"] = 1
+    stopped.stop(RuntimeError("AppZen unreachable"))
+
+    automations.emit_failed_invoices([clean, failing, stopped])
+
+    assert [s["payload"] for s in sent] == [
+        {"failed": 3, "run_id": 2, "flow": "sync", "mapping": "sample_erp"}
+    ]
+    assert sent[0]["resource"]["prefect.resource.id"] == "appzen-etl.run.2"
