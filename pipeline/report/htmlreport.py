@@ -108,9 +108,11 @@ def html_lines(
     rows: Sequence[dict[str, str]],
     csv_name: str,
     entries: Sequence[InvoiceEntry] = (),
+    document_url: str | None = None,
 ) -> Iterator[str]:
     """The page, in pieces to write one after the other: the run, the worklist of invoices
-    (``entries``), then every failed row by stage and rule."""
+    (``entries``, each linked to its ERP document by the ``document_url`` template, if any), then
+    every failed row by stage and rule."""
     what = f"{_plural(len(rows))} failed" if rows else "no failed rows"
     if entries:
         what = f"{invoices(len(entries))} failed ({_plural(len(rows))})"
@@ -125,7 +127,7 @@ def html_lines(
     )
     yield from _header(run, what, csv_name, len(entries))
     if entries:
-        yield from worklist_html(entries, run.started_at.date())
+        yield from worklist_html(entries, run.started_at.date(), document_url)
     if not rows:
         yield '<p class="empty">No failed rows: every row of this run went through.</p>\n'
     else:
