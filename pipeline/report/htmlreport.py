@@ -152,6 +152,7 @@ def _header(run: RunRecord, what: str, csv_name: str, failed: int) -> Iterator[s
         ("Mapping", esc(cell(run.mapping))),
         ("Flow", esc(cell(run.flow))),
         ("Status", badge),
+        *([("Reason", esc(cell(run.reason)))] if run.reason else []),
         ("Started", esc(utc_iso(run.started_at))),
         ("Finished", esc(utc_iso(run.finished_at)) or "not finished"),
         ("Historical", "yes" if run.historical else "no"),
