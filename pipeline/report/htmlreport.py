@@ -95,7 +95,9 @@ tr.reason th{background:#eaeef2;font-size:15px}td ul{margin:0;padding-left:18px}
 .controls output{color:#57606a;margin-left:auto}
 [hidden]{display:none !important}
 #wl-table td{overflow-wrap:break-word;word-break:normal}
-#wl-table td.nw,#wl-table td.nw code{white-space:nowrap;overflow-wrap:normal;word-break:normal}
+#wl-table td.nw,#wl-table td.nw code,#wl-table span.nw{white-space:nowrap;overflow-wrap:normal;
+ word-break:normal}
+#wl-table td:nth-child(8){min-width:14em}#wl-table td:last-child{min-width:24em}
 """
 
 

@@ -147,7 +147,11 @@ def _supplier_pairs(entries: Sequence[InvoiceEntry]) -> list[tuple[str, str]]:
 def _row(entry: InvoiceEntry, group: int, age: int, link: str | None) -> str:
     facts = entry.facts
     total = " ".join(x for x in (facts.total_amount, facts.currency) if x)
-    since = f"{entry.first_seen} ({_days(age)})" if entry.first_seen else "this run"
+    since = (
+        f'<span class="nw">{esc(cell(entry.first_seen))}</span> ({_days(age)})'
+        if entry.first_seen
+        else "this run"
+    )
     attributes = {
         "group": str(group),
         "key": entry.key,
@@ -165,7 +169,7 @@ def _row(entry: InvoiceEntry, group: int, age: int, link: str | None) -> str:
         ("", esc(cell(_supplier(entry)))),
         ("nw", esc(cell(facts.invoice_date))),
         ("nw num", esc(cell(total))),
-        ("nw", esc(cell(since))),
+        ("", since),
         ("num", str(entry.runs_seen)),
         ("", "<ul>" + "".join(f"<li>{_problem(p)}</li>" for p in entry.problems) + "</ul>"),
         ("", "<ul>" + "".join(f"<li>{_fixes(p)}</li>" for p in entry.problems) + "</ul>"),
@@ -212,7 +216,10 @@ def _problem(problem: Problem) -> str:
 
 
 def _fixes(problem: Problem) -> str:
-    text = f'<span class="ap">ERP (AP): {esc(cell(problem.ap_hint))}</span>'
+    text = f'<span class="ap"><strong>In the ERP (AP):</strong> {esc(cell(problem.ap_hint))}</span>'
     if problem.author_hint:
-        text += f'<br><span class="author">Mapping: {esc(cell(problem.author_hint))}</span>'
+        author = esc(cell(problem.author_hint))
+        text += (
+            f'<br><span class="author"><strong>In the mapping (author):</strong> {author}</span>'
+        )
     return text
