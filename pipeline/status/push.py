@@ -273,8 +273,11 @@ async def run_status_sync(
     clock: Clock = SYSTEM_CLOCK,
     dispatcher: Dispatcher | None = None,
     reader: StatusReader | None = None,
+    on_progress: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     """Push every pending status change of ``mapping`` as one recorded run (flow status_sync).
+    ``on_progress`` is called once, when the run is open, with a summary whose counts are those
+    of the pushes as they are recorded (for a progress line).
 
     With a ``reader`` (the mapping's status read), current ERP statuses are read first and the
     changed ones recorded in staging (:func:`~pipeline.status.read.refresh_statuses`); then
@@ -294,6 +297,10 @@ async def run_status_sync(
             False,
             owner=Owner.of_this_process(STATUS_FLOW),
             counts=lambda: _snapshot(result.counts),
+        )
+    if on_progress is not None:
+        on_progress(
+            RunSummary(summary.run_id, mapping, STATUS_FLOW, False, dry_run, counts=result.counts)
         )
     status: RunStatus = "interrupted"
     lock = None if dry_run else store.named_lock(f"status-sync:{mapping}")
