@@ -31,6 +31,7 @@ def settings_for(
     """Settings for one benchmark run: the sandbox, the ERP, SQLite staging in ``folder``."""
     return load_settings(
         appzen_base_url=base_url,
+        appzen_sandbox=True,  # base_url: the benchmark's own sandbox on a free port
         erp_database_url=erp_url,
         staging_database_url=f"sqlite:///{folder / staging}",
         reports_dir=folder / "reports",

@@ -129,6 +129,7 @@ def _figure(
 def _settings(base_url: str, url: str, folder: Path) -> Settings:
     return load_settings(
         appzen_base_url=base_url,
+        appzen_sandbox=True,  # base_url: the benchmark's own sandbox on a free port
         erp_database_url=url,
         staging_database_url=url,
         reports_dir=folder / "reports",

@@ -35,6 +35,7 @@ def _prepare_environment(base_url: str) -> None:
     # longer than Prefect's 20 s default, which ends the demo with "Timed out … ephemeral server".
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ["APPZEN_BASE_URL"] = base_url
+    os.environ["APPZEN_SANDBOX"] = "true"  # base_url is the sandbox just started: its logins apply
     os.environ["ERP_DATABASE_URL"] = f"sqlite:///{DEMO / 'erp.db'}"
     os.environ["STAGING_DATABASE_URL"] = f"sqlite:///{DEMO / 'staging.db'}"
     os.environ["REPORTS_DIR"] = str(DEMO / "reports")

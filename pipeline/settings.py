@@ -22,6 +22,8 @@ from pipeline.errors import ConfigurationError
 _log = logging.getLogger(__name__)
 
 SANDBOX_URL = "http://127.0.0.1:8765/dictionary-data-services"
+SANDBOX_ROOT = "http://127.0.0.1:8765/"
+"""Where ``appzen-etl sandbox`` listens by default: AppZen, merchant and CRM under one root."""
 # The local sandbox's own credentials (x-api-key, customer-id, customer-key): not secrets.
 SANDBOX_CREDENTIALS = ("sandbox-api-key", "100094", "sandbox-customer-key")
 # The sandbox's merchant platform (client id, client secret, refresh token) and CRM.COM
@@ -60,6 +62,33 @@ class PathSettings(BaseSettings):
     ] = None
 
 
+class AutomationSettings(BaseSettings):
+    """What ``python -m flows.automations`` installs on the Prefect server. Readable on its own,
+    without the credential checks of :class:`Settings` (the command talks to Prefect only)."""
+
+    model_config = _SOURCES
+
+    notification_block: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[a-z0-9-]+/[a-z0-9][a-z0-9_-]*$",
+            description="The Prefect notification block the nightly alert sends to, as "
+            "block-type/name (slack-webhook/ops-alerts, sendgrid-email/ap-team, "
+            "custom-webhook/pager): a nightly that fails, crashes or ends with failed invoices.",
+        ),
+    ] = None
+    heartbeat_timeout: Annotated[
+        int,
+        Field(
+            ge=60,
+            le=86_400,
+            description="Seconds without a flow-run heartbeat after which a running flow run of "
+            "appzen-etl is marked Crashed (its process or machine is gone). At least twice "
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY (prefect.yaml sets 60 s; Prefect's default 180 s).",
+        ),
+    ] = 300
+
+
 class Settings(PathSettings):
     """Connection, credentials and load tuning for one process."""
 
@@ -68,6 +97,15 @@ class Settings(PathSettings):
     appzen_base_url: Annotated[
         str, Field(description="AppZen API root, ending in /dictionary-data-services.")
     ] = SANDBOX_URL
+    appzen_sandbox: Annotated[
+        bool,
+        Field(
+            description="true: URLs on this machine (127.0.0.1, localhost, ::1) are appzen-etl's "
+            "own sandbox (appzen-etl sandbox, the demo), whose built-in logins apply where none is "
+            "set. Otherwise only the default APPZEN_BASE_URL (unset) is the sandbox; any other "
+            "URL, loopback included, needs real credentials."
+        ),
+    ] = False
     appzen_api_key: Annotated[
         SecretStr | None, Field(description="x-api-key header; required unless on the sandbox.")
     ] = None
@@ -244,17 +282,31 @@ class Settings(PathSettings):
     @model_validator(mode="after")
     def _credentials(self) -> Self:
         """Off the local sandbox every credential is required; on it, the sandbox's own apply."""
-        on_sandbox = is_loopback(self.appzen_base_url)
+        on_sandbox = self.on_sandbox(self.appzen_base_url)
         missing = [
             name.upper()
             for name in ("appzen_api_key", "appzen_customer_id", "appzen_customer_key")
             if getattr(self, name) is None
         ]
         if missing and not on_sandbox:
+            hint = ""
+            if is_loopback(self.appzen_base_url):
+                hint = " (or APPZEN_SANDBOX=true if it is appzen-etl sandbox)"
             raise ValueError(
-                f"{', '.join(missing)} must be set for APPZEN_BASE_URL={self.appzen_base_url}"
+                f"{', '.join(missing)} must be set for APPZEN_BASE_URL={self.appzen_base_url}{hint}"
             )
         return self
+
+    def on_sandbox(self, url: str) -> bool:
+        """True when ``url`` is appzen-etl's own sandbox, whose built-in logins apply: on this
+        machine and either ``APPZEN_SANDBOX=true`` or, with ``APPZEN_BASE_URL`` unset (its
+        default, the sandbox), under the sandbox's default address. A test AppZen, merchant or
+        CRM on loopback is not the sandbox: it needs credentials like any other."""
+        if not is_loopback(url):
+            return False
+        if self.appzen_sandbox:
+            return True
+        return "appzen_base_url" not in self.model_fields_set and url.startswith(SANDBOX_ROOT)
 
     @model_validator(mode="after")
     def _no_credentials_in_clear(self) -> Self:
@@ -289,7 +341,7 @@ class Settings(PathSettings):
         ]
 
     def credentials(self) -> tuple[str, str, str]:
-        """``(x-api-key, customer-id, customer-key)``; the sandbox's defaults when on loopback."""
+        """``(x-api-key, customer-id, customer-key)``; the sandbox's defaults on the sandbox."""
         return (
             (self.appzen_api_key or SecretStr(SANDBOX_CREDENTIALS[0])).get_secret_value(),
             self.appzen_customer_id or SANDBOX_CREDENTIALS[1],
@@ -315,6 +367,14 @@ def load_settings(**overrides: object) -> Settings:
     """Read the settings; raise :class:`SettingsError` naming each bad variable, never a value."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+def automation_settings() -> AutomationSettings:
+    """``NOTIFICATION_BLOCK`` and ``HEARTBEAT_TIMEOUT`` (environment or ``.env``), read now."""
+    try:
+        return AutomationSettings()
     except ValidationError as error:
         raise SettingsError(_describe(error)) from None
 

@@ -3,6 +3,7 @@ settings that point the pipeline at them) and the markers of whole test folders.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the fast lane (make check): leave out tests marked "
         + ", ".join(sorted(FAST_LANE_LEAVES_OUT)),
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every AppZen on loopback the tests start is appzen-etl's sandbox on a free port
+    (:class:`~pipeline.devkit.sandbox.SandboxServer`): its built-in logins apply, as
+    ``APPZEN_SANDBOX=true`` says, in this process and the processes it starts. Tests of
+    credentials on loopback unset it (tests/test_settings.py)."""
+    os.environ.setdefault("APPZEN_SANDBOX", "true")
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

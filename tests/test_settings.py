@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.connectors.crm import crm_credentials
+from pipeline.connectors.merchant import merchant_credentials
 from pipeline.settings import SANDBOX_CREDENTIALS, SettingsError, load_settings, mask_url
 
 SECRET = "s3cr3t-api-key-value"
@@ -25,6 +27,51 @@ def test_defaults_point_at_the_sandbox() -> None:
     assert settings.appzen_base_url.startswith("http://127.0.0.1:")
     assert settings.credentials() == SANDBOX_CREDENTIALS
     assert settings.staging_database_url.get_secret_value().startswith("sqlite:///")
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:9/dictionary-data-services",  # a test AppZen on this machine
+        "http://localhost:8765/dictionary-data-services",
+        "http://127.0.0.1:8765/dictionary-data-services",  # set explicitly: no longer the default
+    ],
+)
+def test_a_loopback_url_is_not_the_sandbox_unless_said(
+    monkeypatch: pytest.MonkeyPatch, base_url: str
+) -> None:
+    monkeypatch.setenv("APPZEN_BASE_URL", base_url)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "APPZEN_API_KEY, APPZEN_CUSTOMER_ID, APPZEN_CUSTOMER_KEY must be set" in message
+    assert "APPZEN_SANDBOX=true" in message
+    monkeypatch.setenv("APPZEN_SANDBOX", "true")
+    assert load_settings().credentials() == SANDBOX_CREDENTIALS
+
+
+def test_appzen_sandbox_waives_nothing_off_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APPZEN_SANDBOX", "true")
+    monkeypatch.setenv("APPZEN_BASE_URL", "https://api.appzen.com/dictionary-data-services")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "APPZEN_CUSTOMER_KEY must be set" in str(caught.value)
+    assert "APPZEN_SANDBOX=true" not in str(caught.value)
+
+
+def test_the_connectors_sandbox_logins_follow_the_same_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    default = load_settings()  # APPZEN_BASE_URL unset: the shipped connectors.yaml's sandbox
+    assert merchant_credentials(default, "http://127.0.0.1:8765/merchant").client_id
+    assert crm_credentials(default, "http://127.0.0.1:8765/crm").username
+    with pytest.raises(SettingsError, match="MERCHANT_CLIENT_ID"):
+        merchant_credentials(default, "http://127.0.0.1:9/merchant")
+    with pytest.raises(SettingsError, match="CRM_USERNAME"):
+        crm_credentials(default, "http://127.0.0.1:9/crm")
+    said = load_settings(appzen_sandbox=True)
+    assert merchant_credentials(said, "http://127.0.0.1:9/merchant").client_id
+    assert crm_credentials(said, "http://127.0.0.1:9/crm").username
 
 
 def test_env_file_is_read(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -38,11 +38,30 @@ PIPE_WIDTH = 160
 """Columns for tables written to a pipe or file (no terminal to fit; ``COLUMNS`` overrides)."""
 
 
+class _Console(Console):
+    """A console as wide as ``COLUMNS`` says, else :data:`PIPE_WIDTH` off a terminal.
+
+    Decided at each use, not when the module is imported (rich fixes the width it finds in
+    ``COLUMNS`` at construction): a command run with ``COLUMNS`` set later (a test's
+    environment, a wrapper script) gets the width it asked for."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dimensions = super().size
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdigit():
+            return ConsoleDimensions(int(columns), dimensions.height)
+        if not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, dimensions.height)
+        return dimensions
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
 def _console(*, stderr: bool) -> Console:
-    made = Console(stderr=stderr, highlight=False, soft_wrap=True)
-    if not made.is_terminal and "COLUMNS" not in os.environ:
-        made.width = PIPE_WIDTH
-    return made
+    return _Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 console = _console(stderr=False)
@@ -153,9 +172,13 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
             *_main_counts(run.counts),
         )
     for run in runs:
-        if run.reason and run.status in ("crashed", "partial"):
+        if run.reason and run.status in NOTED_STATUSES:
             table.caption = (table.caption + "\n" if table.caption else "") + _note(run)
     return table
+
+
+NOTED_STATUSES = ("crashed", "partial", "failed", "cancelled")
+"""Statuses whose reason the run history prints under its table."""
 
 
 def _note(run: RunRecord) -> str:

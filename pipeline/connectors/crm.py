@@ -35,7 +35,7 @@ from pipeline.runtime.http import (
     response_retry_after,
     text_of,
 )
-from pipeline.settings import SANDBOX_CRM, Settings, SettingsError, is_loopback
+from pipeline.settings import SANDBOX_CRM, Settings, SettingsError
 
 IdentifierField = Literal["reference_number", "id", "number"]
 NOT_DRAFT = "INVALID_LIFE_CYCLE_STATE"
@@ -72,8 +72,9 @@ class CrmInvoice:
 
 
 def crm_credentials(settings: Settings, base_url: str) -> CrmCredentials:
-    """The login from settings; on a loopback URL, the sandbox's when unset. Raises
-    :class:`~pipeline.settings.SettingsError` naming each missing variable."""
+    """The login from settings; on the sandbox (:meth:`~pipeline.settings.Settings.on_sandbox`),
+    its own when unset. Raises :class:`~pipeline.settings.SettingsError` naming each missing
+    variable."""
     password = settings.crm_password.get_secret_value() if settings.crm_password else None
     values = {
         "CRM_USERNAME": settings.crm_username,
@@ -81,7 +82,7 @@ def crm_credentials(settings: Settings, base_url: str) -> CrmCredentials:
         "CRM_ORGANISATION": settings.crm_organisation,
     }
     missing = [name for name, value in values.items() if not value]
-    if missing and not is_loopback(base_url):
+    if missing and not settings.on_sandbox(base_url):
         raise SettingsError(f"{', '.join(missing)} must be set for CRM.COM at {base_url}")
     username, sandbox_password, organisation = SANDBOX_CRM
     credentials = CrmCredentials(

@@ -33,7 +33,7 @@ from pipeline.runtime.http import (
     response_retry_after,
     text_of,
 )
-from pipeline.settings import SANDBOX_MERCHANT, Settings, SettingsError, is_loopback
+from pipeline.settings import SANDBOX_MERCHANT, Settings, SettingsError
 
 Record = dict[str, Any]
 NOTE_TAG = re.compile(r"\s*\[AppZen [^\[\]]*\]\s*$")
@@ -74,7 +74,8 @@ class MerchantReply:
 
 
 def merchant_credentials(settings: Settings, base_url: str) -> MerchantCredentials:
-    """The credentials from settings; on a loopback URL, the sandbox's when unset. Raises
+    """The credentials from settings; on the sandbox
+    (:meth:`~pipeline.settings.Settings.on_sandbox`), its own when unset. Raises
     :class:`~pipeline.settings.SettingsError` naming each missing variable."""
     client_id, client_secret, refresh = SANDBOX_MERCHANT
     values = {
@@ -83,7 +84,7 @@ def merchant_credentials(settings: Settings, base_url: str) -> MerchantCredentia
         "MERCHANT_REFRESH_TOKEN": _secret(settings.merchant_refresh_token),
     }
     missing = [name for name, value in values.items() if not value]
-    if missing and not is_loopback(base_url):
+    if missing and not settings.on_sandbox(base_url):
         raise SettingsError(f"{', '.join(missing)} must be set for the merchant API {base_url}")
     credentials = MerchantCredentials(
         client_id=values["MERCHANT_CLIENT_ID"] or client_id,

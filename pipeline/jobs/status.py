@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.appzen.client import AppZenClient
+from pipeline.extract.base import SourceError
 from pipeline.jobs.reports import attach_reports
 from pipeline.mapping.loader import load_mapping
 from pipeline.redact import register_settings
@@ -16,7 +17,7 @@ from pipeline.runtime.dispatch import Dispatcher
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 from pipeline.status.push import run_status_sync
-from pipeline.status.read import open_status_reader
+from pipeline.status.read import StatusReader, open_status_reader
 from pipeline.summary import RunSummary
 
 Progress = Callable[[RunSummary], None]
@@ -43,11 +44,24 @@ async def run(
     change as one ``status_sync`` run; the summary with its failed-row reports attached.
     ``dispatcher`` shares a rate limit and retry policy with other work (default: one built from
     the settings). ``on_progress`` is called once at the start with a summary whose counts grow
-    as the pushes are recorded (a progress line). A status source that cannot be opened or lacks
-    a column stops the job before a run is recorded (exit code 2)."""
+    as the pushes are recorded (a progress line). A status read whose columns do not fit the
+    mapping stops the job before a run is recorded; one whose source cannot be read (the ERP
+    down, a query error) stops the run before any push, recorded ``failed`` with the reason
+    (both exit code 2)."""
     register_settings(settings)
     spec = load_mapping(options.mapping)
-    reader = await asyncio.to_thread(open_status_reader, spec, settings)
+    unreadable: SourceError | None = None
+    reader: StatusReader | None = None
+    try:
+        reader = await asyncio.to_thread(open_status_reader, spec, settings)
+    except SourceError as error:
+        unreadable = error
+
+    def open_reader() -> StatusReader | None:
+        if unreadable is not None:
+            raise unreadable  # recorded by the run, as a read failing later is
+        return reader
+
     summary = await run_status_sync(
         settings,
         store,
@@ -55,7 +69,7 @@ async def run(
         dry_run=options.dry_run,
         client=client,
         dispatcher=dispatcher,
-        reader=reader,
+        open_reader=open_reader,
         on_progress=on_progress,
     )
     return attach_reports(store, settings, summary)

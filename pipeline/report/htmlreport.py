@@ -1,20 +1,21 @@
-"""The HTML failed-row report: one self-contained page (inline CSS, no scripts, strict CSP).
+"""The HTML failed-row report: one self-contained page (inline CSS, one hashed inline script,
+strict CSP).
 
 Every text on the page is a :func:`~pipeline.report.cells.cell` (scrubbed, controls and bidi
 marks made visible, cut) and then ``html.escape(quote=True)``: nothing from the data is ever
-markup. The Content-Security-Policy forbids scripts, images, fonts, frames and fetches even if
-something slipped through.
+markup. The Content-Security-Policy allows the worklist's own script by its sha256 and forbids
+every other script (inline, injected, ``on…`` handlers, ``eval``), images, fonts, frames, forms
+and fetches even if something slipped through.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Iterator, Sequence
 from typing import Final
 
 from pipeline.report.cells import cell
-from pipeline.report.invoices import InvoiceEntry, Problem, amount_at_risk, by_reason
+from pipeline.report.invoices import InvoiceEntry
 from pipeline.report.table import (
     STAGE_TITLES,
     RuleGroup,
@@ -24,9 +25,22 @@ from pipeline.report.table import (
     group_rows,
     utc_iso,
 )
+from pipeline.report.worklist import esc, invoices, script, script_hash, worklist_html
 from pipeline.staging.records import RunRecord
 
-CSP: Final = "default-src 'none'; style-src 'unsafe-inline'"
+
+def csp(script_text: str) -> str:
+    """The page's Content-Security-Policy: nothing but inline CSS and the one inline script
+    whose exact text is ``script_text`` (no script at all when it is empty)."""
+    scripts = f"script-src {script_hash(script_text)}; " if script_text else ""
+    return (
+        f"default-src 'none'; style-src 'unsafe-inline'; {scripts}"
+        "base-uri 'none'; form-action 'none'"
+    )
+
+
+CSP: Final = csp(script())
+"""The policy of every page (the script is fixed; :func:`csp` recomputes it from the text)."""
 MAX_ROWS_PER_RULE: Final = 500
 """Rows shown per rule on the page; the CSV always has them all."""
 
@@ -75,20 +89,20 @@ tr.reason th{background:#eaeef2;font-size:15px}td ul{margin:0;padding-left:18px}
  color:#cf222e;font-weight:600}
 .empty{font-size:20px;color:#1a7f37;font-weight:600}
 .more{color:#57606a;font-style:italic}
+.controls{display:flex;flex-wrap:wrap;gap:8px 18px;align-items:center;background:#fff;
+ border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;margin:8px 0;position:sticky;top:0}
+.controls input,.controls select{font:inherit;margin-left:4px}
+.controls output{color:#57606a;margin-left:auto}
+[hidden]{display:none !important}
+#wl-table td{overflow-wrap:break-word;word-break:normal}
+#wl-table td.nw,#wl-table td.nw code,#wl-table span.nw{white-space:nowrap;overflow-wrap:normal;
+ word-break:normal}
+#wl-table td:nth-child(8){min-width:14em}#wl-table td:last-child{min-width:24em}
 """
-
-
-def esc(text: str) -> str:
-    """HTML-escape a cell (quotes included)."""
-    return html.escape(text, quote=True)
 
 
 def _plural(count: int) -> str:
     return f"{count:,} row" if count == 1 else f"{count:,} rows"
-
-
-def _invoices(count: int) -> str:
-    return f"{count:,} invoice" if count == 1 else f"{count:,} invoices"
 
 
 def html_lines(
@@ -96,29 +110,34 @@ def html_lines(
     rows: Sequence[dict[str, str]],
     csv_name: str,
     entries: Sequence[InvoiceEntry] = (),
+    document_url: str | None = None,
 ) -> Iterator[str]:
     """The page, in pieces to write one after the other: the run, the worklist of invoices
-    (``entries``), then every failed row by stage and rule."""
+    (``entries``, each linked to its ERP document by the ``document_url`` template, if any), then
+    every failed row by stage and rule."""
     what = f"{_plural(len(rows))} failed" if rows else "no failed rows"
     if entries:
-        what = f"{_invoices(len(entries))} failed ({_plural(len(rows))})"
+        what = f"{invoices(len(entries))} failed ({_plural(len(rows))})"
     title = f"Run {run.id} ({run.flow}, {run.mapping}): {what}"
+    code = script() if entries else ""
     yield (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(csp(code))}">\n'
         '<meta name="referrer" content="no-referrer">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(cell(title))}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
     )
     yield from _header(run, what, csv_name, len(entries))
     if entries:
-        yield from _worklist(entries)
+        yield from worklist_html(entries, run.started_at.date(), document_url)
     if not rows:
         yield '<p class="empty">No failed rows: every row of this run went through.</p>\n'
     else:
         yield from _counts(rows)
         for index, group in enumerate(group_rows(rows), start=1):
             yield from _stage(index, group, csv_name)
+    if code:
+        yield f"<script>{code}</script>\n"
     yield "</body>\n</html>\n"
 
 
@@ -127,11 +146,13 @@ def _header(run: RunRecord, what: str, csv_name: str, failed: int) -> Iterator[s
     status = esc(cell(run.status))
     badge = f'<span class="status-{status}">{status}</span>'
     if run.status == "succeeded" and failed:
-        badge = f'<span class="status-amber">succeeded with {_invoices(failed)} failed</span>'
+        noun = "invoice" if failed == 1 else "invoices"
+        badge = f'<span class="status-amber">succeeded with {failed:,} failed {noun}</span>'
     facts = [
         ("Mapping", esc(cell(run.mapping))),
         ("Flow", esc(cell(run.flow))),
         ("Status", badge),
+        *([("Reason", esc(cell(run.reason)))] if run.reason else []),
         ("Started", esc(utc_iso(run.started_at))),
         ("Finished", esc(utc_iso(run.finished_at)) or "not finished"),
         ("Historical", "yes" if run.historical else "no"),
@@ -215,68 +236,3 @@ def _failure(row: dict[str, str]) -> str:
 
 def _detail(name: str, value: str) -> str:
     return f"<code>{esc(value)}</code>" if name in _CODE else esc(value)
-
-
-WORKLIST_HEADINGS: Final = (
-    "Invoice",
-    "Invoice no",
-    "Supplier",
-    "Date",
-    "Total",
-    "Since",
-    "Runs",
-    "Problems",
-    "Fix",
-)
-
-
-def _worklist(entries: Sequence[InvoiceEntry]) -> Iterator[str]:
-    """One row per invoice, grouped by reason (largest group first), with the amount at risk."""
-    yield f'<section id="worklist">\n<h2>{_invoices(len(entries))} not in AppZen</h2>\n'
-    sums, unknown = amount_at_risk(entries)
-    risk = ", ".join(f"{esc(cell(currency))} {amount:,.2f}" for currency, amount in sums)
-    if unknown:
-        risk += f"{'; ' if risk else ''}{_invoices(unknown)} with no readable total"
-    yield f'<p class="risk">Amount at risk: {risk or "unknown"}</p>\n<table>\n'
-    yield "<tr>" + "".join(f"<th>{name}</th>" for name in WORKLIST_HEADINGS) + "</tr>\n"
-    for reason, group in by_reason(entries):
-        yield (
-            f'<tr class="reason"><th colspan="{len(WORKLIST_HEADINGS)}">{esc(cell(reason))}'
-            f' <span class="n">{_invoices(len(group))}</span></th></tr>\n'
-        )
-        for entry in group:
-            yield _worklist_row(entry)
-    yield "</table>\n</section>\n"
-
-
-def _worklist_row(entry: InvoiceEntry) -> str:
-    facts = entry.facts
-    supplier = " ".join(x for x in (facts.supplier_id, facts.supplier_name) if x)
-    total = " ".join(x for x in (facts.total_amount, facts.currency) if x)
-    cells = (
-        f"<code>{esc(cell(entry.key))}</code>",
-        esc(cell(facts.invoice_number)),
-        esc(cell(supplier)),
-        esc(cell(facts.invoice_date)),
-        f'<span class="num">{esc(cell(total))}</span>',
-        esc(cell(entry.first_seen)),
-        str(entry.runs_seen),
-        "<ul>" + "".join(f"<li>{_problem(p)}</li>" for p in entry.problems) + "</ul>",
-        "<ul>" + "".join(f"<li>{_fixes(p)}</li>" for p in entry.problems) + "</ul>",
-    )
-    return "<tr>" + "".join(f"<td>{value}</td>" for value in cells) + "</tr>\n"
-
-
-def _problem(problem: Problem) -> str:
-    text = esc(cell(problem.message))
-    if len(problem.fields) > 1:
-        shown = ", ".join(problem.fields[:6]) + (" …" if len(problem.fields) > 6 else "")
-        text += f' <span class="n">{len(problem.fields)} fields: {esc(cell(shown))}</span>'
-    return text
-
-
-def _fixes(problem: Problem) -> str:
-    text = f'<span class="ap">ERP (AP): {esc(cell(problem.ap_hint))}</span>'
-    if problem.author_hint:
-        text += f'<br><span class="author">Mapping: {esc(cell(problem.author_hint))}</span>'
-    return text

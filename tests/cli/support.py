@@ -142,6 +142,7 @@ class Project:
         shutil.copy(REPO / FLAT_MAPPING, root / FLAT_MAPPING)
         env = {
             "APPZEN_BASE_URL": base_url,
+            "APPZEN_SANDBOX": "true",  # base_url is a SandboxServer on a free port
             "STAGING_DATABASE_URL": f"sqlite:///{root / 'staging.db'}",
             "REPORTS_DIR": str(root / "reports"),
             "APPZEN_RATE_LIMIT": "500",

@@ -52,6 +52,12 @@ CASES: list[tuple[str, Sequence[str], Mapping[str, str] | None, tuple[str, ...]]
         ("APPZEN_API_KEY", "APPZEN_CUSTOMER_KEY", "must be set"),
     ),
     (
+        "missing credentials for an AppZen on this machine that is not declared the sandbox",
+        ("sync", "-m", MAPPING),
+        {"APPZEN_SANDBOX": "false"},  # the project's APPZEN_BASE_URL: a sandbox on a free port
+        ("APPZEN_API_KEY", "APPZEN_CUSTOMER_KEY", "must be set", "APPZEN_SANDBOX=true"),
+    ),
+    (
         "invalid mapping file",
         ("sync", "-m", "mappings/broken.yaml"),
         None,

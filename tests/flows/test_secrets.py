@@ -125,6 +125,22 @@ async def test_a_secret_block_without_the_three_keys_is_refused(flow_env: Settin
     assert API_KEY not in message
 
 
+async def test_a_worker_without_credentials_for_a_test_appzen_stops_before_any_request(
+    flow_env: Settings, secret_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loopback AppZen is not the sandbox unless APPZEN_SANDBOX says so: the flow fails on the
+    settings, naming them, and AppZen sees no request (no 401)."""
+    monkeypatch.setenv("APPZEN_SANDBOX", "false")
+
+    state = await nightly_sync(mapping=MAPPING, return_state=True)
+
+    assert state.is_failed()
+    message = state.message or ""
+    assert "APPZEN_API_KEY, APPZEN_CUSTOMER_ID, APPZEN_CUSTOMER_KEY must be set" in message
+    assert "APPZEN_SANDBOX=true" in message
+    assert secret_sandbox.state.response_counts() == {}
+
+
 def test_the_credentials_command_saves_a_block_and_prints_no_secret(
     prefect_server: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

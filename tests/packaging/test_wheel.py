@@ -110,7 +110,7 @@ def test_a_sync_by_mapping_name_runs_from_the_wheel(venv_bin: Path, tmp_path: Pa
     with _sandbox(venv_bin, tmp_path) as base_url:
         done = _run(
             venv_bin, tmp_path, "appzen-etl", "sync", "--mapping", "sample_erp", "--json",
-            APPZEN_BASE_URL=base_url, ERP_DATABASE_URL=erp,
+            APPZEN_BASE_URL=base_url, APPZEN_SANDBOX="true", ERP_DATABASE_URL=erp,
             STAGING_DATABASE_URL="sqlite:///staging.db", APPZEN_RATE_LIMIT="500",
         )  # fmt: skip
     assert done.stdout, done.stderr[-3000:]

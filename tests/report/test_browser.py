@@ -7,7 +7,6 @@ test with that instruction; it is never skipped.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import struct
 import subprocess
@@ -16,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.report import write_reports
-from pipeline.report.htmlreport import CSP, esc
+from pipeline.report.htmlreport import CSP
+from pipeline.report.worklist import esc, script
 from pipeline.staging.records import StoredFailure
+from tests.report.devtools import FLAGS
 from tests.report.helpers import (
     ATTR_PAYLOAD,
     ELEMENT_PAYLOAD,
@@ -37,30 +38,6 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 BROWSER_TIMEOUT_S = 20
 HOSTILE = (TITLE_PAYLOAD, ELEMENT_PAYLOAD, IMG_PAYLOAD, ATTR_PAYLOAD, SVG_PAYLOAD)
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """The chromium executable (``$CHROMIUM``, else /usr/bin/chromium, else on PATH)."""
-    candidates = [os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.fail(
-        "chromium not found (looked at $CHROMIUM, /usr/bin/chromium and PATH): run "
-        "scripts/ensure-chromium.sh (apt-get install chromium) or set CHROMIUM",
-        pytrace=False,
-    )
 
 
 def _browse(chromium: str, page: Path, profile: Path, *action: str) -> str:
@@ -135,7 +112,9 @@ def test_hostile_report_renders_and_runs_no_script(chromium: str, tmp_path: Path
     assert (
         dom.title == "Run 42 (nightly-sync, acme_ap): 10 invoices failed (12 rows)"
     )  # not 'PWNED'
-    assert not {"script", "img", "svg", "iframe", "object", "embed"} & dom.names()
+    assert not {"img", "svg", "iframe", "object", "embed"} & dom.names()
+    assert [tag for tag, _ in dom.tags].count("script") == 1  # the page's own, hashed
+    assert script() in dom.text
     assert all(attrs.get("id") != "injected" for _, attrs in dom.tags)
     assert not {name for name in dom.attributes() if name.startswith("on")}
     assert "data-pwned" not in dom.attributes()

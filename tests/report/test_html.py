@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import secrets
 from collections.abc import Sequence
@@ -9,7 +11,8 @@ from pathlib import Path
 
 from pipeline import redact
 from pipeline.report import write_reports
-from pipeline.report.htmlreport import CSP, MAX_ROWS_PER_RULE
+from pipeline.report.htmlreport import CSP, MAX_ROWS_PER_RULE, csp
+from pipeline.report.worklist import script
 from pipeline.staging.records import StoredFailure
 from tests.report.helpers import (
     ATTR_PAYLOAD,
@@ -23,14 +26,19 @@ from tests.report.helpers import (
     one_per_stage,
     stored,
 )
+from tests.report.worklist_data import write_worklist
 
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "h4", "dl",
     "dt", "dd", "span", "section", "table", "tr", "th", "td", "a", "code", "p", "article",
-    "strong", "ul", "li", "br",
+    "strong", "ul", "li", "br", "thead", "tbody", "div", "label", "input", "select", "option",
+    "output",
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {
     "lang", "charset", "http-equiv", "content", "name", "class", "id", "href", "colspan",
+    "hidden", "type", "placeholder", "autocomplete", "value", "checked", "data-group",
+    "data-key", "data-number", "data-supplier", "data-amount", "data-currency", "data-date",
+    "data-age", "rel", "target",
 }  # fmt: skip
 
 
@@ -63,18 +71,53 @@ def _hostile() -> list[StoredFailure]:
     ]
 
 
-def test_self_contained_with_a_strict_csp_and_no_scripts(tmp_path: Path) -> None:
+def test_self_contained_with_a_strict_csp_and_only_its_own_script(tmp_path: Path) -> None:
     text, page = _page(tmp_path, one_per_stage())
     assert text.startswith("<!DOCTYPE html>")
     metas = [attrs for tag, attrs in page.tags if tag == "meta"]
     assert {"http-equiv": "Content-Security-Policy", "content": CSP} in metas
-    assert CSP == "default-src 'none'; style-src 'unsafe-inline'"
-    assert page.names() <= ALLOWED_TAGS
-    assert not {"script", "link", "img", "iframe", "object", "embed"} & page.names()
+    assert page.names() <= ALLOWED_TAGS | {"script"}
+    assert not {"link", "img", "iframe", "object", "embed", "form"} & page.names()
+    scripts = [attrs for tag, attrs in page.tags if tag == "script"]
+    assert scripts == [{}]  # one inline script, no src
     hrefs = [attrs["href"] for tag, attrs in page.tags if tag == "a"]
     assert all(h and (h.startswith("#") or h == "run-42-failures.csv") for h in hrefs)
     for external in ("http://", "https://", "url(", "@import"):
         assert external not in text
+
+
+def _inline_scripts(text: str) -> list[str]:
+    return re.findall(r"<script>(.*?)</script>", text, flags=re.DOTALL)
+
+
+def test_the_csp_allows_the_inline_script_by_its_hash_and_nothing_else(tmp_path: Path) -> None:
+    text, _ = _page(tmp_path, one_per_stage())
+    (inline,) = _inline_scripts(text)
+    digest = base64.b64encode(hashlib.sha256(inline.encode("utf-8")).digest()).decode()
+    directives = dict(part.strip().split(" ", 1) for part in CSP.split(";"))
+    assert directives == {
+        "default-src": "'none'",
+        "style-src": "'unsafe-inline'",
+        "script-src": f"'sha256-{digest}'",
+        "base-uri": "'none'",
+        "form-action": "'none'",
+    }  # no 'unsafe-inline' or 'unsafe-eval' for scripts, no host, no 'self'
+    assert csp(inline) == CSP
+    assert csp(inline + " ") != CSP  # one changed character and the hash no longer matches
+    for forbidden in ("eval(", "new Function", "innerHTML", "outerHTML", "insertAdjacentHTML"):
+        assert forbidden not in inline
+    assert not re.search(r"\son[a-z]+=", text)  # no inline event handler anywhere
+
+
+def test_a_page_without_invoices_allows_no_script(tmp_path: Path) -> None:
+    text, page = _page(tmp_path, [])
+    assert "<script" not in text
+    (policy,) = [a["content"] for tag, a in page.tags if a.get("http-equiv")]
+    assert policy == csp("")
+    assert (
+        policy
+        == "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+    )
 
 
 def test_run_facts_and_counts_on_top(tmp_path: Path) -> None:
@@ -130,10 +173,11 @@ def test_rows_are_grouped_by_stage_then_rule_with_counts(tmp_path: Path) -> None
 
 def test_hostile_values_are_escaped_text(tmp_path: Path) -> None:
     text, page = _page(tmp_path, _hostile())
-    assert page.names() <= ALLOWED_TAGS
+    assert page.names() <= ALLOWED_TAGS | {"script"}
     assert page.attributes() <= ALLOWED_ATTRIBUTES
+    assert _inline_scripts(text) == [script()]  # the page's own, and no other
     for markup in ("<script", "<img", "<svg"):
-        assert markup not in text.lower()
+        assert markup not in text.lower().replace(f"<script>{script()}</script>".lower(), "")
     for payload in (TITLE_PAYLOAD, ELEMENT_PAYLOAD, IMG_PAYLOAD, ATTR_PAYLOAD, SVG_PAYLOAD):
         assert payload in page.text  # shown to the reader, as text
     assert "&lt;script&gt;document.title=&#x27;PWNED&#x27;&lt;/script&gt;" in text
@@ -205,3 +249,58 @@ def test_many_rows_of_one_rule_point_to_the_csv(tmp_path: Path) -> None:
     text, page = _page(tmp_path, many)
     assert text.count('<article class="failure">') == MAX_ROWS_PER_RULE
     assert "… and 3 rows more of this rule: see run-42-failures.csv" in page.words
+
+
+def test_the_worklist_reads_without_its_script(tmp_path: Path) -> None:
+    page = Page(write_worklist(tmp_path).html.read_text("utf-8"))
+    controls = next(attrs for tag, attrs in page.tags if attrs.get("id") == "wl-controls")
+    assert "hidden" in controls  # shown by the script only: inert without it
+    rows = [attrs for tag, attrs in page.tags if attrs.get("class") == "invoice"]
+    assert len(rows) == 12
+    assert not [row for row in rows if "hidden" in row]
+    assert rows[0] == {
+        "class": "invoice",
+        "data-group": "0",
+        "data-key": "5100000101",
+        "data-number": "AC-2025-0311",
+        "data-supplier": "V100",
+        "data-amount": "1250.00",
+        "data-currency": "EUR",
+        "data-date": "2025-02-10",
+        "data-age": "0",
+    }
+    assert [row["data-age"] for row in rows][:4] == ["0", "2", "9", "45"]
+    words = page.words
+    assert "2025-02-20 (9 days)" in words
+    assert "Supplier all suppliers V100 Acme Industrial GmbH V200 Globex Supplies Ltd" in words
+
+
+def test_each_invoice_links_to_its_erp_document(tmp_path: Path) -> None:
+    template = "https://erp.example/ap/{invoice_id}?doc={invoice_number}"
+    page = Page(write_worklist(tmp_path, template).html.read_text("utf-8"))
+    links = [attrs for tag, attrs in page.tags if tag == "a" and attrs.get("class") == "doc"]
+    assert len(links) == 12
+    assert links[4] == {
+        "class": "doc",
+        "href": "https://erp.example/ap/5100000105?doc=IN%2F0045",
+        "rel": "noopener noreferrer",
+        "target": "_blank",
+    }
+    plain = Page(write_worklist(tmp_path / "plain").html.read_text("utf-8"))
+    assert not [attrs for tag, attrs in plain.tags if tag == "a" and attrs.get("class") == "doc"]
+
+
+def test_a_hostile_key_stays_inside_its_link(tmp_path: Path) -> None:
+    keyless = failure("extract", "unreadable", "3 cells", source_key=None)
+    hostile = [*_hostile(), stored(keyless)]
+    paths = write_reports(
+        make_run(), hostile, tmp_path, document_url="https://erp.example/ap/{invoice_id}"
+    )
+    page = Page(paths.html.read_text("utf-8"))
+    hrefs = [a["href"] for tag, a in page.tags if tag == "a" and a.get("class") == "doc"]
+    assert len(hrefs) == 5  # one per hostile key; the keyless failure has no document
+    for href in hrefs:
+        assert href is not None
+        assert href.startswith("https://erp.example/ap/")
+        assert not set(href.removeprefix("https://erp.example/ap/")) & set("<>\"' /?#&")
+    assert "https://erp.example/ap/%3Cscript%3Edocument.title%3D%27PWNED%27%3C%2Fscript%3E" in hrefs
