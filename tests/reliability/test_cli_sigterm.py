@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.support import APPZEN_ETL, REPORT_LINE, clean_environment
+from tests.cli.support import APPZEN_ETL, REPORT_LINE, RUN_LOG, clean_environment
 from tests.reliability.checks import assert_converged, staged
 from tests.reliability.test_cli_crashes import environment, run
 from tests.reliability.test_crashes import sandbox_count
@@ -59,7 +59,7 @@ def test_sigterm_stops_the_sync_cleanly_and_a_rerun_sends_the_rest_exactly_once(
 
     assert worker.returncode == 143, (worker.returncode, out, err)
     assert stopped_in < 15, f"took {stopped_in:.1f} s to stop"
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in RUN_LOG.sub("", err).splitlines() if line.strip()]
     assert len(lines) == 1, err
     assert lines[0].startswith("stopped: cancelled: SIGTERM received"), err
     assert "nothing lost" in lines[0]
