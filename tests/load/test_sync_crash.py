@@ -185,7 +185,8 @@ def test_a_stop_request_mid_run_records_what_went_out_and_cancels_the_run(
     sandbox.state.configure(latency_ms=100)  # the second batch is still posting when we stop
 
     def stop_once(summary: RunSummary) -> None:
-        stop.request_stop("SIGTERM received")
+        if summary.counts["created"]:  # the first batch is recorded
+            stop.request_stop("SIGTERM received")
 
     async def cancelled_run() -> RunSummary:
         return await stop.sigterm_stops_runs(
