@@ -25,11 +25,15 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _flow(entrypoint: str) -> Any:
+    """The flow an entrypoint names (``module.path:function``, as a worker imports it)."""
+    module, function = entrypoint.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
 def _schema(name: str) -> dict[str, Any]:
     """The parameter schema ``prefect deploy`` stores for the deployment ``name``."""
-    path, function = DEPLOYMENTS[name]["entrypoint"].split(":")
-    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-    flow = getattr(module, function)
+    flow = _flow(DEPLOYMENTS[name]["entrypoint"])
     schema: dict[str, Any] = parameter_schema(flow.fn).model_dump_for_openapi()
     return schema
 
@@ -99,15 +103,13 @@ def test_write_back_is_deployed_without_an_active_schedule_and_says_so() -> None
 
 
 def test_retry_failed_is_a_deployment() -> None:
-    assert DEPLOYMENTS["retry-failed"]["entrypoint"] == "flows/retry.py:retry_failed"
+    assert DEPLOYMENTS["retry-failed"]["entrypoint"] == "flows.retry:retry_failed"
 
 
 def test_the_automations_cover_every_deployed_flow_and_outlast_its_heartbeat() -> None:
     deployed = set()
     for deployment in DEPLOYMENTS.values():
-        path, function = deployment["entrypoint"].split(":")
-        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-        deployed.add(getattr(module, function).name)
+        deployed.add(_flow(deployment["entrypoint"]).name)
         env = deployment["work_pool"]["job_variables"]["env"]
         beat = int(env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"])
         assert 2 * beat <= AutomationSettings.model_fields["heartbeat_timeout"].default
@@ -133,3 +135,20 @@ def test_only_a_run_that_completed_with_failed_invoices_is_announced(
         {"failed": 3, "run_id": 2, "flow": "sync", "mapping": "sample_erp"}
     ]
     assert sent[0]["resource"]["prefect.resource.id"] == "appzen-etl.run.2"
+
+
+def test_entrypoints_are_modules_and_both_pull_alternatives_are_defined() -> None:
+    """Flows come from the installed appzen-etl (a checkout's .venv or a release), so the same
+    deployments serve both pull alternatives; prefect.yaml uses the checkout one."""
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    for deployment in DEPLOYMENTS.values():
+        assert ".py" not in deployment["entrypoint"]
+        assert "/" not in deployment["entrypoint"]
+    alternatives = config["definitions"]["pull_steps"]
+    assert config["pull"] == alternatives["checkout"]
+    release = [next(iter(step)) for step in alternatives["release"]]
+    assert release == [
+        "prefect.deployments.steps.pip_install_requirements",
+        "prefect.deployments.steps.set_working_directory",
+    ]
+    assert [next(iter(step)) for step in config["build"]][-1] == "flows.release.installed_release"
