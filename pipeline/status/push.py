@@ -308,14 +308,18 @@ async def run_status_sync(
             summary.counts.update(read.counts)
             summary.failures += read.failures
         budget = None if dry_run or dispatcher else store.daily_budget(settings, STATUS_FLOW)
+        memory = None if dry_run or dispatcher else store.rate_memory(settings, "status")
+        limiter = memory.limiter(settings.appzen_rate_limit, clock) if memory else None
         async with client_session(settings, client) as session:
-            calls = dispatcher or Dispatcher.from_settings(settings, clock, budget=budget)
+            calls = dispatcher or Dispatcher.from_settings(settings, clock, limiter, budget=budget)
             try:
                 await push_statuses(
                     store, session, calls, mapping, dry_run=dry_run, read=read, result=result
                 )
             finally:
                 close_budget(budget, summary)
+                if memory is not None and limiter is not None:
+                    memory.remember(limiter)
         summary.counts.update(result.counts)
         summary.failures += result.failures
         summary.planned = [_planned(push) for push in result.planned]
