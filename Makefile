@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test check lint typecheck install services bench clean
+.PHONY: demo test check lint typecheck install services bench release clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -45,6 +45,9 @@ check: install lint typecheck
 
 bench: install services
 	$(BIN)/python -m benchmarks
+
+release: install  # dist/releases/<version>/: the wheel and its pinned requirements, for workers
+	UV=$(UV) scripts/release.sh dist/releases
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .state .mypy_cache .ruff_cache .pytest_cache

@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.utilities.annotations import quote
 
+from flows.automations import emit_failed_invoices
 from flows.common import artifact_key, flow_settings, log_summary, publish
 from flows.parameters import BlockName, MappingRef
 from flows.tasks import batch_task, status_sync_task
@@ -37,6 +38,7 @@ async def nightly_sync(
         await publish(f"Nightly sync of {summary.mapping}", key, summaries, store)
     finally:
         store.close()
+    emit_failed_invoices(summaries)  # the nightly alert (flows/automations.py) hears of them
     for done in summaries:
         if done.fatal:
             raise RunStopped(f"{done.flow} run {done.run_id} stopped: {done.fatal}")

@@ -62,6 +62,33 @@ class PathSettings(BaseSettings):
     ] = None
 
 
+class AutomationSettings(BaseSettings):
+    """What ``python -m flows.automations`` installs on the Prefect server. Readable on its own,
+    without the credential checks of :class:`Settings` (the command talks to Prefect only)."""
+
+    model_config = _SOURCES
+
+    notification_block: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[a-z0-9-]+/[a-z0-9][a-z0-9_-]*$",
+            description="The Prefect notification block the nightly alert sends to, as "
+            "block-type/name (slack-webhook/ops-alerts, sendgrid-email/ap-team, "
+            "custom-webhook/pager): a nightly that fails, crashes or ends with failed invoices.",
+        ),
+    ] = None
+    heartbeat_timeout: Annotated[
+        int,
+        Field(
+            ge=60,
+            le=86_400,
+            description="Seconds without a flow-run heartbeat after which a running flow run of "
+            "appzen-etl is marked Crashed (its process or machine is gone). At least twice "
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY (prefect.yaml sets 60 s; Prefect's default 180 s).",
+        ),
+    ] = 300
+
+
 class Settings(PathSettings):
     """Connection, credentials and load tuning for one process."""
 
@@ -339,6 +366,14 @@ def load_settings(**overrides: object) -> Settings:
     """Read the settings; raise :class:`SettingsError` naming each bad variable, never a value."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+def automation_settings() -> AutomationSettings:
+    """``NOTIFICATION_BLOCK`` and ``HEARTBEAT_TIMEOUT`` (environment or ``.env``), read now."""
+    try:
+        return AutomationSettings()
     except ValidationError as error:
         raise SettingsError(_describe(error)) from None
 

@@ -14,6 +14,10 @@ import yaml
 from prefect.utilities.callables import parameter_schema
 from prefect.utilities.schema_tools import ValidationError, validate
 
+from flows import automations
+from flows.automations import FLOWS, NIGHTLY
+from pipeline.settings import AutomationSettings
+from pipeline.summary import RunSummary
 from tests.conftest import REPO
 
 DEPLOYMENTS: dict[str, dict[str, Any]] = {
@@ -21,11 +25,15 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _flow(entrypoint: str) -> Any:
+    """The flow an entrypoint names (``module.path:function``, as a worker imports it)."""
+    module, function = entrypoint.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
 def _schema(name: str) -> dict[str, Any]:
     """The parameter schema ``prefect deploy`` stores for the deployment ``name``."""
-    path, function = DEPLOYMENTS[name]["entrypoint"].split(":")
-    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-    flow = getattr(module, function)
+    flow = _flow(DEPLOYMENTS[name]["entrypoint"])
     schema: dict[str, Any] = parameter_schema(flow.fn).model_dump_for_openapi()
     return schema
 
@@ -95,4 +103,52 @@ def test_write_back_is_deployed_without_an_active_schedule_and_says_so() -> None
 
 
 def test_retry_failed_is_a_deployment() -> None:
-    assert DEPLOYMENTS["retry-failed"]["entrypoint"] == "flows/retry.py:retry_failed"
+    assert DEPLOYMENTS["retry-failed"]["entrypoint"] == "flows.retry:retry_failed"
+
+
+def test_the_automations_cover_every_deployed_flow_and_outlast_its_heartbeat() -> None:
+    deployed = set()
+    for deployment in DEPLOYMENTS.values():
+        deployed.add(_flow(deployment["entrypoint"]).name)
+        env = deployment["work_pool"]["job_variables"]["env"]
+        beat = int(env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"])
+        assert 2 * beat <= AutomationSettings.model_fields["heartbeat_timeout"].default
+    assert set(FLOWS) == deployed
+    assert NIGHTLY in deployed
+
+
+def test_only_a_run_that_completed_with_failed_invoices_is_announced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(automations, "emit_event", lambda event, **kw: sent.append(kw))
+    clean = RunSummary(1, "sample_erp", "sync", historical=False, dry_run=False)
+    failing = RunSummary(2, "sample_erp", "sync", historical=False, dry_run=False)
+    failing.counts["failed_mapping"] = 3
+    stopped = RunSummary(3, "sample_erp", "sync", historical=False, dry_run=False)
+    stopped.counts["failed_appzen"] = 1
+    stopped.stop(RuntimeError("AppZen unreachable"))
+
+    automations.emit_failed_invoices([clean, failing, stopped])
+
+    assert [s["payload"] for s in sent] == [
+        {"failed": 3, "run_id": 2, "flow": "sync", "mapping": "sample_erp"}
+    ]
+    assert sent[0]["resource"]["prefect.resource.id"] == "appzen-etl.run.2"
+
+
+def test_entrypoints_are_modules_and_both_pull_alternatives_are_defined() -> None:
+    """Flows come from the installed appzen-etl (a checkout's .venv or a release), so the same
+    deployments serve both pull alternatives; prefect.yaml uses the checkout one."""
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    for deployment in DEPLOYMENTS.values():
+        assert ".py" not in deployment["entrypoint"]
+        assert "/" not in deployment["entrypoint"]
+    alternatives = config["definitions"]["pull_steps"]
+    assert config["pull"] == alternatives["checkout"]
+    release = [next(iter(step)) for step in alternatives["release"]]
+    assert release == [
+        "prefect.deployments.steps.pip_install_requirements",
+        "prefect.deployments.steps.set_working_directory",
+    ]
+    assert [next(iter(step)) for step in config["build"]][-1] == "flows.release.installed_release"

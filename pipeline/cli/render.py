@@ -184,9 +184,13 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
             *_main_counts(run.counts),
         )
     for run in runs:
-        if run.reason and run.status in ("crashed", "partial"):
+        if run.reason and run.status in NOTED_STATUSES:
             table.caption = (table.caption + "\n" if table.caption else "") + _note(run)
     return table
+
+
+NOTED_STATUSES = ("crashed", "partial", "failed", "cancelled")
+"""Statuses whose reason the run history prints under its table."""
 
 
 def _note(run: RunRecord) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.mapping.errors import MappingError
+from pipeline.mapping.loader import load_mapping
 from pipeline.report import ReportPaths, write_reports
 from pipeline.report.invoices import InvoiceEntry, amount_at_risk, invoice_entries
 from pipeline.settings import Settings
@@ -25,7 +27,21 @@ def write_run_reports(store: StagingStore, run: RunRecord, out_dir: Path) -> Rep
     carried: list[LedgerEntry] = []
     if run.flow in CONTENT_FLOWS and _latest_sending_run(store, run):
         carried = [e for e in store.ledger.entries(run.mapping) if e.invoice_id not in keys]
-    return write_reports(run, failures, out_dir, ledger=named, carried=carried)
+    return write_reports(
+        run, failures, out_dir, ledger=named, carried=carried, document_url=_document_url(run)
+    )
+
+
+def _document_url(run: RunRecord) -> str | None:
+    """The ``document_url:`` of the mapping a sending run used, as the file says now; ``None``
+    when it has none or cannot be read any more (the report is then written without links)."""
+    if run.flow not in CONTENT_FLOWS:
+        return None
+    named = run.parameters.get("mapping") or run.mapping
+    try:
+        return load_mapping(Path(str(named))).document_url
+    except MappingError:
+        return None
 
 
 def failed_invoices(store: StagingStore, run: RunRecord) -> list[InvoiceEntry]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.appzen.client import AppZenClient
+from pipeline.extract.base import SourceError
 from pipeline.jobs.reports import attach_reports
 from pipeline.mapping.loader import load_mapping
 from pipeline.redact import register_settings
@@ -15,7 +16,7 @@ from pipeline.runtime.dispatch import Dispatcher
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 from pipeline.status.push import run_status_sync
-from pipeline.status.read import open_status_reader
+from pipeline.status.read import StatusReader, open_status_reader
 from pipeline.summary import RunSummary
 
 
@@ -38,11 +39,23 @@ async def run(
     """Read the mapping's current ERP statuses (with ``status.source``) and push every pending
     change as one ``status_sync`` run; the summary with its failed-row reports attached.
     ``dispatcher`` shares a rate limit and retry policy with other work (default: one built from
-    the settings). A status source that cannot be opened or lacks a column stops the job before
-    a run is recorded (exit code 2)."""
+    the settings). A status read whose columns do not fit the mapping stops the job before a
+    run is recorded; one whose source cannot be read (the ERP down, a query error) stops the run
+    before any push, recorded ``failed`` with the reason (both exit code 2)."""
     register_settings(settings)
     spec = load_mapping(options.mapping)
-    reader = await asyncio.to_thread(open_status_reader, spec, settings)
+    unreadable: SourceError | None = None
+    reader: StatusReader | None = None
+    try:
+        reader = await asyncio.to_thread(open_status_reader, spec, settings)
+    except SourceError as error:
+        unreadable = error
+
+    def open_reader() -> StatusReader | None:
+        if unreadable is not None:
+            raise unreadable  # recorded by the run, as a read failing later is
+        return reader
+
     summary = await run_status_sync(
         settings,
         store,
@@ -50,6 +63,6 @@ async def run(
         dry_run=options.dry_run,
         client=client,
         dispatcher=dispatcher,
-        reader=reader,
+        open_reader=open_reader,
     )
     return attach_reports(store, settings, summary)

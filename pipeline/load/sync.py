@@ -30,6 +30,7 @@ from typing import Literal, Self
 
 from pipeline.appzen.client import AppZenClient, client_session
 from pipeline.errors import BudgetSpent, RemoteError
+from pipeline.extract.base import SourceError
 from pipeline.failures import InvoiceFacts, RowFailure
 from pipeline.load.fit import fit_staging
 from pipeline.load.ledger import LedgerTracker, failed_facts
@@ -40,6 +41,7 @@ from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.stream import Sources, map_stream, open_sources
+from pipeline.redact import scrub
 from pipeline.runtime.budget import DailyBudget
 from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
 from pipeline.runtime.dispatch import Dispatcher
@@ -115,6 +117,8 @@ class SyncJob:
         self._heartbeat: Heartbeat | None = None
         self._watermarks = Watermarks()
         self._fatal: RemoteError | None = None
+        self._source_error: SourceError | None = None
+        self._sources: Sources | None = None
         self._budget: DailyBudget | None = None
         self._memory: RateMemory | None = None
         self.on_progress: Callable[[RunSummary], None] | None = None
@@ -151,9 +155,14 @@ class SyncJob:
         """Check the sources, open the run in staging and the AppZen connection pool. Opening
         and checking the sources (a connection, a first query, a header or an API call) and
         opening the run block: they run in a worker thread, so a slow source never stalls the
-        other jobs (partitions) of this process's event loop."""
+        other jobs (partitions) of this process's event loop. A source that cannot be opened
+        (:class:`SourceError`: the ERP down, a bad query, a missing file) does not raise: the
+        run is recorded ``failed`` with the reason (:meth:`source_failed`) and sends nothing."""
         self._started = time.monotonic()
-        self._sources = await asyncio.to_thread(self.open_sources)
+        try:
+            self._sources = await asyncio.to_thread(self.open_sources)
+        except SourceError as error:
+            self.source_failed(error)
         if not self.options.dry_run:
             run_id = await asyncio.to_thread(self._open_run)
             await asyncio.to_thread(self._ledger.load, run_id)
@@ -179,8 +188,9 @@ class SyncJob:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Close the run: succeeded, failed (a fatal AppZen answer) or interrupted (then its
-        claims are freed at once, so the next run need not wait for the lease to expire)."""
+        """Close the run: succeeded, failed (a fatal AppZen answer, the source failed) or
+        interrupted (then its claims are freed at once, so the next run need not wait for the
+        lease to expire)."""
         await self._client_cm.__aexit__(exc_type, exc, tb)
         self.summary.duration_s = time.monotonic() - self._started
         if self._heartbeat is not None:
@@ -189,9 +199,9 @@ class SyncJob:
         if self._memory is not None and isinstance(self._limiter, AdaptiveRateLimiter):
             self._memory.remember(self._limiter)
         if exc_type is None:
-            if isinstance(self._fatal, BudgetSpent):
+            if isinstance(self._fatal, BudgetSpent) or self._source_error is not None:
                 self._release_claims()  # every batch has finished: what was not sent is free
-            self._finish("failed" if self._fatal else "succeeded")
+            self._finish("failed" if self.stopped else "succeeded")
             return
         self._release_claims()
         try:
@@ -201,12 +211,22 @@ class SyncJob:
 
     @property
     def stopped(self) -> bool:
-        """True once AppZen gave a fatal answer: send nothing more."""
-        return self._fatal is not None
+        """True once AppZen gave a fatal answer or the source failed: send nothing more."""
+        return self._fatal is not None or self._source_error is not None
+
+    def source_failed(self, error: SourceError) -> None:
+        """The source cannot be read any further (the ERP down, a query error, an unreadable
+        file): stop taking work; the run is recorded ``failed`` with the error's one line
+        (secrets scrubbed) as its reason. What was read before it goes on as usual."""
+        self._source_error = error
+        self.summary.stop(error)
+        self.summary.fatal = scrub(self.summary.fatal or "")
 
     def batches(self) -> Generator[list[Result], None, None]:
         """The source's invoices (mapped or rejected) in batches of ``BATCH_SIZE``; close it to
-        close the source's cursor and connection."""
+        close the source's cursor and connection (none when the source could not be opened)."""
+        if self._sources is None:
+            return _batched(_nothing(), self.settings.batch_size)
         return _batched(self.results(self._sources), self.settings.batch_size)
 
     async def process(self, batch: list[Result]) -> None:
@@ -470,6 +490,8 @@ class SyncJob:
                 f"{self.summary.counts['busy']} invoices skipped: held by "
                 f"{', '.join(sorted(self._holders))}, still running; the next run sends them"
             )
+        if final == "failed" and self.summary.reason is None:
+            self.summary.reason = self.summary.fatal  # the one line that stopped it
         self.summary.status = final
         if self.options.dry_run or self.summary.run_id is None:
             return
@@ -512,7 +534,13 @@ async def drive(
     try:
         while not job.stopped:
             pull = functools.partial(contextvars.copy_context().run, next, batches, None)
-            batch = await loop.run_in_executor(mapper, pull)
+            try:
+                batch = await loop.run_in_executor(mapper, pull)
+            except SourceError as error:  # the batches read before it finish and are recorded
+                await asyncio.gather(*inflight)
+                inflight.clear()
+                job.source_failed(error)
+                break
             if batch is None:
                 break
             inflight.add(asyncio.ensure_future(run_batch(batch)))
@@ -533,12 +561,18 @@ async def drive(
     await job.finish_up()
 
 
+def _nothing() -> Generator[Result, None, None]:
+    yield from ()
+
+
 def _batched(
     results: Generator[Result, None, None], size: int
 ) -> Generator[list[Result], None, None]:
-    """``results`` in lists of ``size``; closing this generator closes ``results``."""
+    """``results`` in lists of ``size``; closing this generator closes ``results``. When the
+    source fails part way, the invoices read before the failure come first as a short batch,
+    then the :class:`SourceError`."""
+    batch: list[Result] = []
     try:
-        batch: list[Result] = []
         for result in results:
             batch.append(result)
             if len(batch) >= size:
@@ -546,5 +580,9 @@ def _batched(
                 batch = []
         if batch:
             yield batch
+    except SourceError:
+        if batch:
+            yield batch
+        raise
     finally:
         results.close()

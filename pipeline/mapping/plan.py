@@ -110,7 +110,7 @@ class Compiler:
             blank=ConversionError(
                 "required",
                 f"{need}, but {label} is blank",
-                f"fill {label}, or give {where} a `default:`",
+                f"fill {label} in the source: {where} needs a value",
             ),
             unmapped=ConversionError(
                 "value_map",

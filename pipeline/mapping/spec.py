@@ -31,6 +31,7 @@ from pipeline.mapping.checkspec import ChecksSpec
 from pipeline.mapping.fields import HeaderFields, LineFields
 from pipeline.mapping.keys import KeyStep
 from pipeline.mapping.leaves import ColumnName, Strict, ThousandsSeparator
+from pipeline.mapping.links import DocumentUrl
 from pipeline.mapping.names import ColumnCase
 from pipeline.mapping.transforms import ISO, DateStyle, Formats, date_format_problem
 from pipeline.settings import Settings
@@ -215,6 +216,13 @@ class MappingSpec(Strict):
         "that shape, so they compare with the column in its own terms.",
     )
     status: StatusSpec | None = None
+    document_url: DocumentUrl | None = Field(
+        None,
+        description="Link from each invoice of the failed-row report to its document in the ERP: "
+        "an http(s) URL with placeholders {invoice_id}, {invoice_number}, {supplier_id}, "
+        "{supplier_name}, {invoice_date}, {total_amount} or {currency} in its path, query or "
+        "fragment (each value URL-escaped), e.g. https://erp.example/ap/{invoice_id}.",
+    )
     column_case: ColumnCase = Field(
         "exact",
         description="insensitive: a column this file names matches the source column of any "

@@ -37,8 +37,8 @@ def _field(failure: RowFailure) -> str:
 def _required(failure: RowFailure) -> str:
     field = _field(failure)
     if failure.source_column:
-        return f"fill {failure.source_column} in the source, or set a `default:` for {field}"
-    return f"map a column to {field} (or set a default)"
+        return f"fill {failure.source_column} in the source: {field} needs a value"
+    return f"map a column to {field}"
 
 
 def _date(failure: RowFailure) -> str:
@@ -116,7 +116,7 @@ _SCHEMA: Final[dict[str, str]] = {
     "missing": "map a source column to {field}",
     "string_too_long": "{field} is too long for AppZen: shorten it (a transform such as `last4`, "
     "or fix the source)",
-    "string_too_short": "{field} is empty: fill it in the source or set a `default:`",
+    "string_too_short": "{field} is empty: fill it in the source",
     "literal_error": "{field} must be one of AppZen's values: translate the source codes with "
     "`map:`",
     "enum": "{field} must be one of AppZen's values: translate the source codes with `map:`",
@@ -137,8 +137,8 @@ _BY_STAGE: Final[dict[str, str]] = {
     "extract": "the source row could not be read: check the file or query at the location shown",
     "mapping": "fix the source value, or the field's rule in the mapping file",
     "validation": "the mapped invoice breaks AppZen's schema: check the mapping of the field",
-    "check": "fix the document in the ERP, or the check's level in the mapping (checks:)",
-    "warning": "sent: look at the document, or turn the check off in the mapping (checks:)",
+    "check": "fix the document in the ERP: the check found it wrong",
+    "warning": "sent: look at the document in the ERP before it is paid",
     "appzen": f"fix what AppZen's message names, then run {RETRY}",
     "retries_exhausted": "transient: the next run retries it",
     "status_sync": "status-sync retries it on the next run; check the ERP status columns",

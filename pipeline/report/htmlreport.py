@@ -95,7 +95,9 @@ tr.reason th{background:#eaeef2;font-size:15px}td ul{margin:0;padding-left:18px}
 .controls output{color:#57606a;margin-left:auto}
 [hidden]{display:none !important}
 #wl-table td{overflow-wrap:break-word;word-break:normal}
-#wl-table td.nw,#wl-table td.nw code{white-space:nowrap;overflow-wrap:normal;word-break:normal}
+#wl-table td.nw,#wl-table td.nw code,#wl-table span.nw{white-space:nowrap;overflow-wrap:normal;
+ word-break:normal}
+#wl-table td:nth-child(8){min-width:14em}#wl-table td:last-child{min-width:24em}
 """
 
 
@@ -108,9 +110,11 @@ def html_lines(
     rows: Sequence[dict[str, str]],
     csv_name: str,
     entries: Sequence[InvoiceEntry] = (),
+    document_url: str | None = None,
 ) -> Iterator[str]:
     """The page, in pieces to write one after the other: the run, the worklist of invoices
-    (``entries``), then every failed row by stage and rule."""
+    (``entries``, each linked to its ERP document by the ``document_url`` template, if any), then
+    every failed row by stage and rule."""
     what = f"{_plural(len(rows))} failed" if rows else "no failed rows"
     if entries:
         what = f"{invoices(len(entries))} failed ({_plural(len(rows))})"
@@ -125,7 +129,7 @@ def html_lines(
     )
     yield from _header(run, what, csv_name, len(entries))
     if entries:
-        yield from worklist_html(entries, run.started_at.date())
+        yield from worklist_html(entries, run.started_at.date(), document_url)
     if not rows:
         yield '<p class="empty">No failed rows: every row of this run went through.</p>\n'
     else:
@@ -148,6 +152,7 @@ def _header(run: RunRecord, what: str, csv_name: str, failed: int) -> Iterator[s
         ("Mapping", esc(cell(run.mapping))),
         ("Flow", esc(cell(run.flow))),
         ("Status", badge),
+        *([("Reason", esc(cell(run.reason)))] if run.reason else []),
         ("Started", esc(utc_iso(run.started_at))),
         ("Finished", esc(utc_iso(run.finished_at)) or "not finished"),
         ("Historical", "yes" if run.historical else "no"),

@@ -21,6 +21,8 @@ from pipeline.staging.ledger import LedgerEntry
 from pipeline.staging.records import StoredFailure
 
 _SHOWN: Final = 60
+NO_KEY: Final = "(no key #"
+"""How the key of a failure without an ERP key starts (``(no key #3)``): one entry each."""
 
 REASON_TITLES: Final[dict[str, str]] = {
     "required": "A required value is missing",
@@ -112,7 +114,7 @@ def invoice_entries(
     for number, stored in enumerate(failures):
         if stored.failure.stage not in DELIVERY_STAGES:
             continue  # status-sync and write-back: the invoice is in AppZen
-        key = stored.failure.source_key or f"(no key #{number + 1})"
+        key = stored.failure.source_key or f"{NO_KEY}{number + 1})"
         by_key.setdefault(key, []).append(stored.failure)
     entries = [_entry(key, group, ledger.get(key)) for key, group in by_key.items()]
     entries += [

@@ -21,8 +21,9 @@ from functools import cache
 from importlib.resources import files
 from typing import Final
 
+from pipeline.mapping.links import document_link
 from pipeline.report.cells import cell
-from pipeline.report.invoices import InvoiceEntry, Problem, amount_at_risk, by_reason
+from pipeline.report.invoices import NO_KEY, InvoiceEntry, Problem, amount_at_risk, by_reason
 
 HEADINGS: Final = (
     "Invoice",
@@ -84,8 +85,11 @@ def age_days(entry: InvoiceEntry, as_of: date) -> int:
     return max((as_of - since).days, 0)
 
 
-def worklist_html(entries: Sequence[InvoiceEntry], as_of: date) -> Iterator[str]:
-    """The worklist section: headline, amount at risk, the (hidden) controls and the table."""
+def worklist_html(
+    entries: Sequence[InvoiceEntry], as_of: date, document_url: str | None = None
+) -> Iterator[str]:
+    """The worklist section: headline, amount at risk, the (hidden) controls and the table; with
+    a ``document_url`` template, each invoice's key links to its document in the ERP."""
     groups = by_reason(entries)
     yield f'<section id="worklist">\n<h2>{invoices(len(entries))} not in AppZen</h2>\n'
     sums, unknown = amount_at_risk(entries)
@@ -102,7 +106,8 @@ def worklist_html(entries: Sequence[InvoiceEntry], as_of: date) -> Iterator[str]
             f'{esc(cell(reason))} <span class="n count">{invoices(len(group))}</span></th></tr>\n'
         )
         for entry in group:
-            yield _row(entry, index, age_days(entry, as_of))
+            link = _link(document_url, entry)
+            yield _row(entry, index, age_days(entry, as_of), link)
     yield "</tbody>\n</table>\n</section>\n"
 
 
@@ -139,10 +144,14 @@ def _supplier_pairs(entries: Sequence[InvoiceEntry]) -> list[tuple[str, str]]:
     return sorted({(_supplier(e), e.facts.supplier_id) for e in entries if e.facts.supplier_id})
 
 
-def _row(entry: InvoiceEntry, group: int, age: int) -> str:
+def _row(entry: InvoiceEntry, group: int, age: int, link: str | None) -> str:
     facts = entry.facts
     total = " ".join(x for x in (facts.total_amount, facts.currency) if x)
-    since = f"{entry.first_seen} ({_days(age)})" if entry.first_seen else "this run"
+    since = (
+        f'<span class="nw">{esc(cell(entry.first_seen))}</span> ({_days(age)})'
+        if entry.first_seen
+        else "this run"
+    )
     attributes = {
         "group": str(group),
         "key": entry.key,
@@ -155,12 +164,12 @@ def _row(entry: InvoiceEntry, group: int, age: int) -> str:
     }
     data = "".join(f' data-{name}="{esc(cell(value))}"' for name, value in attributes.items())
     cells = (
-        ("nw", f"<code>{esc(cell(entry.key))}</code>"),
+        ("nw", _key(entry.key, link)),
         ("nw", esc(cell(facts.invoice_number))),
         ("", esc(cell(_supplier(entry)))),
         ("nw", esc(cell(facts.invoice_date))),
         ("nw num", esc(cell(total))),
-        ("nw", esc(cell(since))),
+        ("", since),
         ("num", str(entry.runs_seen)),
         ("", "<ul>" + "".join(f"<li>{_problem(p)}</li>" for p in entry.problems) + "</ul>"),
         ("", "<ul>" + "".join(f"<li>{_fixes(p)}</li>" for p in entry.problems) + "</ul>"),
@@ -169,6 +178,20 @@ def _row(entry: InvoiceEntry, group: int, age: int) -> str:
         f'<td class="{kind}">{text}</td>' if kind else f"<td>{text}</td>" for kind, text in cells
     )
     return f'<tr class="invoice"{data}>{tds}</tr>\n'
+
+
+def _link(document_url: str | None, entry: InvoiceEntry) -> str | None:
+    if document_url is None or entry.key.startswith(NO_KEY):
+        return None  # a failure without an ERP key has no document to link to
+    return document_link(document_url, entry.key, entry.facts)
+
+
+def _key(key: str, link: str | None) -> str:
+    """The invoice's ERP key, a link to its document when the mapping says where that is."""
+    code = f"<code>{esc(cell(key))}</code>"
+    if link is None:
+        return code
+    return f'<a class="doc" href="{esc(link)}" rel="noopener noreferrer" target="_blank">{code}</a>'
 
 
 def _days(age: int) -> str:
@@ -193,7 +216,10 @@ def _problem(problem: Problem) -> str:
 
 
 def _fixes(problem: Problem) -> str:
-    text = f'<span class="ap">ERP (AP): {esc(cell(problem.ap_hint))}</span>'
+    text = f'<span class="ap"><strong>In the ERP (AP):</strong> {esc(cell(problem.ap_hint))}</span>'
     if problem.author_hint:
-        text += f'<br><span class="author">Mapping: {esc(cell(problem.author_hint))}</span>'
+        author = esc(cell(problem.author_hint))
+        text += (
+            f'<br><span class="author"><strong>In the mapping (author):</strong> {author}</span>'
+        )
     return text

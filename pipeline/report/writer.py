@@ -44,11 +44,13 @@ def write_reports(
     *,
     ledger: Mapping[str, LedgerEntry] | None = None,
     carried: Sequence[LedgerEntry] = (),
+    document_url: str | None = None,
 ) -> ReportPaths:
     """Write the CSV and HTML reports of ``run`` into ``out_dir`` (created if missing); a run
     without failures still gets both files, saying "no failed rows". ``ledger`` names the
     invoices (number, supplier, total …) by key; ``carried`` are open failures of earlier runs
-    that stay on the report until they are delivered (their latest reasons are listed)."""
+    that stay on the report until they are delivered (their latest reasons are listed);
+    ``document_url`` (the mapping's checked template) links each invoice to its ERP document."""
     strays = sorted({f.run_id for f in failures if f.run_id != run.id})
     if strays:
         raise ValueError(
@@ -78,7 +80,7 @@ def write_reports(
     _write(
         paths.html,
         "utf-8",
-        lambda out: out.writelines(html_lines(run, rows, paths.csv.name, entries)),
+        lambda out: out.writelines(html_lines(run, rows, paths.csv.name, entries, document_url)),
     )
     return paths
 

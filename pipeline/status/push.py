@@ -35,7 +35,9 @@ from pipeline.appzen.client import AppZenClient, Reply, client_session
 from pipeline.appzen.errors import UnknownInvoice
 from pipeline.appzen.models import StatusSyncRequest
 from pipeline.errors import RemoteError
+from pipeline.extract.base import SourceError
 from pipeline.failures import RowFailure
+from pipeline.redact import scrub
 from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
 from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
 from pipeline.runtime.retry import RetriesExhausted
@@ -272,16 +274,20 @@ async def run_status_sync(
     client: AppZenClient | None = None,
     clock: Clock = SYSTEM_CLOCK,
     dispatcher: Dispatcher | None = None,
-    reader: StatusReader | None = None,
+    open_reader: Callable[[], StatusReader | None] | None = None,
 ) -> RunSummary:
     """Push every pending status change of ``mapping`` as one recorded run (flow status_sync).
 
-    With a ``reader`` (the mapping's status read), current ERP statuses are read first and the
-    changed ones recorded in staging (:func:`~pipeline.status.read.refresh_statuses`); then
-    every pending change is pushed. One run per mapping at a time: a second waits for the
-    first's lock (:meth:`StagingStore.named_lock`), then finds nothing left that the first
-    pushed. ``dispatcher`` shares a rate limiter and retry policy with other work (the sync
-    before it); by default one is built from ``settings``, exactly as posting builds its own."""
+    With ``open_reader`` (opens the mapping's status read), current ERP statuses are read first
+    and the changed ones recorded in staging (:func:`~pipeline.status.read.refresh_statuses`);
+    then every pending change is pushed. A status read that fails (:class:`SourceError`: the ERP
+    down, a query error) stops the run before any push: it is recorded ``failed`` with the
+    error's one line as its reason, and the pending changes wait for the next run.
+
+    One run per mapping at a time: a second waits for the first's lock
+    (:meth:`StagingStore.named_lock`), then finds nothing left that the first pushed.
+    ``dispatcher`` shares a rate limiter and retry policy with other work (the sync before it);
+    by default one is built from ``settings``, exactly as posting builds its own."""
     summary = RunSummary(None, mapping, STATUS_FLOW, False, dry_run)
     started = time.monotonic()
     result = StatusSyncResult(Counter(), [])
@@ -301,10 +307,15 @@ async def run_status_sync(
     try:
         held = lock is not None and await _wait_for(lock)
         read = None
-        if reader is not None:
-            read = await asyncio.to_thread(
-                refresh_statuses, store, mapping, reader, dry_run=dry_run
-            )
+        if open_reader is not None:
+            try:
+                read = await asyncio.to_thread(_read, store, mapping, open_reader, dry_run)
+            except SourceError as error:
+                summary.stop(error)
+                summary.fatal = summary.reason = scrub(str(error))
+                status = "failed"
+                return summary  # the run is closed below
+        if read is not None:
             summary.counts.update(read.counts)
             summary.failures += read.failures
         budget = None if dry_run or dispatcher else store.daily_budget(settings, STATUS_FLOW)
@@ -326,6 +337,7 @@ async def run_status_sync(
         if result.fatal is not None:
             summary.stop(result.fatal)
         status = "failed" if result.fatal else "succeeded"
+        summary.reason = summary.fatal
         summary.watermark = read.watermark if read is not None and not result.fatal else None
     finally:
         if beat is not None:
@@ -337,6 +349,17 @@ async def run_status_sync(
         if summary.run_id is not None:
             _close_run(store, summary, mapping, status)
     return summary
+
+
+def _read(
+    store: StagingStore,
+    mapping: str,
+    open_reader: Callable[[], StatusReader | None],
+    dry_run: bool,
+) -> ReadOutcome | None:
+    """Open the status read and read the ERP's current statuses (None: the mapping has none)."""
+    reader = open_reader()
+    return None if reader is None else refresh_statuses(store, mapping, reader, dry_run=dry_run)
 
 
 def _snapshot(counts: Counter[str]) -> dict[str, int]:
@@ -372,6 +395,7 @@ def _close_run(store: StagingStore, summary: RunSummary, mapping: str, status: R
             status=status,
             counts=dict(summary.counts),
             watermark=summary.watermark if status == "succeeded" else None,
+            reason=summary.reason,
         )
     except StagingError as error:
         if status != "interrupted":

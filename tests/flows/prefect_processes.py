@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,35 @@ def stop(process: Process, seconds: float = 20.0) -> None:
         process.popen.wait(seconds)
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes started by ``pid``, their children and so on (from ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it exited meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_machine(process: Process) -> list[int]:
+    """SIGKILL ``process`` and every process it started, as a lost machine would: nothing gets
+    to clean up or report. The pids killed besides ``process``."""
+    others = descendants(process.popen.pid)
+    for pid in [process.popen.pid, *others]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.popen.wait(30)
+    return others
+
+
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, seconds: float = 90.0) -> str:
     """Run a ``prefect`` command to the end; its output, or a failure naming the command."""
     done = subprocess.run(
@@ -128,16 +158,23 @@ def prefect_database(prefix: str = "prefect_test") -> Iterator[str]:
 
 
 @contextmanager
-def prefect_server(folder: Path, database_url: str, cwd: Path) -> Iterator[str]:
-    """``prefect server start`` on a free loopback port, without :data:`IDLE_SERVICES`; its API
-    URL once healthy. Stop the workers before leaving."""
+def prefect_server(
+    folder: Path, database_url: str, cwd: Path, services: Sequence[str] = ()
+) -> Iterator[str]:
+    """``prefect server start`` on a free loopback port, without the :data:`IDLE_SERVICES` not
+    named in ``services`` (e.g. ``TRIGGERS`` for automations); its API URL once healthy. Stop the
+    workers before leaving."""
     port = free_port()
     env = {
         **os.environ,
         **QUIET,
         "PREFECT_HOME": str(folder / "server-home"),
         "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
-        **{f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in IDLE_SERVICES},
+        **{
+            f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false"
+            for name in IDLE_SERVICES
+            if name not in services
+        },
     }
     env.pop("PREFECT_API_URL", None)
     args = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]

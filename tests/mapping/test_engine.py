@@ -129,7 +129,7 @@ def test_every_failure_of_an_invoice_is_reported_and_other_invoices_go_on(load: 
     assert all(f.stage == "mapping" and f.source_key == "A2" for f in bad.failures)
     required = next(f for f in bad.failures if f.rule == "required")
     assert required.message == "supplier_id: required by AppZen, but column sup is blank"
-    assert required.hint == "fill column sup, or give header.supplier_id a `default:`"
+    assert required.hint == "fill column sup in the source: header.supplier_id needs a value"
 
 
 def test_schema_failures_are_traced_back_to_the_source_column(load: Load) -> None:

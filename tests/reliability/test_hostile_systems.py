@@ -35,14 +35,15 @@ BOMB_KEY = 30
 CHUNK_ROWS = 20
 
 
-def assert_one_line(outcome: Outcome, code: int = 2) -> str:
-    """A fatal error as the user sees it: exit 2, one ``error:`` line, no traceback; the line."""
+def assert_one_line(outcome: Outcome, code: int = 2, prefix: str = "error: ") -> str:
+    """A fatal error as the user sees it: exit 2, one ``error:`` (or ``prefix``) line, no
+    traceback; the line."""
     assert outcome.code == code, outcome
     assert outcome.crashed is None, outcome.crashed
     assert "Traceback" not in outcome.stdout + outcome.stderr, outcome
     lines = outcome.stderr.splitlines()
     assert len(lines) == 1, outcome
-    assert lines[0].startswith("error: "), outcome
+    assert lines[0].startswith(prefix), outcome
     return lines[0]
 
 
@@ -104,19 +105,21 @@ def test_a_query_failing_half_way_stops_the_run_after_what_was_acknowledged(
 
     outcome = project.run("sync", "-m", "mappings/sample_erp.yaml")
 
-    line = assert_one_line(outcome)
-    assert line == (
-        f"error: sql/extract.sql on {erp_url}: the query failed after "
+    line = assert_one_line(outcome, prefix="stopped: ")
+    reason = (
+        f"sql/extract.sql on {erp_url}: the query failed after "
         f"{rows_before_bomb(erp_url)} rows: malformed JSON; fix the query in sql/extract.sql "
         "(try it in an SQL client) or the database"
     )
-    settle(sandbox)  # posts cut off by the stop may still be stored: AppZen has them, not staging
+    assert line == f"stopped: {reason}"
+    settle(sandbox)
     with project.store() as store:
         [run] = store.list_runs()
-        assert run.status == "interrupted"
+        assert (run.status, run.reason) == ("failed", reason)  # a run record says why
         sent = acked_only(store, "sample_erp", sandbox)
         assert sent, "chunks before the bad row were sent"
         unrecorded = set(sandbox.state.invoices()) - set(sent)
+        assert not unrecorded, "the batches out when the query failed finished and were recorded"
 
     shutil.copy(REPO / "sql" / "sample_erp" / "extract.sql", project.root / "sql" / "extract.sql")
     fixed = project.run("sync", "-m", "mappings/sample_erp.yaml", "--json")
@@ -285,10 +288,10 @@ def test_the_console_script_prints_one_line_and_exits_2(tmp_path: Path) -> None:
 
     outcome = project.spawn("sync", "-m", MAPPING)
 
-    assert assert_one_line(outcome) == (
-        f"error: {EXPORT}:3: row has 25 cells but the header has 23; check the delimiter (';') "
+    assert assert_one_line(outcome, prefix="stopped: ") == (
+        f"stopped: {EXPORT}:3: row has 25 cells but the header has 23; check the delimiter (';') "
         "and quoting ('\"') of that row, or set `delimiter:` / `quotechar:` for this source"
     )
     with project.store() as store:
-        assert [run.status for run in store.list_runs()] == ["interrupted"]
+        assert [run.status for run in store.list_runs()] == ["failed"]
         assert store.count_by_state("flat_csv") == {}, "nothing was staged"

@@ -47,10 +47,10 @@ def test_columns_in_order_and_one_line_per_failure(tmp_path: Path) -> None:
         "offending value": "",
         "message": "AppZen rejected the invoice: Error code : 17e3338d - invalid entity_id",
         "fix hint": "fix the field AppZen names, then run `appzen-etl retry-failed`",
-        "fix in the ERP (AP)": "AppZen refused the invoice: AppZen rejected the invoice: Error "
-        "code : 17e3338d - invalid entity_id. Correct what it names in the ERP (or in AppZen's "
-        "master data, e.g. the supplier); it is resent by `appzen-etl retry-failed`",
-        "fix in the mapping (author)": "",
+        "fix in the ERP (AP)": "correct in the ERP what AppZen's message names (or the supplier "
+        "in AppZen's master data); `appzen-etl retry-failed` resends it",
+        "fix in the mapping (author)": "only if the field AppZen names is filled by the mapping "
+        "(a `const:`, a `map:`, a transform) rather than read from the ERP: correct it there",
         "HTTP status": "400",
         "error code": "17e3338d",
         "x-correlation-id": "corr-400-abc",

@@ -26,9 +26,9 @@ def test_a_blank_own_hint_is_ignored() -> None:
     ("stage", "rule", "fields", "expected"),
     [
         ("mapping", "required", {"field_path": "supplier_id"},
-         "map a column to supplier_id (or set a default)"),
+         "map a column to supplier_id"),
         ("mapping", "required", {"field_path": "supplier_id", "source_column": "vendor"},
-         "fill vendor in the source, or set a `default:` for supplier_id"),
+         "fill vendor in the source: supplier_id needs a value"),
         ("mapping", "date_format", {"value": "31-02-2021"},
          "date 31-02-2021 is not a date: set `format:`"),
         ("mapping", "datetime_format", {"value": "yesterday"},

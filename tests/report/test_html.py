@@ -38,7 +38,7 @@ ALLOWED_ATTRIBUTES = {
     "lang", "charset", "http-equiv", "content", "name", "class", "id", "href", "colspan",
     "hidden", "type", "placeholder", "autocomplete", "value", "checked", "data-group",
     "data-key", "data-number", "data-supplier", "data-amount", "data-currency", "data-date",
-    "data-age",
+    "data-age", "rel", "target",
 }  # fmt: skip
 
 
@@ -273,3 +273,34 @@ def test_the_worklist_reads_without_its_script(tmp_path: Path) -> None:
     words = page.words
     assert "2025-02-20 (9 days)" in words
     assert "Supplier all suppliers V100 Acme Industrial GmbH V200 Globex Supplies Ltd" in words
+
+
+def test_each_invoice_links_to_its_erp_document(tmp_path: Path) -> None:
+    template = "https://erp.example/ap/{invoice_id}?doc={invoice_number}"
+    page = Page(write_worklist(tmp_path, template).html.read_text("utf-8"))
+    links = [attrs for tag, attrs in page.tags if tag == "a" and attrs.get("class") == "doc"]
+    assert len(links) == 12
+    assert links[4] == {
+        "class": "doc",
+        "href": "https://erp.example/ap/5100000105?doc=IN%2F0045",
+        "rel": "noopener noreferrer",
+        "target": "_blank",
+    }
+    plain = Page(write_worklist(tmp_path / "plain").html.read_text("utf-8"))
+    assert not [attrs for tag, attrs in plain.tags if tag == "a" and attrs.get("class") == "doc"]
+
+
+def test_a_hostile_key_stays_inside_its_link(tmp_path: Path) -> None:
+    keyless = failure("extract", "unreadable", "3 cells", source_key=None)
+    hostile = [*_hostile(), stored(keyless)]
+    paths = write_reports(
+        make_run(), hostile, tmp_path, document_url="https://erp.example/ap/{invoice_id}"
+    )
+    page = Page(paths.html.read_text("utf-8"))
+    hrefs = [a["href"] for tag, a in page.tags if tag == "a" and a.get("class") == "doc"]
+    assert len(hrefs) == 5  # one per hostile key; the keyless failure has no document
+    for href in hrefs:
+        assert href is not None
+        assert href.startswith("https://erp.example/ap/")
+        assert not set(href.removeprefix("https://erp.example/ap/")) & set("<>\"' /?#&")
+    assert "https://erp.example/ap/%3Cscript%3Edocument.title%3D%27PWNED%27%3C%2Fscript%3E" in hrefs

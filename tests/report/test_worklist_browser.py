@@ -56,8 +56,10 @@ def _shot(browser: Chromium, name: str) -> Path:
 def test_with_scripts_the_worklist_groups_filters_searches_and_sorts(
     browser: Chromium, tmp_path: Path
 ) -> None:
-    browser.open(write_worklist(tmp_path).html)
+    browser.open(write_worklist(tmp_path, "https://erp.example/ap/{invoice_id}").html)
     assert browser.complaints() == []  # the hashed script ran: no CSP refusal, no exception
+    first_link = "document.querySelector('tr.invoice a.doc').href"
+    assert browser.js(first_link) == "https://erp.example/ap/5100000101"
     assert browser.js(CONTROLS_SHOWN) is True
     assert browser.js(STATUS) == "Showing 12 of 12 invoices"
     assert browser.js(SHOWN_GROUPS) == ALL_GROUPS

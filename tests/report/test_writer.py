@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.failures import RowFailure
+from pipeline.jobs.reports import write_run_reports
 from pipeline.mapping import RejectedInvoice
 from pipeline.mapping.loader import load_mapping
 from pipeline.report import ReportError, ReportPaths, report_rows, write_reports
@@ -107,3 +108,24 @@ def test_a_report_path_taken_by_a_directory_leaves_no_temporary_file(tmp_path: P
     with pytest.raises(ReportError, match=r"cannot write the report .*run-42-failures\.csv"):
         write_reports(make_run(), [], tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run-42-failures.csv"]
+
+
+def test_a_sending_runs_report_links_where_its_mapping_says(tmp_path: Path) -> None:
+    mapping = tmp_path / "mappings" / "m.yaml"
+    mapping.parent.mkdir()
+    mapping.write_text(MINIMAL + 'document_url: "https://erp.example/ap/{invoice_id}"\n', "utf-8")
+    store = StagingStore.open(f"sqlite:///{tmp_path / 'staging.db'}")
+    try:
+        run_id = store.start_run("sync", "m", {"mapping": str(mapping)}, False)
+        store.record_failures(run_id, "m", [failure(source_key="51/7")])
+        store.finish_run(run_id, status="succeeded", counts={"failed": 1})
+        record = store.get_run(run_id)
+        assert record is not None
+        linked = write_run_reports(store, record, tmp_path / "out").html.read_text("utf-8")
+        mapping.unlink()  # a mapping that cannot be read any more: the report, without links
+        plain = write_run_reports(store, record, tmp_path / "plain").html.read_text("utf-8")
+    finally:
+        store.close()
+    assert 'href="https://erp.example/ap/51%2F7"' in linked
+    assert "erp.example" not in plain
+    assert "51/7" in plain

@@ -71,7 +71,13 @@ def worklist_failures() -> list[StoredFailure]:
     return [stored(_failure(row[0], row[7])) for row in INVOICES]
 
 
-def write_worklist(out_dir: Path) -> ReportPaths:
+def write_worklist(out_dir: Path, document_url: str | None = None) -> ReportPaths:
     """The reports of a run that succeeded with the twelve invoices failed."""
     ledger = {row[0]: _ledger(row) for row in INVOICES}
-    return write_reports(make_run(status="succeeded"), worklist_failures(), out_dir, ledger=ledger)
+    return write_reports(
+        make_run(status="succeeded"),
+        worklist_failures(),
+        out_dir,
+        ledger=ledger,
+        document_url=document_url,
+    )

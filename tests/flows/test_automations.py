@@ -1,0 +1,248 @@
+"""The automations shipped as code (flows/automations.py) on a real Prefect server: installed by
+``python -m flows.automations`` (twice: one set, duplicates removed), a nightly whose worker
+machine is lost (worker and flow-run process killed with SIGKILL) is marked Crashed once its
+heartbeats stop, and the nightly alert reaches a webhook for a crash, a failure and a night that
+completed with failed invoices.
+
+Real processes: a Prefect server with its triggers service (PostgreSQL database), the ``nightly``
+deployment made by ``prefect deploy`` from this checkout, one ``prefect worker``; a custom-webhook
+notification block pointed at an HTTP receiver in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flows.automations import CRASH_DETECTION, NIGHTLY_ALERT, crash_detection
+from flows.nightly import nightly_sync
+from pipeline.devkit.sample_erp import generate
+from pipeline.devkit.sandbox import SandboxServer
+from tests.flows.helpers import MAPPING, REPO
+from tests.flows.prefect_processes import (
+    PREFECT,
+    client_env,
+    kill_machine,
+    prefect_database,
+    prefect_server,
+    run_cli,
+    start,
+    stop,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.timeout(600)]
+
+POOL = "appzen-etl"
+BLOCK = "custom-webhook/appzen-etl-test"
+HEARTBEAT = 30  # s, Prefect's minimum
+TIMEOUT = 60  # s without a heartbeat: Crashed
+
+
+class Receiver:
+    """An HTTP endpoint on loopback that keeps the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, str]] = []
+        received = self.messages
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["content-length"])
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def about(self, needle: str) -> list[dict[str, str]]:
+        """The messages whose subject or body contains ``needle``."""
+        return [m for m in self.messages if needle in m["subject"] + m["body"]]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    hook = Receiver()
+    thread = threading.Thread(target=hook.server.serve_forever, daemon=True)
+    thread.start()
+    yield hook
+    hook.server.shutdown()
+    hook.server.server_close()
+
+
+def _install(api_url: str, home: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """``python -m flows.automations`` as an operator runs it, from the checkout."""
+    return subprocess.run(
+        [sys.executable, "-m", "flows.automations"],
+        env=client_env(api_url, home, settings),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def _automations(api_url: str) -> dict[str, list[float]]:
+    """Automation name → the trigger window (s) of each automation of that name."""
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            found = await client.read_automations()
+    names: dict[str, list[float]] = {}
+    for automation in found:
+        window = getattr(automation.trigger, "within", None)
+        names.setdefault(automation.name, []).append(window.total_seconds() if window else 0.0)
+    return names
+
+
+async def _prepare(api_url: str, receiver: Receiver) -> None:
+    """The pool, the webhook block, and a stray copy of the crash automation (as a second
+    install by hand would leave)."""
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        block = CustomWebhookNotificationBlock(
+            name="appzen-etl ops",
+            url=receiver.url,
+            json_data={"subject": "{{subject}}", "body": "{{body}}"},
+        )
+        await block.save(BLOCK.split("/")[1])
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
+            await client.create_automation(crash_detection(timedelta(seconds=600)))
+
+
+async def _start_nightly(api_url: str) -> UUID:
+    """A run of the deployed nightly with heartbeats every :data:`HEARTBEAT` seconds."""
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("nightly-sync/nightly")
+            run = await client.create_flow_run_from_deployment(
+                deployment.id,
+                job_variables={"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT)}},
+            )
+    return run.id
+
+
+async def _state(api_url: str, run_id: UUID) -> tuple[str, str]:
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            state = (await client.read_flow_run(run_id)).state
+    assert state is not None
+    return state.name or "", state.message or ""
+
+
+@contextmanager
+def _environment(monkeypatch: pytest.MonkeyPatch, **settings: str) -> Iterator[None]:
+    with monkeypatch.context() as patch:
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        yield
+
+
+async def test_automations_install_once_crash_lost_runs_and_alert(
+    sandbox: SandboxServer, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    report = generate(erp_url, invoices=120, seed=8)
+    assert report.dirty, "the sample ERP has rows that fail: the alert's third case"
+    flow_settings = {
+        "APPZEN_BASE_URL": sandbox.base_url,
+        "ERP_DATABASE_URL": erp_url,
+        "REPORTS_DIR": str(tmp_path / "reports"),
+    }
+    worker_settings = {
+        **flow_settings,
+        "STAGING_DATABASE_URL": f"sqlite:///{tmp_path / 'worker-staging.db'}",
+        "APPZEN_RATE_LIMIT": "1",  # the nightly runs for minutes: it is killed midway
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }
+    with (
+        prefect_database() as database,
+        prefect_server(tmp_path, database, REPO, services=["TRIGGERS"]) as api_url,
+    ):
+        await _prepare(api_url, receiver)
+        home = tmp_path / "ops-home"
+        settings = {"NOTIFICATION_BLOCK": BLOCK, "HEARTBEAT_TIMEOUT": str(TIMEOUT)}
+        first = _install(api_url, home, **settings)
+        assert first.returncode == 0, first.stderr
+        second = _install(api_url, home, **settings)
+        assert second.returncode == 0, second.stderr
+        assert f"{NIGHTLY_ALERT}: updated" in second.stdout
+        assert await _automations(api_url) == {CRASH_DETECTION: [TIMEOUT], NIGHTLY_ALERT: [0.0]}
+        missing = _install(api_url, home, NOTIFICATION_BLOCK="custom-webhook/nobody")
+        assert missing.returncode == 2
+        assert "no block 'nobody' of type 'custom-webhook'" in missing.stderr
+
+        deploy_env = client_env(api_url, tmp_path / "deploy-home", {})
+        run_cli(["--no-prompt", "deploy", "--name", "nightly"], deploy_env, REPO, 240)
+        worker_env = client_env(api_url, tmp_path / "worker-home", worker_settings)
+        args = [PREFECT, "worker", "start", "--pool", POOL, "--name", "doomed"]
+        worker = start("worker", args, worker_env, tmp_path, REPO)
+        try:
+            run_id = await _start_nightly(api_url)
+            # Running, heartbeat sent (the first goes out as the flow starts), invoices going out
+            await asyncio.to_thread(
+                wait_until, lambda: len(sandbox.state.invoices()) >= 3, 240, "the nightly sending"
+            )
+            assert (await _state(api_url, run_id))[0] == "Running"
+            killed = kill_machine(worker)
+            assert killed, "the flow-run process was the worker's child"
+        except BaseException:
+            print(worker.tail())
+            raise
+        finally:
+            stop(worker)
+        sent_at_kill = len(sandbox.state.invoices())
+
+        deadline = TIMEOUT + HEARTBEAT + 60  # the last beat may be up to HEARTBEAT old
+        for _ in range(int(deadline / 2)):
+            name, message = await _state(api_url, run_id)
+            if name != "Running":
+                break
+            await asyncio.sleep(2)  # poll interval
+        assert name == "Crashed", (name, message)
+        assert f"no heartbeat for {TIMEOUT} s" in message
+        assert len(sandbox.state.invoices()) == sent_at_kill  # nothing ran on after the kill
+
+        staging = f"sqlite:///{tmp_path / 'staging.db'}"
+        in_process = {**flow_settings, "STAGING_DATABASE_URL": staging, "APPZEN_RATE_LIMIT": "500"}
+        gone = f"sqlite:///{tmp_path / 'no-such-dir' / 'erp.db'}"
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            with _environment(monkeypatch, **in_process):
+                completed = await nightly_sync(mapping=MAPPING, return_state=True)
+            with _environment(monkeypatch, **{**in_process, "ERP_DATABASE_URL": gone}):
+                failed = await nightly_sync(mapping=MAPPING, return_state=True)
+        assert completed.is_completed()
+        assert failed.is_failed()
+
+        def alerted() -> bool:
+            return bool(
+                receiver.about("Crashed")
+                and receiver.about("invoices failed")
+                and receiver.about("Failed")
+            )
+
+        await asyncio.to_thread(wait_until, alerted, 60, f"three alerts in {receiver.messages}")
+    crashed = receiver.about("Crashed")[0]
+    assert "nightly-sync" in crashed["subject"]
+    assert f"no heartbeat for {TIMEOUT} s" in crashed["body"]
+    failures = receiver.about("invoices failed")[0]
+    assert "appzen-etl report --run" in failures["body"]
