@@ -51,15 +51,14 @@ def test_the_next_run_starts_from_the_rate_the_last_one_learned(
         second = run_sync(
             options(force=True), tuned(eager, erp_database_url=SecretStr(second_erp)), store
         )  # a full re-read: the second ERP's dates are not past the first's watermark
-    second_429 = throttled(sandbox) - first_429
 
-    assert "AppZen rate: starting at" in caplog.text
+    start = min(4 * QUOTA, 0.9 * learned.throttled_at)
+    assert f"AppZen rate: starting at {start:.1f}/s" in caplog.text, "just under the last 429"
     assert second.counts["updated"] > 100
     assert second.counts["failed_retries"] == 0
     assert_counts_add_up(second)
-    # Started at 4x the quota, the first run probed down through a burst of 429s; the second
-    # starts at 0.9x the rate of the last 429 and probes up slowly: far fewer.
-    assert second_429 <= first_429 / 2, (first_429, second_429)
+    # How many 429s that saves is measured by the benchmark (benchmarks/README.md, row 8), not
+    # here: counts of 429s depend on how fast a loaded machine sends.
 
 
 def test_switched_off_every_run_starts_from_the_configured_rate(
