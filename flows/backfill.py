@@ -21,7 +21,7 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import arun_deployment
 from prefect.utilities.annotations import quote
 
-from flows.common import artifact_key, flow_settings, log_summary, publish
+from flows.common import artifact_key, flow_settings, log_summary, publish, run_progress
 from flows.limits import DEFAULT_LIMIT, GlobalRateLimiter, check_limit, partition_rate
 from flows.parameters import (
     BlockName,
@@ -98,9 +98,10 @@ async def partition_task(part: Any, settings: Any, limiter: Any) -> RunSummary:
 async def _run_partition(
     settings: Settings, store: StagingStore, part: BackfillPartition, limiter: RateLimiter
 ) -> RunSummary:
-    summary = await backfill_job.run_partition(
-        settings, store, part, limiter=limiter, per_batch=batch_task
-    )
+    with run_progress(settings) as progress:
+        summary = await backfill_job.run_partition(
+            settings, store, part, limiter=limiter, per_batch=batch_task, on_progress=progress
+        )
     return log_summary(summary)
 
 

@@ -74,17 +74,44 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Plan only: send and 
 
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress at INFO.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="-v: a progress line per batch and the pipeline's INFO messages; -vv: also one "
+            "DEBUG line per AppZen request (method, path, status, time, x-correlation-id; never "
+            "a header or body).",
+        ),
+    ] = 0,
 ) -> None:
     """appzen-etl: extract invoices, map them, post them to AppZen, push ERP status back.
 
+    Off a terminal (cron, a pipe), runs log a progress line every PROGRESS_INTERVAL seconds
+    (default 30) and their end lines on stderr.
+
     Example: [bold]appzen-etl sync --mapping mappings/sample_erp.yaml[/]
     """
+    configure_logging(verbose)
+
+
+def configure_logging(verbose: int) -> None:
+    """Log lines on stderr, secrets scrubbed: WARNING and up, the runs' progress and end lines
+    (INFO) always; ``-v`` the pipeline's INFO and a line per batch; ``-vv`` DEBUG of the
+    pipeline (one line per AppZen request). HTTP libraries stay at WARNING (their lines could
+    carry what the pipeline's own never do)."""
+    from pipeline.jobs.runlog import LOGGER  # noqa: PLC0415
+
+    render.VERBOSITY = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger(LOGGER).setLevel(logging.INFO)
+    logging.getLogger("pipeline").setLevel(logging.DEBUG if verbose > 1 else logging.NOTSET)
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     install_log_filter()
 
 

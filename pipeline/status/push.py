@@ -275,8 +275,11 @@ async def run_status_sync(
     clock: Clock = SYSTEM_CLOCK,
     dispatcher: Dispatcher | None = None,
     open_reader: Callable[[], StatusReader | None] | None = None,
+    on_progress: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     """Push every pending status change of ``mapping`` as one recorded run (flow status_sync).
+    ``on_progress`` is called once, when the run is open, with a summary whose counts are those
+    of the pushes as they are recorded (for a progress line).
 
     With ``open_reader`` (opens the mapping's status read), current ERP statuses are read first
     and the changed ones recorded in staging (:func:`~pipeline.status.read.refresh_statuses`);
@@ -301,6 +304,7 @@ async def run_status_sync(
             owner=Owner.of_this_process(STATUS_FLOW),
             counts=lambda: _snapshot(result.counts),
         )
+    _follow(on_progress, summary, result)
     status: RunStatus = "interrupted"
     lock = None if dry_run else store.named_lock(f"status-sync:{mapping}")
     held = False
@@ -392,6 +396,16 @@ def _read(
     """Open the status read and read the ERP's current statuses (None: the mapping has none)."""
     reader = open_reader()
     return None if reader is None else refresh_statuses(store, mapping, reader, dry_run=dry_run)
+
+
+def _follow(
+    on_progress: Callable[[RunSummary], None] | None, summary: RunSummary, result: StatusSyncResult
+) -> None:
+    """Hand ``on_progress`` a summary of the run whose counts are the pushes' as they go."""
+    if on_progress is not None:
+        view = RunSummary(summary.run_id, summary.mapping, STATUS_FLOW, False, summary.dry_run)
+        view.counts = result.counts
+        on_progress(view)
 
 
 def _snapshot(counts: Counter[str]) -> dict[str, int]:
