@@ -46,13 +46,14 @@ from pipeline.runtime import stop
 from pipeline.runtime.budget import DailyBudget
 from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
 from pipeline.runtime.dispatch import Dispatcher
-from pipeline.runtime.ratelimit import RateLimiter
+from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
 from pipeline.runtime.retry import RetryPolicy
 from pipeline.runtime.watermarks import Watermarks, bound_params
 from pipeline.settings import Settings
 from pipeline.staging import StageItem, StagingError, StagingStore
 from pipeline.staging.budget import close_budget
 from pipeline.staging.owners import DEFAULT_LEASE_S, Heartbeat, Owner
+from pipeline.staging.ratememory import RateMemory
 from pipeline.staging.records import Decision, RunStatus
 from pipeline.summary import RunSummary
 
@@ -122,6 +123,7 @@ class SyncJob:
         self._listening = stop.listening(self.cancel)
         self._sources: Sources | None = None
         self._budget: DailyBudget | None = None
+        self._memory: RateMemory | None = None
         self.on_progress: Callable[[RunSummary], None] | None = None
         self._ledger = LedgerTracker(store, self.spec.name)
 
@@ -174,6 +176,10 @@ class SyncJob:
             if self.options.dry_run
             else self.store.daily_budget(self.settings, self.options.flow)
         )
+        if self._limiter is None and not self.options.dry_run:  # not shared: paced here
+            self._memory = self.store.rate_memory(self.settings, "invoices")
+        if self._memory is not None:
+            self._limiter = self._memory.limiter(self.settings.appzen_rate_limit, self.clock)
         self.dispatcher = Dispatcher.from_settings(
             self.settings, self.clock, self._limiter, self._retry_policy, budget=self._budget
         )
@@ -195,6 +201,8 @@ class SyncJob:
         if self._heartbeat is not None:
             await asyncio.to_thread(self._heartbeat.stop)
         close_budget(self._budget, self.summary)
+        if self._memory is not None and isinstance(self._limiter, AdaptiveRateLimiter):
+            self._memory.remember(self._limiter)
         if exc_type is None:
             gentle = isinstance(self._fatal, BudgetSpent) or self._source_error or self._cancelled
             if gentle:

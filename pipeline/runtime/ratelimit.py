@@ -57,7 +57,7 @@ _EARLY = 1e-6
 _CATCH_UP = 0.005
 """Seconds of lateness always made up: about the event loop's timer granularity (epoll: 1 ms)."""
 
-_PROBE_FROM = 0.9
+PROBE_FROM = 0.9
 _PROBE_SPEED = 0.2
 _FORGET_ABOVE = 1.1
 """Near the rate of the last 429 (from 0.9x), additive increase runs at a fifth of its speed;
@@ -103,10 +103,13 @@ class AdaptiveRateLimiter:
         increase: float | None = None,
         cooldown: float = 1.0,
         max_pause: float = MAX_PAUSE,
+        throttled_at: float | None = None,
     ) -> None:
         """``rate`` is the start rate (requests/s); ``increase`` defaults to 5% of ``max_rate``
         per second of success; ``burst`` (≥ 1, default 1) bounds catch-up after late sends;
-        ``min_rate`` is lowered to ``rate`` when the start rate is below it."""
+        ``min_rate`` is lowered to ``rate`` when the start rate is below it. ``throttled_at`` is
+        the rate a 429 came at before (a remembered quota, :attr:`throttled_at` of an earlier
+        run): the limiter lingers under it as if it had found it itself."""
         self._max_rate = float(rate if max_rate is None else max_rate)
         min_rate = min(min_rate, rate)
         _check(
@@ -133,7 +136,7 @@ class AdaptiveRateLimiter:
         self._paused_until = -math.inf
         self._last_decrease = -math.inf
         self._last_increase = -math.inf
-        self._throttled_at = math.inf
+        self._throttled_at = math.inf if throttled_at is None else float(throttled_at)
         self._queue: deque[asyncio.Future[None]] = deque()
 
     @property
@@ -145,6 +148,12 @@ class AdaptiveRateLimiter:
     def max_rate(self) -> float:
         """The ceiling additive increase climbs back to."""
         return self._max_rate
+
+    @property
+    def throttled_at(self) -> float | None:
+        """The rate the last 429 came at (what this limiter believes the quota is), or None
+        when none came or the rate has since grown well past it."""
+        return None if math.isinf(self._throttled_at) else self._throttled_at
 
     @property
     def paused_until(self) -> float | None:
@@ -181,7 +190,7 @@ class AdaptiveRateLimiter:
             return
         if self._rate > _FORGET_ABOVE * self._throttled_at:
             self._throttled_at = math.inf  # well past the old limit: the quota has grown
-        near = self._rate >= _PROBE_FROM * self._throttled_at
+        near = self._rate >= PROBE_FROM * self._throttled_at
         step = self._increase * (_PROBE_SPEED if near else 1.0) * min(now - since, 1.0)
         self._rate = min(self._max_rate, self._rate + step)
 
