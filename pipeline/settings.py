@@ -159,8 +159,8 @@ class Settings(PathSettings):
     appzen_remember_rate: Annotated[
         bool,
         Field(
-            description="Remember the rate AppZen's 429s taught a run (in staging, per endpoint "
-            "and customer id) and start the next run, on any worker, just under it instead of "
+            description="Remember the quota AppZen's 429s taught a run (in staging, per endpoint "
+            "and customer id) and start the next run, on any worker, there instead of "
             "re-probing from APPZEN_RATE_LIMIT.",
         ),
     ] = True

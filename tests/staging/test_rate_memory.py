@@ -29,28 +29,75 @@ def memory(store: StagingStore, endpoint: str = "invoices", **changes: object) -
 
 
 def learned(limiter: AdaptiveRateLimiter, at: float) -> None:
-    """The limiter drew a 429 while pacing at ``at`` requests/s."""
+    """The limiter drew a 429 while pacing at ``at`` requests/s (a run too short to measure)."""
     limiter._rate = at  # the rate AIMD had climbed to when the quota ran out
     limiter.on_throttled(None)
 
 
-def test_a_first_run_starts_at_the_configured_rate_and_remembers_its_429s(
+def pressed(limiter: AdaptiveRateLimiter, clock: VirtualClock, at: float, quota: float) -> None:
+    """A 429 at ``at`` requests/s, then AppZen lets ``quota`` a second through for 20 s."""
+    learned(limiter, at)
+    for _ in range(int(20 * quota)):
+        clock.advance(1 / quota)
+        limiter.on_success()
+
+
+def test_a_first_run_remembers_the_quota_it_measured_and_the_next_starts_there(
     store: StagingStore,
 ) -> None:
     first = memory(store)
-    limiter = first.limiter(100.0, VirtualClock())
+    clock = VirtualClock()
+    limiter = first.limiter(100.0, clock)
     assert (limiter.current_rate, limiter.throttled_at, first.recalled) == (100.0, None, None)
 
-    learned(limiter, 52.0)
+    pressed(limiter, clock, at=80.0, quota=50.0)  # the 429 came at 80: a burst got through first
     first.remember(limiter)
 
     second = memory(store)
     again = second.limiter(100.0, VirtualClock())
     assert second.recalled is not None
-    assert second.recalled.throttled_at == pytest.approx(52.0)
-    assert again.current_rate == pytest.approx(0.9 * 52.0), "just under the rate of the 429"
-    assert again.throttled_at == pytest.approx(52.0), "it lingers there, probing slowly"
+    assert second.recalled.quota == pytest.approx(50.0, rel=0.01), "measured, not 80"
+    assert again.current_rate == pytest.approx(50.0, rel=0.01), "it starts at the quota"
+    assert again.throttled_at == pytest.approx(50.0, rel=0.01), "and lingers there"
     assert again.max_rate == 100.0, "the configured rate stays the ceiling"
+
+
+def test_a_run_too_short_to_measure_remembers_just_under_its_last_429(
+    store: StagingStore,
+) -> None:
+    first = memory(store)
+    limiter = first.limiter(100.0, VirtualClock())
+    learned(limiter, 52.0)
+    first.remember(limiter)
+
+    recalled = memory(store).recall()
+    assert recalled is not None
+    assert recalled.quota == pytest.approx(0.9 * 52.0)
+
+
+def test_under_a_memory_a_run_without_429s_keeps_it_and_one_with_lower_429s_lowers_it(
+    store: StagingStore,
+) -> None:
+    first = memory(store)
+    clock = VirtualClock()
+    limiter = first.limiter(100.0, clock)
+    pressed(limiter, clock, at=80.0, quota=50.0)
+    first.remember(limiter)
+
+    calm = memory(store)
+    calm.remember(calm.limiter(100.0, VirtualClock()))  # no 429 this time
+    kept = memory(store).recall()
+    assert kept is not None
+    assert kept.quota == pytest.approx(50.0, rel=0.01)
+
+    shrunk = memory(store)
+    clock = VirtualClock()
+    lower = shrunk.limiter(100.0, clock)
+    pressed(lower, clock, at=30.0, quota=28.0)  # AppZen lowered the quota to 28/s
+    shrunk.remember(lower)
+    now = memory(store).recall()
+    assert now is not None
+    assert now.quota == pytest.approx(28.5, rel=0.02), "0.95x the rate the 429 came at"
 
 
 def test_a_run_without_429s_and_without_memory_writes_nothing(store: StagingStore) -> None:

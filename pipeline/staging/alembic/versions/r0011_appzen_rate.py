@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         "appzen_rate",
         sa.Column("account", sa.String(64), primary_key=True),
-        sa.Column("throttled_at", sa.Float(), nullable=False),
+        sa.Column("quota", sa.Float(), nullable=False),
         sa.Column("rate", sa.Float(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
         **MYSQL_TABLE,
