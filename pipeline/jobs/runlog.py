@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
 from pipeline.redact import scrub
-from pipeline.summary import RunSummary
+from pipeline.summary import RunSummary, shown_status
 
 LOGGER = "pipeline.run"
 """The logger the CLI writes progress and run-end lines to (the flows use their run logger)."""
@@ -78,9 +78,7 @@ def _name(summary: RunSummary) -> str:
 
 
 def _done_line(summary: RunSummary) -> str:
-    status = summary.status
-    if status == "succeeded" and summary.failed:
-        status = f"succeeded with {_invoices(summary.failed)} failed"
+    status = shown_status(summary.status, summary.failed)
     counts = counts_text(summary.counts) or "nothing read, nothing sent"
     rate = f"; {summary.rate:.1f} requests/s" if summary.rate else ""
     reason = f"; {summary.reason}" if summary.reason and summary.reason != summary.fatal else ""
