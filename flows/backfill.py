@@ -21,7 +21,7 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import arun_deployment
 from prefect.utilities.annotations import quote
 
-from flows.common import artifact_key, flow_settings, log_summary, publish
+from flows.common import artifact_key, flow_settings, log_summary, publish, run_progress
 from flows.limits import DEFAULT_LIMIT, GlobalRateLimiter, check_limit, partition_rate
 from flows.parameters import (
     BlockName,
@@ -32,6 +32,7 @@ from flows.parameters import (
     Parallel,
     PartitionIndex,
     Partitions,
+    PartitionTimeout,
     Rate,
     RunId,
 )
@@ -47,6 +48,9 @@ from pipeline.settings import Settings
 from pipeline.summary import RunSummary
 
 POLL_SECONDS = 2.0
+PARTITION_TIMEOUT_S = 24 * 3600.0
+"""How long a spread backfill waits for its partition runs by default (a lost worker's run
+would otherwise hold the parent, and its worker slot, forever)."""
 """How often a spread backfill asks the server whether its partitions have finished."""
 Rows = list[dict[str, object]]
 
@@ -98,9 +102,10 @@ async def partition_task(part: Any, settings: Any, limiter: Any) -> RunSummary:
 async def _run_partition(
     settings: Settings, store: StagingStore, part: BackfillPartition, limiter: RateLimiter
 ) -> RunSummary:
-    summary = await backfill_job.run_partition(
-        settings, store, part, limiter=limiter, per_batch=batch_task
-    )
+    with run_progress(settings) as progress:
+        summary = await backfill_job.run_partition(
+            settings, store, part, limiter=limiter, per_batch=batch_task, on_progress=progress
+        )
     return log_summary(summary)
 
 
@@ -115,11 +120,14 @@ async def backfill(
     deployment: DeploymentName = "backfill-partition/backfill-partition",
     global_limit: LimitName = DEFAULT_LIMIT,
     credentials_block: BlockName = None,
+    partition_timeout: PartitionTimeout = PARTITION_TIMEOUT_S,
 ) -> list[dict[str, object]]:
     """Backfill ``[start, end]`` (whole days; open ends allowed) in ``partitions`` date ranges.
     With ``spread``, each range is a run of ``deployment`` (any worker of the pool); ``parallel``
     says how many of them the pool runs at once (default: all), to split the quota. The backfill
-    is a staging run of its own that every partition's run names (``parent_run_id``)."""
+    is a staging run of its own that every partition's run names (``parent_run_id``). A spread
+    partition not finished after ``partition_timeout`` seconds is reported lost (its state then,
+    e.g. ``Lost (Running)``) instead of being waited for forever, and the backfill ends Failed."""
     settings = await flow_settings(credentials_block)
     plan = BackfillPlan(Path(mapping), start, end, partitions)
     name = plan.mapping_name()
@@ -128,7 +136,9 @@ async def backfill(
         with backfill_job.parent_run(store, plan) as parent:
             parts = plan.partitions_of(parent.id)
             if spread:
-                spec = _Spread(deployment, parallel, global_limit, credentials_block)
+                spec = _Spread(
+                    deployment, parallel, global_limit, credentials_block, partition_timeout
+                )
                 rows = await _spread(settings, store, parts, spec, parent)
             else:
                 rows = await _local(settings, parts, parent)
@@ -174,6 +184,7 @@ class _Spread:
     parallel: int | None
     global_limit: str | None
     credentials_block: str | None
+    timeout_s: float = PARTITION_TIMEOUT_S
 
 
 async def _spread(
@@ -202,7 +213,7 @@ async def _spread(
                     "credentials_block": spread.credentials_block,
                     "parent_run_id": part.parent_run_id,
                 },
-                timeout=None,
+                timeout=spread.timeout_s,
                 poll_interval=POLL_SECONDS,
             )
             for part in parts
@@ -214,9 +225,17 @@ async def _spread(
     for part, run, summary in zip(parts, runs, summaries, strict=True):
         if summary is not None:
             parent.add(summary)
-        state = (run.state.name if run.state is not None else None) or "Unknown"
-        rows.append(_row(part, state, run.name, summary))
+        rows.append(_row(part, _final_name(run), run.name, summary))
     return rows
+
+
+def _final_name(run: FlowRun) -> str:
+    """The partition run's final state's name, or ``Lost (Running)`` when it had not finished
+    when the parent stopped waiting."""
+    state = run.state
+    if state is None:
+        return "Lost (no state)"
+    return (state.name or "Unknown") if state.is_final() else f"Lost ({state.name})"
 
 
 def _row(

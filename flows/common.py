@@ -5,9 +5,10 @@ Flows only orchestrate: every step is a call into ``pipeline``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prefect import get_run_logger
@@ -17,6 +18,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
 from pipeline.errors import TransientError
+from pipeline.jobs.progress import RunProgress, logged_progress
 from pipeline.jobs.runlog import log_end
 from pipeline.jobs.store import StagingStore
 from pipeline.redact import SecretFilter, register_settings
@@ -70,6 +72,15 @@ def log_summary(summary: RunSummary) -> RunSummary:
     INFO counts, a WARNING when invoices failed, an ERROR when it stopped); ``summary``."""
     log_end(get_run_logger(), summary)
     return summary
+
+
+@contextlib.contextmanager
+def run_progress(settings: Settings, total: int | None = None) -> Iterator[RunProgress]:
+    """A job's ``on_progress`` that logs the run's progress line (extracted, sent, failed, rate,
+    ETA when ``total`` is known) in the flow-run log every PROGRESS_INTERVAL seconds, and once
+    at the end."""
+    with logged_progress(get_run_logger(), settings.progress_interval, total) as progress:
+        yield progress
 
 
 def artifact_key(kind: str, mapping: str) -> str:

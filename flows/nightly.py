@@ -9,7 +9,7 @@ from prefect import flow
 from prefect.utilities.annotations import quote
 
 from flows.automations import emit_failed_invoices
-from flows.common import artifact_key, flow_settings, log_summary, publish
+from flows.common import artifact_key, flow_settings, log_summary, publish, run_progress
 from flows.parameters import BlockName, MappingRef
 from flows.tasks import batch_task, status_sync_task
 from pipeline.errors import RunStopped
@@ -30,7 +30,10 @@ async def nightly_sync(
     store = open_store(settings)
     try:
         options = SyncOptions(Path(mapping), flow="sync")
-        summary = await sync_job.run(settings, store, options, per_batch=batch_task)
+        with run_progress(settings) as progress:
+            summary = await sync_job.run(
+                settings, store, options, per_batch=batch_task, on_progress=progress
+            )
         summaries: list[RunSummary] = [log_summary(summary)]
         if status_sync and not summary.fatal:
             summaries.append(await status_sync_task(mapping, quote(settings)))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.common import artifact_key, flow_settings, log_summary, publish
+from flows.common import artifact_key, flow_settings, log_summary, publish, run_progress
 from flows.parameters import BlockName, MappingRef, RunId
 from flows.tasks import batch_task
 from pipeline.errors import RunStopped
@@ -29,7 +29,11 @@ async def retry_failed(
         if not scope.keys:
             get_run_logger().info(f"{scope.name}: no failed invoices to retry")
             return {"mapping": scope.name, "status": "nothing to retry", "counts": {}}
-        summary = log_summary(await retry_job.run(settings, store, scope, per_batch=batch_task))
+        with run_progress(settings, total=len(scope.keys)) as progress:
+            done = await retry_job.run(
+                settings, store, scope, per_batch=batch_task, on_progress=progress
+            )
+        summary = log_summary(done)
         title = f"Retry of failed {scope.name} invoices"
         await publish(title, artifact_key("retry-failed", scope.name), [summary], store)
     finally:

@@ -10,7 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from flows.common import log_summary, only_transient
+from flows.common import log_summary, only_transient, run_progress
 from pipeline.jobs import status as status_job
 from pipeline.jobs.status import StatusOptions
 from pipeline.jobs.store import open_store
@@ -42,7 +42,9 @@ async def status_sync_task(mapping: str, settings: Any) -> RunSummary:
     pushes inside are batched, rate-limited and retried by the pipeline)."""
     store = open_store(settings)
     try:
-        summary = await status_job.run(settings, store, StatusOptions(Path(mapping)))
+        with run_progress(settings) as progress:
+            options = StatusOptions(Path(mapping))
+            summary = await status_job.run(settings, store, options, on_progress=progress)
         log_summary(summary)
         return summary
     finally:

@@ -156,6 +156,14 @@ class Settings(PathSettings):
             "(exit code 3); the invoices stay pending.",
         ),
     ] = 30.0
+    appzen_remember_rate: Annotated[
+        bool,
+        Field(
+            description="Remember the quota AppZen's 429s taught a run (in staging, per endpoint "
+            "and customer id) and start the next run, on any worker, there instead of "
+            "re-probing from APPZEN_RATE_LIMIT.",
+        ),
+    ] = True
     appzen_daily_budget: Annotated[
         int,
         Field(
@@ -198,6 +206,15 @@ class Settings(PathSettings):
     batch_size: Annotated[
         int, Field(ge=1, le=100_000, description="Invoices per unit of work (one commit).")
     ] = 500
+    progress_interval: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=86_400,
+            description="Seconds between the INFO progress lines a run logs when stderr is not "
+            "a terminal (cron, a Prefect worker): extracted, sent, failed, rate, ETA.",
+        ),
+    ] = 30.0
     merchant_base_url: Annotated[
         str | None,
         Field(description="Merchant platform API root; overrides the mapping's and connectors'."),

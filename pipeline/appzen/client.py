@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -211,6 +212,7 @@ class AppZenClient:
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
+        started = time.monotonic()
         try:
             response = await self._pooled(method, path, content, headers)
         except httpx.TimeoutException as error:
@@ -225,6 +227,15 @@ class AppZenClient:
                 ) from None
             kind = type(error).__name__
             raise TransportError(f"no answer from AppZen ({kind}: {error})") from None
+        if log.isEnabledFor(logging.DEBUG):  # -vv: one line per request, never a header or body
+            log.debug(
+                "AppZen %s /%s: HTTP %s in %.0f ms (x-correlation-id %s)",
+                method,
+                path,
+                response.status_code,
+                (time.monotonic() - started) * 1000,
+                response.headers.get(CORRELATION_HEADER, "none"),
+            )
         if response.is_success:
             return response
         raise _error_from(operation, response)

@@ -3,7 +3,8 @@
 Exit codes: 0 all good, 1 some rows failed, 2 configuration or credential error, or a source
 that cannot be read (one line on stderr naming what and where, never a traceback; a run is
 recorded ``failed`` with that line), 3 AppZen unreachable (the circuit breaker
-stopped the run; the invoices stay pending), 130 interrupted. The pipeline (pandas,
+stopped the run; the invoices stay pending), 130 interrupted (Ctrl-C), 143 stopped cleanly by
+SIGTERM (the run is recorded ``cancelled``). The pipeline (pandas,
 SQLAlchemy, httpx) is imported inside the commands, so ``--help`` answers at once.
 """
 
@@ -74,17 +75,44 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Plan only: send and 
 
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress at INFO.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="-v: a progress line per batch and the pipeline's INFO messages; -vv: also one "
+            "DEBUG line per AppZen request (method, path, status, time, x-correlation-id; never "
+            "a header or body).",
+        ),
+    ] = 0,
 ) -> None:
     """appzen-etl: extract invoices, map them, post them to AppZen, push ERP status back.
 
+    Off a terminal (cron, a pipe), runs log a progress line every PROGRESS_INTERVAL seconds
+    (default 30) and their end lines on stderr.
+
     Example: [bold]appzen-etl sync --mapping mappings/sample_erp.yaml[/]
     """
+    configure_logging(verbose)
+
+
+def configure_logging(verbose: int) -> None:
+    """Log lines on stderr, secrets scrubbed: WARNING and up, the runs' progress and end lines
+    (INFO) always; ``-v`` the pipeline's INFO and a line per batch; ``-vv`` DEBUG of the
+    pipeline (one line per AppZen request). HTTP libraries stay at WARNING (their lines could
+    carry what the pipeline's own never do)."""
+    from pipeline.jobs.runlog import LOGGER  # noqa: PLC0415
+
+    render.VERBOSITY = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger(LOGGER).setLevel(logging.INFO)
+    logging.getLogger("pipeline").setLevel(logging.DEBUG if verbose > 1 else logging.NOTSET)
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     install_log_filter()
 
 

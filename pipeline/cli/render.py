@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
-import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -23,6 +22,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from pipeline.jobs.progress import RunProgress, logged_progress
+from pipeline.jobs.runlog import LOGGER as RUN_LOGGER
+from pipeline.jobs.runlog import log_end
 from pipeline.redact import scrub
 
 if TYPE_CHECKING:
@@ -118,20 +120,6 @@ ALWAYS_SHOWN = {
     "status_sync_dry_run": ("would_push", "failed_status_sync"),
 }
 """Rows a summary table shows even at zero (other rows only when they count something)."""
-
-DONE_KEYS = (
-    "created",
-    "updated",
-    "unchanged",
-    "rejected_unchanged",
-    "busy",
-    "failed_mapping",
-    "failed_validation",
-    "failed_check",
-    "failed_appzen",
-    "failed_retries",
-)
-"""Counts that together say how many in-scope invoices a run has finished (for the ETA)."""
 
 
 def _shown_always(summary: RunSummary) -> tuple[str, ...]:
@@ -341,60 +329,34 @@ def error(message: str, prefix: str = "error") -> None:
     err_console.out(scrub(message), highlight=False)
 
 
-class RateWindow:
-    """Requests per second over the last ``window_s`` seconds: the *current* rate."""
-
-    def __init__(self, window_s: float = 5.0) -> None:
-        self.window_s = window_s
-        self._samples: deque[tuple[float, int]] = deque()
-
-    def add(self, moment: float, requests: int) -> float:
-        """Record the request count at ``moment``; the rate over the window ending there."""
-        self._samples.append((moment, requests))
-        while len(self._samples) > 2 and moment - self._samples[1][0] >= self.window_s:
-            self._samples.popleft()
-        first_moment, first_requests = self._samples[0]
-        span = moment - first_moment
-        return (requests - first_requests) / span if span > 0 else 0.0
-
-
-def progress_line(summary: RunSummary, elapsed: float, rate: float, total: int | None) -> str:
-    """The live line: extracted, sent, unchanged, failed, current rate, elapsed time, and an ETA
-    when the number of invoices in scope is known."""
-    c = summary.counts
-    line = (
-        f"{summary.flow}: extracted {c['extracted']:,} · sent {c['created'] + c['updated']:,} · "
-        f"unchanged {c['unchanged']:,} · failed {summary.failed:,} · {rate:.1f} requests/s · "
-        f"{elapsed:.0f} s"
-    )
-    if total:
-        done = min(sum(c[k] for k in DONE_KEYS), total)
-        speed = done / max(elapsed, 1e-6)
-        eta = f"ETA {(total - done) / speed:.0f} s" if speed > 0 else "ETA …"
-        line += f" · {done:,}/{total:,} · {eta}"
-    return line
+VERBOSITY = 0
+"""How many ``-v`` the command line was given (set by the CLI's main callback)."""
 
 
 @contextlib.contextmanager
 def progress_display(
-    *, enabled: bool = True, total: int | None = None
+    *, total: int | None = None, interval: float = 30.0
 ) -> Iterator[Callable[[RunSummary], None]]:
-    """A live line on stderr while a run goes on, only when stderr is a terminal; ``total``
-    (invoices in scope, when known) adds an ETA. Yields the ``on_progress`` callback."""
-    if not enabled or not err_console.is_terminal:
-        yield lambda summary: None
+    """Follow a run while it goes; yields the job's ``on_progress`` callback. On a terminal, a
+    live line on stderr (counts, rate, elapsed; done/total and the time remaining when ``total``,
+    the invoices in scope, is known). Off a terminal (cron, a pipe), that line is logged at INFO
+    every ``interval`` seconds and once at the end. ``-v`` adds a line per batch, either way."""
+    log = logging.getLogger(RUN_LOGGER)
+    if not err_console.is_terminal:
+        with logged_progress(log, interval, total, per_batch=VERBOSITY > 0) as progress:
+            yield progress
         return
-    started = time.monotonic()
-    window = RateWindow()
-    window.add(started, 0)
-    with Live("starting…", console=err_console, transient=True, refresh_per_second=4) as live:
+    progress = RunProgress(total, on_batch=log.info if VERBOSITY > 0 else None)
+    with Live(progress, console=err_console, transient=True, refresh_per_second=4):
+        yield progress
 
-        def show(summary: RunSummary) -> None:
-            now = time.monotonic()
-            rate = window.add(now, summary.counts["requests"])
-            live.update(progress_line(summary, now - started, rate, total))
 
-        yield show
+def log_run_end(summary: RunSummary) -> None:
+    """Off a terminal, the run's end lines in the log (INFO counts, WARNING failed invoices,
+    ERROR the stop: :func:`pipeline.jobs.runlog.end_lines`); on a terminal the summary table
+    says it all."""
+    if not err_console.is_terminal:
+        log_end(logging.getLogger(RUN_LOGGER), summary)
 
 
 @contextlib.contextmanager

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_OUTAGE, EXIT_PARTIAL = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+"""128 + SIGTERM: the run was asked to stop and stopped cleanly (recorded ``cancelled``)."""
 EXIT_BUDGET = 5
 """The day's AppZen budget is spent: the run stopped cleanly and resumes after the day boundary."""
 CONTENT_FLOWS = ("sync", "backfill", "retry_failed")
@@ -93,29 +95,39 @@ def open_store(settings: Settings) -> StagingStore:
 
 # --- running -------------------------------------------------------------------------------
 def content_run(
-    run: Callable[[Progress], Coroutine[Any, Any, RunSummary]], total: int | None = None
+    run: Callable[[Progress], Coroutine[Any, Any, RunSummary]],
+    settings: Settings,
+    total: int | None = None,
 ) -> RunSummary:
-    """One sync/backfill/retry job (``run(on_progress)``, a coroutine of the job API that
-    attaches its reports) to the end, with live progress; ``total`` (invoices in scope, when
-    known) gives the progress line an ETA."""
-    with render.progress_display(total=total) as show:
-        return asyncio.run(run(show))
+    """One job (``run(on_progress)``, a coroutine of the job API that attaches its reports) to
+    the end with its progress (live on a terminal, else logged every PROGRESS_INTERVAL seconds);
+    ``total`` (invoices in scope, when known) gives it an ETA. Off a terminal the run's end
+    lines are logged too. SIGTERM stops it cleanly (:mod:`pipeline.runtime.stop`)."""
+    from pipeline.runtime.stop import sigterm_stops_runs  # noqa: PLC0415
+
+    with render.progress_display(total=total, interval=settings.progress_interval) as show:
+        summary = asyncio.run(sigterm_stops_runs(run(show)))
+    render.log_run_end(summary)
+    return summary
 
 
 def sync_run(options: SyncOptions, settings: Settings, store: StagingStore) -> RunSummary:
     """A sync run of ``options`` with progress; its reports attached."""
     from pipeline.jobs import sync as sync_job  # noqa: PLC0415
 
-    return content_run(lambda show: sync_job.run(settings, store, options, on_progress=show))
+    return content_run(
+        lambda show: sync_job.run(settings, store, options, on_progress=show), settings
+    )
 
 
 def status_run(mapping: Path, settings: Settings, store: StagingStore, dry_run: bool) -> RunSummary:
-    """A status-sync run (a spinner while it pushes); its reports attached."""
+    """A status-sync run with its progress (pushed, failed, rate); its reports attached."""
     from pipeline.jobs import status as status_job  # noqa: PLC0415
 
     options = status_job.StatusOptions(mapping, dry_run=dry_run)
-    with render.activity("status-sync: pushing ERP statuses to AppZen…"):
-        return asyncio.run(status_job.run(settings, store, options))
+    return content_run(
+        lambda show: status_job.run(settings, store, options, on_progress=show), settings
+    )
 
 
 def backfill_runs(plan: BackfillPlan, settings: Settings, store: StagingStore) -> Runs:
@@ -154,7 +166,7 @@ def partition_run(part: BackfillPartition, settings: Settings, store: StagingSto
     from pipeline.jobs import backfill as backfill_job  # noqa: PLC0415
 
     return content_run(
-        lambda show: backfill_job.run_partition(settings, store, part, on_progress=show)
+        lambda show: backfill_job.run_partition(settings, store, part, on_progress=show), settings
     )
 
 
@@ -164,6 +176,7 @@ def retry_run(retry: RetryScope, settings: Settings, store: StagingStore) -> Run
 
     return content_run(
         lambda show: retry_job.run(settings, store, retry, on_progress=show),
+        settings,
         total=len(retry.keys),
     )
 
@@ -215,9 +228,12 @@ def _edge_day(edge: str | None, shift: timedelta = timedelta()) -> str:
 
 # --- closing -------------------------------------------------------------------------------
 def exit_code(runs: Runs) -> int:
-    """2 when a run stopped on a fatal answer, 3 when AppZen was unreachable (an outage: the
-    circuit breaker stopped the run), 5 when the day's AppZen budget is spent, 4 when a run
-    skipped invoices another live run held (``partial``), 1 when rows failed, else 0."""
+    """143 when a run was stopped by SIGTERM (``cancelled``), 2 when a run stopped on a fatal
+    answer or its source failed, 3 when AppZen was unreachable (an outage: the circuit breaker
+    stopped the run), 5 when the day's AppZen budget is spent, 4 when a run skipped invoices
+    another live run held (``partial``), 1 when rows failed, else 0."""
+    if any(summary.cancelled for _, summary in runs):
+        return EXIT_TERMINATED
     if any(s.fatal and not (s.outage or s.budget_spent) for _, s in runs):
         return EXIT_CONFIG
     if any(summary.outage for _, summary in runs):

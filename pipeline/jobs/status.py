@@ -4,6 +4,7 @@ one) and push every change to AppZen."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from pipeline.staging import StagingStore
 from pipeline.status.push import run_status_sync
 from pipeline.status.read import StatusReader, open_status_reader
 from pipeline.summary import RunSummary
+
+Progress = Callable[[RunSummary], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +38,16 @@ async def run(
     *,
     client: AppZenClient | None = None,
     dispatcher: Dispatcher | None = None,
+    on_progress: Progress | None = None,
 ) -> RunSummary:
     """Read the mapping's current ERP statuses (with ``status.source``) and push every pending
     change as one ``status_sync`` run; the summary with its failed-row reports attached.
     ``dispatcher`` shares a rate limit and retry policy with other work (default: one built from
-    the settings). A status read whose columns do not fit the mapping stops the job before a
-    run is recorded; one whose source cannot be read (the ERP down, a query error) stops the run
-    before any push, recorded ``failed`` with the reason (both exit code 2)."""
+    the settings). ``on_progress`` is called once at the start with a summary whose counts grow
+    as the pushes are recorded (a progress line). A status read whose columns do not fit the
+    mapping stops the job before a run is recorded; one whose source cannot be read (the ERP
+    down, a query error) stops the run before any push, recorded ``failed`` with the reason
+    (both exit code 2)."""
     register_settings(settings)
     spec = load_mapping(options.mapping)
     unreadable: SourceError | None = None
@@ -64,5 +70,6 @@ async def run(
         client=client,
         dispatcher=dispatcher,
         open_reader=open_reader,
+        on_progress=on_progress,
     )
     return attach_reports(store, settings, summary)

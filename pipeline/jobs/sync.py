@@ -17,7 +17,7 @@ from pipeline.summary import RunSummary
 __all__ = ["BatchRunner", "Progress", "Result", "SyncJob", "SyncOptions", "run"]
 
 Progress = Callable[[RunSummary], None]
-"""Called with the summary after every batch (the CLI's progress line)."""
+"""Called with the run's summary once at the start and after every batch (progress lines)."""
 BatchRunner = Callable[[SyncJob, list[Result]], Awaitable[None]]
 """Runs one batch of the job, e.g. as a Prefect task: it must end in ``job.process(batch)``."""
 
@@ -40,5 +40,7 @@ async def run(
     job.on_progress = on_progress
     process = functools.partial(per_batch, job) if per_batch is not None else None
     async with job:
+        if on_progress is not None:  # sources open, run recorded: progress follows it from now
+            on_progress(job.summary)
         await drive(job, process)
     return attach_reports(store, settings, job.summary)

@@ -275,8 +275,11 @@ async def run_status_sync(
     clock: Clock = SYSTEM_CLOCK,
     dispatcher: Dispatcher | None = None,
     open_reader: Callable[[], StatusReader | None] | None = None,
+    on_progress: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     """Push every pending status change of ``mapping`` as one recorded run (flow status_sync).
+    ``on_progress`` is called once, when the run is open, with a summary whose counts are those
+    of the pushes as they are recorded (for a progress line).
 
     With ``open_reader`` (opens the mapping's status read), current ERP statuses are read first
     and the changed ones recorded in staging (:func:`~pipeline.status.read.refresh_statuses`);
@@ -301,6 +304,7 @@ async def run_status_sync(
             owner=Owner.of_this_process(STATUS_FLOW),
             counts=lambda: _snapshot(result.counts),
         )
+    _follow(on_progress, summary, result)
     status: RunStatus = "interrupted"
     lock = None if dry_run else store.named_lock(f"status-sync:{mapping}")
     held = False
@@ -318,15 +322,16 @@ async def run_status_sync(
         if read is not None:
             summary.counts.update(read.counts)
             summary.failures += read.failures
-        budget = None if dry_run or dispatcher else store.daily_budget(settings, STATUS_FLOW)
-        async with client_session(settings, client) as session:
-            calls = dispatcher or Dispatcher.from_settings(settings, clock, budget=budget)
-            try:
-                await push_statuses(
-                    store, session, calls, mapping, dry_run=dry_run, read=read, result=result
-                )
-            finally:
-                close_budget(budget, summary)
+        await _push(
+            settings,
+            store,
+            summary,
+            result,
+            read=read,
+            client=client,
+            clock=clock,
+            dispatcher=dispatcher,
+        )
         summary.counts.update(result.counts)
         summary.failures += result.failures
         summary.planned = [_planned(push) for push in result.planned]
@@ -347,6 +352,41 @@ async def run_status_sync(
     return summary
 
 
+async def _push(
+    settings: Settings,
+    store: StagingStore,
+    summary: RunSummary,
+    result: StatusSyncResult,
+    *,
+    read: ReadOutcome | None,
+    client: AppZenClient | None,
+    clock: Clock,
+    dispatcher: Dispatcher | None,
+) -> None:
+    """Push the pending changes through ``dispatcher``, or one paced from the rate earlier runs
+    learned and taking from the daily budget (both closed here, whatever happens)."""
+    own = not summary.dry_run and dispatcher is None
+    budget = store.daily_budget(settings, STATUS_FLOW) if own else None
+    memory = store.rate_memory(settings, "status") if own else None
+    limiter = memory.limiter(settings.appzen_rate_limit, clock) if memory else None
+    async with client_session(settings, client) as session:
+        calls = dispatcher or Dispatcher.from_settings(settings, clock, limiter, budget=budget)
+        try:
+            await push_statuses(
+                store,
+                session,
+                calls,
+                summary.mapping,
+                dry_run=summary.dry_run,
+                read=read,
+                result=result,
+            )
+        finally:
+            close_budget(budget, summary)
+            if memory is not None and limiter is not None:
+                memory.remember(limiter)
+
+
 def _read(
     store: StagingStore,
     mapping: str,
@@ -356,6 +396,16 @@ def _read(
     """Open the status read and read the ERP's current statuses (None: the mapping has none)."""
     reader = open_reader()
     return None if reader is None else refresh_statuses(store, mapping, reader, dry_run=dry_run)
+
+
+def _follow(
+    on_progress: Callable[[RunSummary], None] | None, summary: RunSummary, result: StatusSyncResult
+) -> None:
+    """Hand ``on_progress`` a summary of the run whose counts are the pushes' as they go."""
+    if on_progress is not None:
+        view = RunSummary(summary.run_id, summary.mapping, STATUS_FLOW, False, summary.dry_run)
+        view.counts = result.counts
+        on_progress(view)
 
 
 def _snapshot(counts: Counter[str]) -> dict[str, int]:

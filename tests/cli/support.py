@@ -24,7 +24,7 @@ FLAT_MAPPING = Path("mappings/flat_csv.yaml")
 FLAT_SOURCE = Path("samples/flat_ap_export.csv")
 TIMEOUT_S = 120
 
-SETTING_PREFIXES = ("APPZEN_", "ERP_", "STAGING_", "REPORTS_", "BATCH_")
+SETTING_PREFIXES = ("APPZEN_", "ERP_", "STAGING_", "REPORTS_", "BATCH_", "PROGRESS_")
 """Variables the pipeline's settings read: never inherited from the caller's environment."""
 
 FLAT_COLUMNS = (
@@ -35,6 +35,11 @@ FLAT_COLUMNS = (
 )
 """The columns of the flat AP export (``mappings/flat_csv.yaml``), in file order."""
 
+RUN_LOG = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?:DEBUG|INFO|WARNING|ERROR) pipeline\.run: .*\n?",
+    re.MULTILINE,
+)
+"""A line of the run log a command writes on stderr off a terminal (progress and run-end lines)."""
 REPORT_LINE = re.compile(r"^run (\d+) failed-row report \((csv|html)\): (.+)$", re.MULTILINE)
 
 
@@ -78,6 +83,11 @@ class Result:
     code: int
     stdout: str
     stderr: str
+
+    @property
+    def messages(self) -> str:
+        """stderr without the run log (progress and run-end lines): what the command says."""
+        return RUN_LOG.sub("", self.stderr)
 
     def json(self) -> Any:
         """stdout as the one JSON document it must be."""

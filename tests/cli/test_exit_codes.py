@@ -32,7 +32,7 @@ MISSING_SOURCE = "samples/flat_ap_export.csv"
 def _one_clear_line(result: Result, *needles: str) -> None:
     assert result.code == 2, result
     assert "Traceback" not in result.stderr, result
-    first = result.stderr.splitlines()[0]
+    first = result.messages.splitlines()[0]  # the run log (progress, run-end lines) aside
     assert first.startswith(("error:", "stopped:")), result
     for needle in needles:
         assert needle in result.stderr, f"{needle!r} not in:\n{result}"
@@ -158,6 +158,7 @@ def test_wrong_api_key_stops_the_run_with_exit_2(
         "sync", "-m", MAPPING, "--json", env={"APPZEN_API_KEY": "not-the-sandbox-key"}
     )
     _one_clear_line(result, "APPZEN_API_KEY", "401")
+    assert " ERROR pipeline.run: sync run 1 (flat_csv) stopped: " in result.stderr, result
     document = result.json()
     assert document["exit_code"] == 2
     [run] = document["runs"]  # no status-sync after a fatal answer

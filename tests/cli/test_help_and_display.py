@@ -17,9 +17,7 @@ import httpx
 from typer.main import get_command
 
 from pipeline.cli import app
-from pipeline.cli.render import RateWindow, progress_line
 from pipeline.devkit.sandbox import SandboxServer
-from pipeline.summary import RunSummary
 from tests.cli.support import (
     APPZEN_ETL,
     FLAT_MAPPING,
@@ -109,29 +107,10 @@ def test_progress_is_live_on_a_terminal_and_stdout_stays_json(
         if slave != -1:
             os.close(slave)
     assert process.returncode == 0, terminal
-    assert "sync: extracted 12 · sent 12" in terminal
+    assert "(flat_csv): extracted 12 · sent 12" in terminal
     assert "requests/s" in terminal
     assert json.loads(stdout)["runs"][0]["counts"]["created"] == 12
     assert len(sandbox.state.invoices()) == 12
-
-
-def test_progress_line_shows_current_rate_and_eta() -> None:
-    summary = RunSummary(7, "flat_csv", "retry_failed", False, False)
-    summary.counts.update(extracted=6, created=3, updated=1, failed_mapping=1, requests=4)
-    line = progress_line(summary, elapsed=2.0, rate=2.5, total=10)
-    assert line.startswith("retry_failed: extracted 6 · sent 4 · unchanged 0 · failed 1")
-    assert "2.5 requests/s" in line
-    assert "5/10 · ETA 2 s" in line  # 5 done in 2 s: 5 more take 2 s
-    assert "ETA" not in progress_line(summary, elapsed=2.0, rate=2.5, total=None)
-
-
-def test_rate_window_forgets_old_requests() -> None:
-    window = RateWindow(window_s=5.0)
-    assert window.add(0.0, 0) == 0.0
-    assert window.add(1.0, 100) == 100.0
-    for second in range(2, 11):
-        rate = window.add(float(second), 100)  # nothing more sent
-    assert rate == 0.0
 
 
 def _free_port() -> int:

@@ -90,7 +90,8 @@ def test_dry_run_prints_the_plan_and_sends_nothing(day: Day) -> None:
 def test_sync_json_is_one_document_with_the_counts(day: Day) -> None:
     result = day.results["sync"]
     assert result.code == 1, result
-    assert result.stderr == ""  # no progress display when stderr is not a terminal
+    assert result.messages == ""  # off a terminal stderr has the run log only (no live display)
+    assert "pipeline.run: sync run " in result.stderr
     document = result.json()
     assert document["command"] == "sync"
     assert document["exit_code"] == 1

@@ -45,8 +45,8 @@ def url(port: int) -> str:
 def assert_one_line_outage(result: Result, port: int) -> None:
     assert result.code == 3, result
     assert "Traceback" not in result.stderr, result
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result
+    lines = [line for line in result.messages.splitlines() if line.strip()]
+    assert len(lines) == 1, result  # and the run log: progress, run-end lines
     [line] = lines
     assert line.startswith(f"stopped: AppZen unreachable: no answer from 127.0.0.1:{port}"), line
     assert line.endswith(NOTE), line

@@ -17,7 +17,7 @@ PASSWORD = "erp-Pa55-w0rd"
 def assert_stopped(result: Result, *phrases: str) -> str:
     """Exit 2, one ``stopped:`` line on stderr naming ``phrases``, no traceback; the line."""
     assert result.code == 2, result
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in result.messages.splitlines() if line.strip()]
     assert len(lines) == 1, result
     [line] = lines
     assert line.startswith("stopped: "), line

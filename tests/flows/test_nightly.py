@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from flows.nightly import nightly_sync
 from pipeline.devkit.sample_erp import GenerationReport, touch
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.settings import Settings
-from tests.flows.helpers import MAPPING, updated_at
+from tests.flows.helpers import MAPPING, flow_run_id, logs_of, updated_at
 
 pytestmark = pytest.mark.prefect
 
@@ -57,3 +59,33 @@ async def test_the_next_night_sends_only_what_changed(
     assert isinstance(sync, dict)
     assert sync["counts"]["extracted"] == len(touched.document_nos)
     assert sync["counts"]["updated"] == len(changed)
+
+
+async def test_the_flow_run_log_shows_progress_lines_that_end_with_the_counts(
+    flow_env: Settings,
+    sandbox: SandboxServer,
+    erp: tuple[str, GenerationReport],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Off a terminal, what ops read is the flow-run log: progress lines at PROGRESS_INTERVAL
+    for the sync and for the status-sync, each run's last one (``· done``) with its counts."""
+    monkeypatch.setenv("PROGRESS_INTERVAL", "0.05")
+
+    state = await nightly_sync(mapping=MAPPING, return_state=True)
+    result: Any = await state.aresult()
+
+    messages = [log.message for log in await logs_of(flow_run_id(state))]
+    sync, status = result["sync"], result["status_sync"]
+    head = f"sync run {sync['run_id']} (sample_erp): "
+    progress = [m for m in messages if m.startswith(head + "extracted ")]
+    assert len(progress) >= 2, messages  # at least one at the interval, and the final one
+    counts = sync["counts"]
+    failed = sum(v for k, v in counts.items() if k.startswith("failed_"))
+    assert progress[-1].startswith(
+        f"{head}extracted {counts['extracted']:,} · sent {counts['created']:,} · unchanged 0 · "
+        f"failed {failed:,} · "
+    )
+    assert progress[-1].endswith(" · done")
+    sent = sum(status["counts"].get(k, 0) for k in ("pushed", "pushed_error"))
+    pushed = f"status_sync run {status['run_id']} (sample_erp): sent {sent:,} · failed 0 · "
+    assert any(m.startswith(pushed) and m.endswith(" · done") for m in messages), messages

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.staging import StagingStore
-from tests.cli.support import APPZEN_ETL, FLAT_COLUMNS, REPO
+from tests.cli.support import APPZEN_ETL, FLAT_COLUMNS, REPO, RUN_LOG
 
 MAPPING = "mappings/flat_csv.yaml"
 EXPORT = "samples/flat_ap_export.csv"
@@ -33,6 +33,12 @@ class Outcome:
     stderr: str
     crashed: BaseException | None
     """An exception the command let escape (a traceback for the user), if any."""
+
+    @property
+    def messages(self) -> str:
+        """stderr without the run log a spawned command writes off a terminal (progress and
+        run-end lines): what the command says."""
+        return RUN_LOG.sub("", self.stderr)
 
     def __str__(self) -> str:
         return f"exit {self.code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"

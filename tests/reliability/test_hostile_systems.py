@@ -41,7 +41,7 @@ def assert_one_line(outcome: Outcome, code: int = 2, prefix: str = "error: ") ->
     assert outcome.code == code, outcome
     assert outcome.crashed is None, outcome.crashed
     assert "Traceback" not in outcome.stdout + outcome.stderr, outcome
-    lines = outcome.stderr.splitlines()
+    lines = outcome.messages.splitlines()
     assert len(lines) == 1, outcome
     assert lines[0].startswith(prefix), outcome
     return lines[0]
