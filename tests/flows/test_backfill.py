@@ -141,7 +141,7 @@ async def test_a_spread_backfill_reports_lost_partitions_instead_of_waiting_fore
     backfill stops waiting after ``partition_timeout``, names them lost, and ends Failed with
     its staging run ``failed``; nothing was sent."""
     deployment = await backfill_partition.ato_deployment(name="nobody-serves")
-    await deployment.apply()
+    await deployment.aapply()
 
     state = await backfill(
         mapping=MAPPING,
