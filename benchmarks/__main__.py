@@ -18,7 +18,7 @@ from benchmarks.sandbox import SandboxProcess
 from benchmarks.seed import seed_sent
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ROWS = ("1", "2", "3", "4", "5", "6", "7")
+ROWS = ("1", "2", "3", "4", "5", "6", "7", "8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,8 @@ class Scale:
     """Invoices of the small and the large backfill (row 4)."""
     status_read: int
     """Invoices staged under a status read (row 7)."""
+    remembered: int
+    """Invoices posted per run at the quota, first and remembered (row 8)."""
 
 
 FULL = Scale(
@@ -46,6 +48,7 @@ FULL = Scale(
     mapping=20_000,
     memory=(10_000, 1_000_000),
     status_read=1_000_000,
+    remembered=2_000,
 )
 QUICK = Scale(
     quota_invoices=200,
@@ -54,6 +57,7 @@ QUICK = Scale(
     mapping=5_000,
     memory=(2_000, 20_000),
     status_read=20_000,
+    remembered=300,
 )
 
 
@@ -73,6 +77,12 @@ def run(rows: set[str], scale: Scale, folder: Path) -> list[Figure]:
         url = f"sqlite:///{folder / 'erp-quota.db'}"
         sample_erp(url, scale.quota_invoices)
         figures += posting.row1(url, folder / "quota", scale.quota_invoices)
+    if "8" in rows:
+        _say(f"row 8: posting {scale.remembered:,} invoices at 2x the quota, then as many again")
+        urls = (f"sqlite:///{folder / 'erp-first.db'}", f"sqlite:///{folder / 'erp-next.db'}")
+        for seed, url in enumerate(urls, start=81):
+            sample_erp(url, scale.remembered, seed=seed)
+        figures += posting.row8(urls, folder / "remember", scale.remembered)
     if "2" in rows:
         figures.append(_posted_row(scale, folder))
     if rows & {"5", "6"}:

@@ -33,6 +33,7 @@ from flows.parameters import (
     Parallel,
     PartitionIndex,
     Partitions,
+    PartitionTimeout,
     Rate,
     RunId,
 )
@@ -49,6 +50,9 @@ from pipeline.settings import Settings
 from pipeline.summary import RunSummary
 
 POLL_SECONDS = 2.0
+PARTITION_TIMEOUT_S = 24 * 3600.0
+"""How long a spread backfill waits for its partition runs by default (a lost worker's run
+would otherwise hold the parent, and its worker slot, forever)."""
 """How often a spread backfill asks the server whether its partitions have finished."""
 Rows = list[dict[str, object]]
 
@@ -118,11 +122,14 @@ async def backfill(
     deployment: DeploymentName = "backfill-partition/backfill-partition",
     global_limit: LimitName = DEFAULT_LIMIT,
     credentials_block: BlockName = None,
+    partition_timeout: PartitionTimeout = PARTITION_TIMEOUT_S,
 ) -> list[dict[str, object]]:
     """Backfill ``[start, end]`` (whole days; open ends allowed) in ``partitions`` date ranges.
     With ``spread``, each range is a run of ``deployment`` (any worker of the pool); ``parallel``
     says how many of them the pool runs at once (default: all), to split the quota. The backfill
-    is a staging run of its own that every partition's run names (``parent_run_id``)."""
+    is a staging run of its own that every partition's run names (``parent_run_id``). A spread
+    partition not finished after ``partition_timeout`` seconds is reported lost (its state then,
+    e.g. ``Lost (Running)``) instead of being waited for forever, and the backfill ends Failed."""
     settings = await flow_settings(credentials_block)
     plan = BackfillPlan(Path(mapping), start, end, partitions)
     name = plan.mapping_name()
@@ -131,7 +138,9 @@ async def backfill(
         with backfill_job.parent_run(store, plan) as parent:
             parts = plan.partitions_of(parent.id)
             if spread:
-                spec = _Spread(deployment, parallel, global_limit, credentials_block)
+                spec = _Spread(
+                    deployment, parallel, global_limit, credentials_block, partition_timeout
+                )
                 rows = await _spread(settings, store, parts, spec, parent)
             else:
                 rows = await _local(settings, parts, parent)
@@ -202,6 +211,7 @@ class _Spread:
     parallel: int | None
     global_limit: str | None
     credentials_block: str | None
+    timeout_s: float = PARTITION_TIMEOUT_S
 
 
 async def _spread(
@@ -233,15 +243,24 @@ async def _spread(
                 "credentials_block": spread.credentials_block,
                 "parent_run_id": part.parent_run_id,
             },
-            timeout=None,
+            timeout=spread.timeout_s,
             poll_interval=POLL_SECONDS,
         )
         [summary] = await asyncio.to_thread(backfill_job.summaries_of, store, parent_id, [part])
-        state = (run.state.name if run.state is not None else None) or "Unknown"
+        state = _final_name(run)
         _log_end(part, len(parts), state, summary)
         return _row(part, state, run.name, summary)
 
     return _added(parent, await asyncio.gather(*(one(part) for part in parts)))
+
+
+def _final_name(run: FlowRun) -> str:
+    """The partition run's final state's name, or ``Lost (Running)`` when it had not finished
+    when the parent stopped waiting."""
+    state = run.state
+    if state is None:
+        return "Lost (no state)"
+    return (state.name or "Unknown") if state.is_final() else f"Lost ({state.name})"
 
 
 def _row(

@@ -75,6 +75,15 @@ OutcomesFile = Annotated[
 Partitions = Annotated[
     int, Field(ge=1, le=1000, description="Date ranges the backfill is cut into (1 to 1000).")
 ]
+PartitionTimeout = Annotated[
+    float,
+    Field(
+        gt=0,
+        description="Seconds a spread backfill waits for its partition runs (default 24 h); a "
+        "partition not finished by then is reported lost and the backfill ends Failed (a "
+        "rerun finishes it).",
+    ),
+]
 Parallel = Annotated[
     int | None,
     Field(ge=1, description="Partitions the pool runs at once (default: all of them)."),

@@ -44,6 +44,7 @@ The whole tree; each family lives in the package that raises it, ``[marker]`` wh
     ├── RetriesExhausted [transient]            runtime: every attempt of one call failed
     ├── RemoteUnreachable [transient]           runtime: the circuit breaker tripped (an outage)
     ├── BudgetSpent [transient]                 runtime: the daily AppZen budget is spent
+    ├── RunCancelled [transient]                runtime: the run was asked to stop (SIGTERM)
     ├── ReportError [terminal]                  report: a report file cannot be written
     └── RunStopped [terminal]                   a run stopped on a terminal answer
 
@@ -146,3 +147,12 @@ class BudgetSpent(RemoteError, TransientError):
     def __init__(self, message: str, *, resumes_at: str) -> None:
         self.resumes_at = resumes_at
         super().__init__(message)
+
+
+class RunCancelled(RemoteError, TransientError):
+    """The run was asked to stop from outside (SIGTERM: an operator's or Prefect's cancel, a
+    shutdown; :mod:`pipeline.runtime.stop`). It stops as a spent budget does: no new request
+    goes out, the requests already out finish (or are abandoned after a grace period) and are
+    recorded, every other invoice stays pending and unclaimed, and the run is recorded
+    ``cancelled`` (CLI exit code 143, as a process ended by SIGTERM). A rerun sends the rest.
+    A :class:`RemoteError` only because the dispatcher stops on those."""

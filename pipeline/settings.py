@@ -156,6 +156,14 @@ class Settings(PathSettings):
             "(exit code 3); the invoices stay pending.",
         ),
     ] = 30.0
+    appzen_remember_rate: Annotated[
+        bool,
+        Field(
+            description="Remember the quota AppZen's 429s taught a run (in staging, per endpoint "
+            "and customer id) and start the next run, on any worker, there instead of "
+            "re-probing from APPZEN_RATE_LIMIT.",
+        ),
+    ] = True
     appzen_daily_budget: Annotated[
         int,
         Field(

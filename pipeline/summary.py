@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pipeline.errors import BudgetSpent, RemoteUnreachable
+from pipeline.errors import BudgetSpent, RemoteUnreachable, RunCancelled
 from pipeline.failures import RowFailure
 
 
@@ -34,6 +34,8 @@ class RunSummary:
     budget_spent: bool = False
     """``fatal`` is the day's AppZen budget, spent (CLI exit code 5): the run resumes after the
     next day boundary."""
+    cancelled: bool = False
+    """``fatal`` is a stop request (SIGTERM: CLI exit code 143): the run stopped cleanly."""
     _first_post: float | None = None
     _last_post: float | None = None
     failures: list[RowFailure] = field(default_factory=list)
@@ -51,6 +53,7 @@ class RunSummary:
         self.fatal = str(error)
         self.outage = isinstance(error, RemoteUnreachable)
         self.budget_spent = isinstance(error, BudgetSpent)
+        self.cancelled = isinstance(error, RunCancelled)
 
     def add_failures(self, failures: list[RowFailure]) -> None:
         """Keep the first :data:`KEPT_FAILURES` for display; staging keeps them all."""
@@ -102,6 +105,7 @@ class RunSummary:
             "reason": self.reason,
             "outage": self.outage,
             "budget_spent": self.budget_spent,
+            "cancelled": self.cancelled,
             "reports": dict(self.reports),
             "at_risk": dict(self.at_risk),
             "at_risk_unknown": self.at_risk_unknown,
@@ -126,6 +130,7 @@ class RunSummary:
             reason=data.get("reason"),  # type: ignore[arg-type]
             outage=bool(data.get("outage")),
             budget_spent=bool(data.get("budget_spent")),
+            cancelled=bool(data.get("cancelled")),
         )
         rate = float(data.get("rate_per_s", 0.0))  # type: ignore[arg-type]
         summary.posting_s = summary.counts["requests"] / rate if rate else 0.0

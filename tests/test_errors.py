@@ -35,6 +35,7 @@ EXPECTED: dict[str, type[EtlError] | None] = {
     "pipeline.errors.RunStopped": TERMINAL,
     "pipeline.errors.RemoteUnreachable": TRANSIENT,
     "pipeline.errors.BudgetSpent": TRANSIENT,
+    "pipeline.errors.RunCancelled": TRANSIENT,
     # configuration
     "pipeline.settings.SettingsError": TERMINAL,
     "pipeline.cli.runs.OptionError": TERMINAL,

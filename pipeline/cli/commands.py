@@ -3,7 +3,8 @@
 Exit codes: 0 all good, 1 some rows failed, 2 configuration or credential error, or a source
 that cannot be read (one line on stderr naming what and where, never a traceback; a run is
 recorded ``failed`` with that line), 3 AppZen unreachable (the circuit breaker
-stopped the run; the invoices stay pending), 130 interrupted. The pipeline (pandas,
+stopped the run; the invoices stay pending), 130 interrupted (Ctrl-C), 143 stopped cleanly by
+SIGTERM (the run is recorded ``cancelled``). The pipeline (pandas,
 SQLAlchemy, httpx) is imported inside the commands, so ``--help`` answers at once.
 """
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_CONFIG, EXIT_OUTAGE, EXIT_PARTIAL = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+"""128 + SIGTERM: the run was asked to stop and stopped cleanly (recorded ``cancelled``)."""
 EXIT_BUDGET = 5
 """The day's AppZen budget is spent: the run stopped cleanly and resumes after the day boundary."""
 CONTENT_FLOWS = ("sync", "backfill", "retry_failed")
@@ -100,9 +102,11 @@ def content_run(
     """One job (``run(on_progress)``, a coroutine of the job API that attaches its reports) to
     the end with its progress (live on a terminal, else logged every PROGRESS_INTERVAL seconds);
     ``total`` (invoices in scope, when known) gives it an ETA. Off a terminal the run's end
-    lines are logged too."""
+    lines are logged too. SIGTERM stops it cleanly (:mod:`pipeline.runtime.stop`)."""
+    from pipeline.runtime.stop import sigterm_stops_runs  # noqa: PLC0415
+
     with render.progress_display(total=total, interval=settings.progress_interval) as show:
-        summary = asyncio.run(run(show))
+        summary = asyncio.run(sigterm_stops_runs(run(show)))
     render.log_run_end(summary)
     return summary
 
@@ -224,9 +228,12 @@ def _edge_day(edge: str | None, shift: timedelta = timedelta()) -> str:
 
 # --- closing -------------------------------------------------------------------------------
 def exit_code(runs: Runs) -> int:
-    """2 when a run stopped on a fatal answer, 3 when AppZen was unreachable (an outage: the
-    circuit breaker stopped the run), 5 when the day's AppZen budget is spent, 4 when a run
-    skipped invoices another live run held (``partial``), 1 when rows failed, else 0."""
+    """143 when a run was stopped by SIGTERM (``cancelled``), 2 when a run stopped on a fatal
+    answer or its source failed, 3 when AppZen was unreachable (an outage: the circuit breaker
+    stopped the run), 5 when the day's AppZen budget is spent, 4 when a run skipped invoices
+    another live run held (``partial``), 1 when rows failed, else 0."""
+    if any(summary.cancelled for _, summary in runs):
+        return EXIT_TERMINATED
     if any(s.fatal and not (s.outage or s.budget_spent) for _, s in runs):
         return EXIT_CONFIG
     if any(summary.outage for _, summary in runs):

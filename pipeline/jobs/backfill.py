@@ -120,13 +120,14 @@ class ParentRun:
 
     def outcome(self) -> RunStatus:
         """``succeeded`` when every partition ran and succeeded, ``partial`` when some skipped
-        invoices another live run held (and the rest succeeded), else ``failed``."""
+        invoices another live run held (and the rest succeeded), ``cancelled`` when one was
+        stopped by SIGTERM, else ``failed``."""
         done = len(self.summaries) == self.expected
         ok = done and all(
             s.status in ("succeeded", "partial") and not s.fatal for s in self.summaries
         )
         if not ok:
-            return "failed"
+            return "cancelled" if any(s.cancelled for s in self.summaries) else "failed"
         return "partial" if any(s.status == "partial" for s in self.summaries) else "succeeded"
 
     def counts(self) -> dict[str, int]:

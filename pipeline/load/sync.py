@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Literal, Self
 
 from pipeline.appzen.client import AppZenClient, client_session
-from pipeline.errors import BudgetSpent, RemoteError
+from pipeline.errors import BudgetSpent, RemoteError, RunCancelled
 from pipeline.extract.base import SourceError
 from pipeline.failures import InvoiceFacts, RowFailure
 from pipeline.load.fit import fit_staging
@@ -42,17 +42,19 @@ from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.stream import Sources, map_stream, open_sources
 from pipeline.redact import scrub
+from pipeline.runtime import stop
 from pipeline.runtime.budget import DailyBudget
 from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
 from pipeline.runtime.dispatch import Dispatcher
-from pipeline.runtime.ratelimit import RateLimiter
+from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
 from pipeline.runtime.retry import RetryPolicy
 from pipeline.runtime.watermarks import Watermarks, bound_params
 from pipeline.settings import Settings
 from pipeline.staging import StageItem, StagingError, StagingStore
 from pipeline.staging.budget import close_budget
 from pipeline.staging.owners import DEFAULT_LEASE_S, Heartbeat, Owner
-from pipeline.staging.records import Decision
+from pipeline.staging.ratememory import RateMemory
+from pipeline.staging.records import Decision, RunStatus
 from pipeline.summary import RunSummary
 
 Flow = Literal["sync", "backfill", "retry_failed"]
@@ -117,8 +119,11 @@ class SyncJob:
         self._watermarks = Watermarks()
         self._fatal: RemoteError | None = None
         self._source_error: SourceError | None = None
+        self._cancelled: RunCancelled | None = None
+        self._listening = stop.listening(self.cancel)
         self._sources: Sources | None = None
         self._budget: DailyBudget | None = None
+        self._memory: RateMemory | None = None
         self.on_progress: Callable[[RunSummary], None] | None = None
         self._ledger = LedgerTracker(store, self.spec.name)
 
@@ -171,9 +176,14 @@ class SyncJob:
             if self.options.dry_run
             else self.store.daily_budget(self.settings, self.options.flow)
         )
+        if self._limiter is None and not self.options.dry_run:  # not shared: paced here
+            self._memory = self.store.rate_memory(self.settings, "invoices")
+        if self._memory is not None:
+            self._limiter = self._memory.limiter(self.settings.appzen_rate_limit, self.clock)
         self.dispatcher = Dispatcher.from_settings(
             self.settings, self.clock, self._limiter, self._retry_policy, budget=self._budget
         )
+        self._listening.__enter__()  # SIGTERM from here on: a clean stop (:meth:`cancel`)
         return self
 
     async def __aexit__(
@@ -184,16 +194,22 @@ class SyncJob:
     ) -> None:
         """Close the run: succeeded, failed (a fatal AppZen answer, the source failed) or
         interrupted (then its claims are freed at once, so the next run need not wait for the
-        lease to expire)."""
+        lease to expire), or cancelled (a stop request: :meth:`cancel`)."""
+        self._listening.__exit__(None, None, None)
         await self._client_cm.__aexit__(exc_type, exc, tb)
         self.summary.duration_s = time.monotonic() - self._started
         if self._heartbeat is not None:
             await asyncio.to_thread(self._heartbeat.stop)
         close_budget(self._budget, self.summary)
+        if self._memory is not None and isinstance(self._limiter, AdaptiveRateLimiter):
+            self._memory.remember(self._limiter)
         if exc_type is None:
-            if isinstance(self._fatal, BudgetSpent) or self._source_error is not None:
+            gentle = isinstance(self._fatal, BudgetSpent) or self._source_error or self._cancelled
+            if gentle:
                 self._release_claims()  # every batch has finished: what was not sent is free
-            self._finish("failed" if self.stopped else "succeeded")
+            self._finish(
+                "cancelled" if self._cancelled else "failed" if self.stopped else "succeeded"
+            )
             return
         self._release_claims()
         try:
@@ -203,8 +219,23 @@ class SyncJob:
 
     @property
     def stopped(self) -> bool:
-        """True once AppZen gave a fatal answer or the source failed: send nothing more."""
-        return self._fatal is not None or self._source_error is not None
+        """True once AppZen gave a fatal answer, the source failed or the run was cancelled:
+        send nothing more."""
+        return any(e is not None for e in (self._fatal, self._source_error, self._cancelled))
+
+    def cancel(self, reason: str) -> None:
+        """Stop cleanly on a stop request (SIGTERM, :mod:`pipeline.runtime.stop`): take no more
+        work, let the requests already out finish (abandoned after
+        :data:`~pipeline.runtime.stop.GRACE_S`), record their outcomes, free the claims, and
+        close the run ``cancelled`` with ``reason``; the invoices not sent stay pending."""
+        if self._cancelled is not None:
+            return
+        self._cancelled = RunCancelled(
+            f"cancelled: {reason}; the requests already out were finished and recorded; "
+            "nothing lost: the invoices not sent stay pending; rerun to send them"
+        )
+        self.summary.stop(self._cancelled)
+        self.dispatcher.cancel(self._cancelled, stop.GRACE_S)
 
     def source_failed(self, error: SourceError) -> None:
         """The source cannot be read any further (the ERP down, a query error, an unreadable
@@ -418,10 +449,13 @@ class SyncJob:
         self._ledger.close(acked, "delivered")  # after the commit: a crash between leaves the
         # entry open, and the next run finds the invoice unchanged and closes it then
         if posted.fatal is not None:
-            if not isinstance(posted.fatal, BudgetSpent):  # else the other batch's are still out
+            if not isinstance(
+                posted.fatal, BudgetSpent | RunCancelled
+            ):  # the other batch's are out
                 self.store.release_claims(self._owner, self.spec.name)
             self._fatal = posted.fatal
-            self.summary.stop(posted.fatal)
+            if not isinstance(posted.fatal, RunCancelled):  # else already the summary's
+                self.summary.stop(posted.fatal)
 
     def _release_claims(self) -> None:
         if self.options.dry_run or self.summary.run_id is None:
@@ -474,15 +508,15 @@ class SyncJob:
         self.summary.run_id = run_id
         return run_id
 
-    def _finish(self, status: Literal["succeeded", "failed", "interrupted"]) -> None:
-        final: Literal["succeeded", "partial", "failed", "interrupted"] = status
+    def _finish(self, status: Literal["succeeded", "failed", "interrupted", "cancelled"]) -> None:
+        final: RunStatus = status
         if status == "succeeded" and self.summary.counts["busy"]:
             final = "partial"
             self.summary.reason = (
                 f"{self.summary.counts['busy']} invoices skipped: held by "
                 f"{', '.join(sorted(self._holders))}, still running; the next run sends them"
             )
-        if final == "failed" and self.summary.reason is None:
+        if final in ("failed", "cancelled") and self.summary.reason is None:
             self.summary.reason = self.summary.fatal  # the one line that stopped it
         self.summary.status = final
         if self.options.dry_run or self.summary.run_id is None:

@@ -85,7 +85,7 @@ td,dd,p,h3,h4,code{overflow-wrap:anywhere;word-break:break-word;white-space:pre-
  padding:0 6px;font-weight:600}
 tr.reason th{background:#eaeef2;font-size:15px}td ul{margin:0;padding-left:18px}
 .ap{color:#0a3069}.author{color:#57606a}.risk{font-size:17px;margin:4px 0 10px}
-.status-failed,.status-interrupted{
+.status-failed,.status-interrupted,.status-cancelled{
  color:#cf222e;font-weight:600}
 .empty{font-size:20px;color:#1a7f37;font-weight:600}
 .more{color:#57606a;font-style:italic}

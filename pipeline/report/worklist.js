@@ -8,6 +8,7 @@
   if (!table || !controls) return;
   const body = table.tBodies[0];
   const rows = Array.from(body.querySelectorAll("tr.invoice"));
+  const position = new Map(rows.map((row, index) => [row, index]));
   const heads = Array.from(body.querySelectorAll("tr.reason"));
   const search = byId("wl-search");
   const supplier = byId("wl-supplier");
@@ -37,25 +38,40 @@
     );
   };
 
-  const apply = () => {
+  // The page arrives grouped in its listed order: only a change of sort or grouping moves rows,
+  // and only rows whose visibility changes are touched (a worklist may hold thousands).
+  let arranged = "|grouped";
+  const arrange = () => {
+    const wanted = sort.value + "|" + (grouped.checked ? "grouped" : "flat");
+    if (wanted === arranged) return;
+    arranged = wanted;
     const compare = orders[sort.value];
     const order = compare
-      ? rows.slice().sort((a, b) => compare(a, b) || rows.indexOf(a) - rows.indexOf(b))
+      ? rows.slice().sort((a, b) => compare(a, b) || position.get(a) - position.get(b))
       : rows;
-    rows.forEach((row) => { row.hidden = !matches(row); });
     if (grouped.checked) {
       heads.forEach((head) => {
-        const mine = order.filter((row) => data(row, "group") === data(head, "group"));
-        const visible = mine.filter((row) => !row.hidden).length;
-        head.hidden = visible === 0;
-        head.querySelector(".count").textContent =
-          visible === mine.length ? invoices(visible) : visible + " of " + invoices(mine.length);
-        body.append(head, ...mine);
+        body.append(head, ...order.filter((row) => data(row, "group") === data(head, "group")));
       });
     } else {
-      heads.forEach((head) => { head.hidden = true; });
       body.append(...order);
     }
+  };
+
+  const apply = () => {
+    rows.forEach((row) => {
+      const hide = !matches(row);
+      if (row.hidden !== hide) row.hidden = hide;
+    });
+    arrange();
+    heads.forEach((head) => {
+      const mine = rows.filter((row) => data(row, "group") === data(head, "group"));
+      const visible = mine.filter((row) => !row.hidden).length;
+      const hide = !grouped.checked || visible === 0;
+      if (head.hidden !== hide) head.hidden = hide;
+      head.querySelector(".count").textContent =
+        visible === mine.length ? invoices(visible) : visible + " of " + invoices(mine.length);
+    });
     const count = rows.filter((row) => !row.hidden).length;
     shown.textContent = "Showing " + count + " of " + invoices(rows.length);
   };

@@ -12,6 +12,8 @@ but failures for its window) stops the dispatcher the same way, with
 :class:`~pipeline.errors.RemoteUnreachable` as the fatal error. A spent daily budget
 (:class:`~pipeline.errors.BudgetSpent`, from a :class:`~pipeline.runtime.budget.BudgetedLimiter`)
 stops it more gently: the requests already out finish and are reported, no other starts.
+:meth:`Dispatcher.cancel` (SIGTERM, :class:`~pipeline.errors.RunCancelled`) stops it the same
+gentle way, and after a grace period abandons what is still out (it stays pending).
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from pipeline.errors import BudgetSpent, ItemError, RemoteError, RemoteUnreachable, TerminalError
+from pipeline.errors import (
+    BudgetSpent,
+    ItemError,
+    RemoteError,
+    RemoteUnreachable,
+    RunCancelled,
+    TerminalError,
+)
 from pipeline.runtime.breaker import CircuitBreaker
 from pipeline.runtime.budget import BudgetedLimiter, DailyBudget
 from pipeline.runtime.clock import Clock
@@ -74,6 +83,7 @@ class Dispatcher:
         self.policy = policy
         self.clock = clock
         self.breaker = breaker
+        self._gate = _Gate(limiter)
         self._slots = asyncio.Semaphore(concurrency)
         self._on_result = on_result
         self._running: set[asyncio.Future[None]] = set()
@@ -134,6 +144,15 @@ class Dispatcher:
         report.fatal = self.fatal
         return report
 
+    def cancel(self, error: RunCancelled, grace_s: float) -> None:
+        """Stop gently for ``error``: no request starts from now on (a call waiting for its
+        turn or between retries gets no result and stays pending), the requests already out
+        finish; those still out after ``grace_s`` seconds are abandoned (cancelled) too."""
+        if self.fatal is None:
+            self.fatal = error
+        self._gate.closed = error
+        asyncio.get_running_loop().call_later(grace_s, self._stop, error)
+
     def _watch(self) -> None:
         """Start the breaker's watchdog while calls run: it trips the breaker when requests hang
         (no failure comes back to tell it)."""
@@ -181,7 +200,7 @@ class Dispatcher:
                     lambda: call(item),
                     self.policy,
                     self.clock,
-                    limiter=self.limiter,
+                    limiter=self._gate,
                     on_retry=count_retry,
                     breaker=self.breaker,
                 )
@@ -191,7 +210,7 @@ class Dispatcher:
             except RetriesExhausted as error:
                 doubt = in_doubt + _unclear(error.last_error)
                 result = CallResult(item, error.attempts, error=error, in_doubt=doubt)
-            except BudgetSpent as spent:
+            except (BudgetSpent, RunCancelled) as spent:
                 self.fatal = self.fatal or spent  # no new call; those out finish
                 return
             except RemoteError as error:
@@ -204,6 +223,36 @@ class Dispatcher:
         report.results.append(result)
         if self._on_result is not None:
             self._on_result(result)  # type: ignore[arg-type]
+
+
+class _Gate:
+    """The dispatcher's limiter, closed by :meth:`Dispatcher.cancel`: once closed, no request
+    starts (checked before and after waiting for the limiter's slot)."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+        self.closed: RunCancelled | None = None
+
+    @property
+    def current_rate(self) -> float:
+        """The wrapped limiter's rate."""
+        return self.limiter.current_rate
+
+    async def acquire(self) -> None:
+        """The wrapped limiter's slot, or :class:`RunCancelled` once the gate is closed."""
+        if self.closed is not None:
+            raise self.closed
+        await self.limiter.acquire()
+        if self.closed is not None:
+            raise self.closed
+
+    def on_success(self) -> None:
+        """Passed to the wrapped limiter."""
+        self.limiter.on_success()
+
+    def on_throttled(self, retry_after: float | None) -> None:
+        """Passed to the wrapped limiter."""
+        self.limiter.on_throttled(retry_after)
 
 
 def describe(error: RemoteError | RetriesExhausted) -> RemoteError:

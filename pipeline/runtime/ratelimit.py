@@ -63,6 +63,11 @@ _FORGET_ABOVE = 1.1
 """Near the rate of the last 429 (from 0.9x), additive increase runs at a fifth of its speed;
 past 1.1x that rate the memory is dropped."""
 
+ADMITTED_MIN_S = 5.0
+ADMITTED_MIN = 50
+"""Seconds and successes after the first 429 before :attr:`AdaptiveRateLimiter.admitted_rate`
+counts as a measure of the quota."""
+
 MAX_PAUSE = MAX_RETRY_AFTER
 """Longest Retry-After pause honoured (seconds): the one cap of :mod:`pipeline.runtime.http`."""
 
@@ -103,10 +108,15 @@ class AdaptiveRateLimiter:
         increase: float | None = None,
         cooldown: float = 1.0,
         max_pause: float = MAX_PAUSE,
+        throttled_at: float | None = None,
+        probe_speed: float = _PROBE_SPEED,
     ) -> None:
         """``rate`` is the start rate (requests/s); ``increase`` defaults to 5% of ``max_rate``
         per second of success; ``burst`` (≥ 1, default 1) bounds catch-up after late sends;
-        ``min_rate`` is lowered to ``rate`` when the start rate is below it."""
+        ``min_rate`` is lowered to ``rate`` when the start rate is below it. ``throttled_at`` is
+        the rate a 429 came at before (a remembered quota, :attr:`throttled_at` of an earlier
+        run): the limiter lingers under it as if it had found it itself. ``probe_speed`` is the
+        share of ``increase`` used from 0.9x that rate on (0.2: a fifth)."""
         self._max_rate = float(rate if max_rate is None else max_rate)
         min_rate = min(min_rate, rate)
         _check(
@@ -133,7 +143,11 @@ class AdaptiveRateLimiter:
         self._paused_until = -math.inf
         self._last_decrease = -math.inf
         self._last_increase = -math.inf
-        self._throttled_at = math.inf
+        self._throttled_at = math.inf if throttled_at is None else float(throttled_at)
+        self._probe_speed = float(probe_speed)
+        self._first_throttle = math.inf
+        self._last_success = -math.inf
+        self._admitted = 0
         self._queue: deque[asyncio.Future[None]] = deque()
 
     @property
@@ -145,6 +159,27 @@ class AdaptiveRateLimiter:
     def max_rate(self) -> float:
         """The ceiling additive increase climbs back to."""
         return self._max_rate
+
+    @property
+    def throttled_at(self) -> float | None:
+        """The rate the last 429 came at (what this limiter believes the quota is), or None
+        when none came or the rate has since grown well past it."""
+        return None if math.isinf(self._throttled_at) else self._throttled_at
+
+    @property
+    def throttled(self) -> bool:
+        """True once a 429 came to this limiter."""
+        return not math.isinf(self._first_throttle)
+
+    @property
+    def admitted_rate(self) -> float | None:
+        """Successes per second since this limiter's first 429: what AppZen let through while
+        the limiter pressed against its quota (the quota, measured). None before a 429, or over
+        less than :data:`ADMITTED_MIN_S` seconds or :data:`ADMITTED_MIN` successes."""
+        span = self._last_success - self._first_throttle
+        if span < ADMITTED_MIN_S or self._admitted < ADMITTED_MIN:
+            return None
+        return self._admitted / span
 
     @property
     def paused_until(self) -> float | None:
@@ -175,6 +210,9 @@ class AdaptiveRateLimiter:
         """Additive increase: ``increase`` requests/s per second of success, up to ``max_rate``
         (a fifth of that near the rate the last 429 came at)."""
         now = self._clock.monotonic()
+        if now >= self._first_throttle:
+            self._admitted += 1
+            self._last_success = now
         since = max(self._last_increase, self._last_decrease + self._cooldown)
         self._last_increase = now
         if now <= since:
@@ -182,12 +220,13 @@ class AdaptiveRateLimiter:
         if self._rate > _FORGET_ABOVE * self._throttled_at:
             self._throttled_at = math.inf  # well past the old limit: the quota has grown
         near = self._rate >= _PROBE_FROM * self._throttled_at
-        step = self._increase * (_PROBE_SPEED if near else 1.0) * min(now - since, 1.0)
+        step = self._increase * (self._probe_speed if near else 1.0) * min(now - since, 1.0)
         self._rate = min(self._max_rate, self._rate + step)
 
     def on_throttled(self, retry_after: float | None = None) -> None:
         """Multiplicative decrease (once per cooldown) and a pause for ``retry_after`` seconds."""
         now = self._clock.monotonic()
+        self._first_throttle = min(self._first_throttle, now)
         if retry_after is not None and retry_after > 0:
             pause_end = now + min(retry_after, self._max_pause)
             self._paused_until = max(self._paused_until, pause_end)

@@ -48,6 +48,14 @@ budget exactly."""
 NOTE = "nothing lost: the invoices stay pending"
 
 
+def account_of(settings: Settings) -> str:
+    """The AppZen account in staging: a fingerprint of the endpoint and customer id (never a key
+    or secret), shared by the daily budget and the remembered rate."""
+    _, customer_id, _ = settings.credentials()
+    seed = f"{settings.appzen_base_url}\n{customer_id}".encode()
+    return hashlib.sha256(seed).hexdigest()[:16]
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetPolicy:
     """The daily budget's settings: ``limit`` requests per day in ``zone``, ``reserves`` per
@@ -61,12 +69,10 @@ class BudgetPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> BudgetPolicy:
         """The policy ``APPZEN_DAILY_BUDGET``, ``APPZEN_BUDGET_*`` describe."""
-        _, customer_id, _ = settings.credentials()
-        seed = f"{settings.appzen_base_url}\n{customer_id}".encode()
         return cls(
             limit=settings.appzen_daily_budget,
             zone=settings.appzen_budget_timezone,
-            account=hashlib.sha256(seed).hexdigest()[:16],
+            account=account_of(settings),
             reserves={f: n for f, n in settings.budget_reserves().items() if n > 0},
         )
 

@@ -17,7 +17,13 @@ from pipeline.staging.errors import StagingTerminalError
 from pipeline.staging.records import RunRecord, RunStatus, StoredFailure
 from pipeline.staging.tables import KEY_CHARS, failures, runs
 
-FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "partial", "failed", "interrupted")
+FINAL_STATUSES: tuple[RunStatus, ...] = (
+    "succeeded",
+    "partial",
+    "failed",
+    "interrupted",
+    "cancelled",
+)
 """What a run's own process may close it as (``crashed`` is written by another: owners.py)."""
 
 

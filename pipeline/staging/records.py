@@ -14,7 +14,9 @@ InvoiceState = Literal["pending", "sent", "rejected", "failed_retryable", "recre
 Action = Literal["send", "unchanged", "rejected_unchanged", "busy"]
 Expect = Literal["create", "update"]
 OutcomeKind = Literal["acked", "rejected", "retryable_failed"]
-RunStatus = Literal["running", "succeeded", "partial", "failed", "interrupted", "crashed"]
+RunStatus = Literal[
+    "running", "succeeded", "partial", "failed", "interrupted", "cancelled", "crashed"
+]
 ResendCause = Literal["crash", "lost_answer", "other_worker"]
 """Why AppZen may already hold an invoice staging is about to create: an earlier run died with the
 invoice claimed (``crash``), an earlier send's answer was lost (``lost_answer``: this run's retry,

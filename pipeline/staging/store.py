@@ -63,6 +63,7 @@ from pipeline.staging.errors import is_retryable, staging_error
 from pipeline.staging.ledger import LedgerStore
 from pipeline.staging.locks import NamedLock
 from pipeline.staging.owners import DEFAULT_LEASE_S, Heartbeat, Owner
+from pipeline.staging.ratememory import RateMemory, rate_memory
 from pipeline.staging.records import (
     Decision,
     InvoiceRecord,
@@ -326,6 +327,12 @@ class StagingStore:
         here for ``flow`` (:mod:`pipeline.staging.budget`)."""
         policy = budget.BudgetPolicy.from_settings(settings)
         return DailyBudget(budget.StagingLedger(policy, self._write, self._clock), flow)
+
+    def rate_memory(self, settings: Settings, endpoint: str) -> RateMemory | None:
+        """The rate earlier runs learned for AppZen's ``endpoint`` with these credentials (None
+        when ``APPZEN_REMEMBER_RATE`` is off): :mod:`pipeline.staging.ratememory`."""
+        account = f"{budget.account_of(settings)}:{endpoint}"
+        return rate_memory(settings, account, self._read, self._write, self._clock)
 
     def budget_forecast(self, settings: Settings, flow: str, requests: int) -> budget.Forecast:
         """The AppZen days ``requests`` of ``flow`` need from now (today's use counted), at the

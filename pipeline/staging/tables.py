@@ -220,3 +220,16 @@ appzen_budget = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     **MYSQL_TABLE,
 )
+
+
+# 0011_appzen_rate: the rate AppZen's 429s taught the last run, per account (endpoint and customer
+# id fingerprint) (pipeline/staging/ratememory.py).
+appzen_rate = sa.Table(
+    "appzen_rate",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("quota", sa.Float(), nullable=False),
+    sa.Column("rate", sa.Float(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    **MYSQL_TABLE,
+)

@@ -322,15 +322,16 @@ async def run_status_sync(
         if read is not None:
             summary.counts.update(read.counts)
             summary.failures += read.failures
-        budget = None if dry_run or dispatcher else store.daily_budget(settings, STATUS_FLOW)
-        async with client_session(settings, client) as session:
-            calls = dispatcher or Dispatcher.from_settings(settings, clock, budget=budget)
-            try:
-                await push_statuses(
-                    store, session, calls, mapping, dry_run=dry_run, read=read, result=result
-                )
-            finally:
-                close_budget(budget, summary)
+        await _push(
+            settings,
+            store,
+            summary,
+            result,
+            read=read,
+            client=client,
+            clock=clock,
+            dispatcher=dispatcher,
+        )
         summary.counts.update(result.counts)
         summary.failures += result.failures
         summary.planned = [_planned(push) for push in result.planned]
@@ -349,6 +350,41 @@ async def run_status_sync(
         if summary.run_id is not None:
             _close_run(store, summary, mapping, status)
     return summary
+
+
+async def _push(
+    settings: Settings,
+    store: StagingStore,
+    summary: RunSummary,
+    result: StatusSyncResult,
+    *,
+    read: ReadOutcome | None,
+    client: AppZenClient | None,
+    clock: Clock,
+    dispatcher: Dispatcher | None,
+) -> None:
+    """Push the pending changes through ``dispatcher``, or one paced from the rate earlier runs
+    learned and taking from the daily budget (both closed here, whatever happens)."""
+    own = not summary.dry_run and dispatcher is None
+    budget = store.daily_budget(settings, STATUS_FLOW) if own else None
+    memory = store.rate_memory(settings, "status") if own else None
+    limiter = memory.limiter(settings.appzen_rate_limit, clock) if memory else None
+    async with client_session(settings, client) as session:
+        calls = dispatcher or Dispatcher.from_settings(settings, clock, limiter, budget=budget)
+        try:
+            await push_statuses(
+                store,
+                session,
+                calls,
+                summary.mapping,
+                dry_run=summary.dry_run,
+                read=read,
+                result=result,
+            )
+        finally:
+            close_budget(budget, summary)
+            if memory is not None and limiter is not None:
+                memory.remember(limiter)
 
 
 def _read(

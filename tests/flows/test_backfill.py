@@ -12,7 +12,7 @@ from datetime import date, datetime
 import pytest
 import sqlalchemy as sa
 
-from flows.backfill import backfill
+from flows.backfill import backfill, backfill_partition
 from pipeline.devkit.sample_erp import GenerationReport
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.devkit.sandbox.knobs import Credentials
@@ -167,3 +167,37 @@ async def test_a_rerun_finishes_an_interrupted_backfill_and_sends_nothing_twice(
     counts = [counts_of(row) for row in rows]
     assert sum(c.get("unchanged", 0) for c in counts) == len(done)
     assert sum(c.get("created", 0) for c in counts) == len(clean - done)
+
+
+async def test_a_spread_backfill_reports_lost_partitions_instead_of_waiting_forever(
+    flow_env: Settings, sandbox: SandboxServer
+) -> None:
+    """Partition runs of a deployment no worker serves (a lost worker) stay Scheduled: the
+    backfill stops waiting after ``partition_timeout``, names them lost, and ends Failed with
+    its staging run ``failed``; nothing was sent."""
+    deployment = await backfill_partition.ato_deployment(name="nobody-serves")
+    await deployment.aapply()
+
+    state = await backfill(
+        mapping=MAPPING,
+        start=date(2024, 1, 1),
+        end=date(2024, 12, 31),
+        partitions=2,
+        spread=True,
+        deployment="backfill-partition/nobody-serves",
+        global_limit=None,
+        partition_timeout=3,
+        return_state=True,
+    )
+
+    assert state.is_failed(), state
+    message = state.message or ""
+    assert "partition 1: Lost (Scheduled)" in message, message
+    assert "partition 2: Lost (Scheduled)" in message, message
+    store = open_store(flow_env)
+    try:
+        parent = store.list_runs(1)[0]
+    finally:
+        store.close()
+    assert (parent.flow, parent.status) == ("backfill", "failed"), parent
+    assert sandbox.state.invoices() == {}

@@ -16,7 +16,9 @@ import pytest
 
 from pipeline.devkit.sample_erp import GenerationReport, touch
 from pipeline.devkit.sandbox import SandboxServer, StoredInvoice
+from pipeline.jobs import sync as sync_job
 from pipeline.load.sync import SyncJob
+from pipeline.runtime import stop
 from pipeline.settings import Settings
 from pipeline.staging import InvoiceRecord, StagingStore
 from pipeline.staging.owners import DEFAULT_LEASE_S
@@ -172,3 +174,47 @@ def test_an_interrupted_run_frees_its_claims_so_the_next_run_need_not_wait(
 
     assert rerun.counts["busy"] == 0
     assert store.count_by_state(NAME) == {"sent": len(valid)}
+
+
+def test_a_stop_request_mid_run_records_what_went_out_and_cancels_the_run(
+    sandbox: SandboxServer, settings: Settings, store: StagingStore
+) -> None:
+    """SIGTERM's in-process twin (the real signal: tests/reliability/test_cli_sigterm.py): a
+    stop request after the first batch lets the batch still posting finish and be recorded,
+    frees every claim, writes the report and closes the run ``cancelled``."""
+    sandbox.state.configure(latency_ms=100)  # the second batch is still posting when we stop
+
+    def stop_once(summary: RunSummary) -> None:
+        if summary.counts["created"]:  # the first batch is recorded
+            stop.request_stop("SIGTERM received")
+
+    async def cancelled_run() -> RunSummary:
+        return await stop.sigterm_stops_runs(
+            sync_job.run(settings, store, options(), on_progress=stop_once)
+        )
+
+    summary = asyncio.run(cancelled_run())
+    settle(sandbox)
+    sandbox.state.configure(latency_ms=0)
+
+    assert (summary.status, summary.cancelled) == ("cancelled", True), summary.as_dict()
+    assert (summary.fatal or "").startswith("cancelled: SIGTERM received")
+    assert sorted(summary.reports) == ["csv", "html"]
+    run = store.get_run(summary.run_id or 0)
+    assert run is not None
+    assert (run.status, run.reason) == ("cancelled", summary.fatal)
+    valid = expected(settings)
+    staged = [r for r in (store.get_invoice(NAME, key) for key in valid) if r is not None]
+    assert all(r.claimed_by is None for r in staged)
+    stored = sandbox.state.invoices()
+    assert {r.invoice_id: r.uuid for r in staged if r.uuid} == {
+        key: invoice.uuid for key, invoice in stored.items()
+    }, "every request out finished and was recorded"
+    assert 0 < len(stored) < len(valid)
+    assert stop.requested() is None, "the request ends with the work it stopped"
+
+    rerun = run_sync(options(), settings, store)
+
+    assert (rerun.status, rerun.counts["busy"]) == ("succeeded", 0)
+    assert store.count_by_state(NAME) == {"sent": len(valid)}
+    assert {invoice.versions for invoice in sandbox.state.invoices().values()} == {1}

@@ -97,7 +97,11 @@ def test_with_scripts_the_worklist_groups_filters_searches_and_sorts(
     assert browser.js(SHOWN_KEYS) == _keys(1, 2, 7, 10, 12, 3, 4, 8, 11, 5, 6, 9)
     browser.choose("wl-sort", "date")  # invoice date, oldest first
     assert browser.js(SHOWN_KEYS) == _keys(9, 8, 7, 3, 4, 1, 2, 5, 6, 10, 11, 12)
+    browser.choose("wl-grouped", "on")  # back in groups, each in invoice-date order
+    assert browser.js(SHOWN_GROUPS) == ALL_GROUPS
+    assert browser.js(SHOWN_KEYS) == _keys(3, 4, 1, 2, 7, 5, 6, 9, 8, 10, 11, 12)
 
+    browser.choose("wl-grouped", "off")
     browser.choose("wl-sort", "amount")
     browser.type_into("wl-search", "AC-2025")
     assert browser.js(SHOWN_KEYS) == _keys(7, 1, 12, 2, 10)

@@ -10,7 +10,14 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.staging import StagingStore
-from pipeline.staging.tables import appzen_budget, failure_ledger, failures, invoices, runs
+from pipeline.staging.tables import (
+    appzen_budget,
+    appzen_rate,
+    failure_ledger,
+    failures,
+    invoices,
+    runs,
+)
 from tests import databases
 from tests.databases import DIALECTS
 from tests.staging.helpers import FakeClock
@@ -82,7 +89,7 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     url = str(request.getfixturevalue(f"_{backend}_session_url"))
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        for table in (failure_ledger, failures, invoices, runs, appzen_budget):
+        for table in (failure_ledger, failures, invoices, runs, appzen_budget, appzen_rate):
             conn.execute(sa.delete(table))
     engine.dispose()
     return url

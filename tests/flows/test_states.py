@@ -1,0 +1,103 @@
+"""Prefect states follow the truth: a source failure (the ERP down) or an AppZen outage ends the
+flow run ``Failed`` (never Completed), with the run's one-line reason logged at ERROR, its
+staging run recorded ``failed`` with that reason and its artifact saying it stopped."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+from prefect.client.schemas.objects import Log
+
+from flows.backfill import backfill_partition
+from flows.nightly import nightly_sync
+from flows.status import status_sync
+from pipeline.jobs.store import open_store
+from pipeline.settings import Settings
+from tests.flows.helpers import MAPPING, artifact_data, flow_run_id, logs_of
+
+pytestmark = pytest.mark.prefect
+
+
+def remove_erp(settings: Settings) -> Path:
+    """Take the sample ERP (SQLite) away; its path."""
+    assert settings.erp_database_url is not None
+    erp = Path(settings.erp_database_url.get_secret_value().removeprefix("sqlite:///"))
+    erp.unlink()
+    return erp
+
+
+def errors(logs: list[Log]) -> list[str]:
+    return [log.message for log in logs if log.level == logging.ERROR]
+
+
+def assert_failed_run_recorded(settings: Settings, flow: str, *phrases: str) -> str:
+    """The newest staging run is ``flow``, ``failed``, with a reason naming ``phrases``."""
+    store = open_store(settings)
+    try:
+        run = store.list_runs(1)[0]
+    finally:
+        store.close()
+    assert (run.flow, run.status) == (flow, "failed"), run
+    assert run.reason is not None
+    for phrase in phrases:
+        assert phrase in run.reason, run.reason
+    return run.reason
+
+
+async def test_nightly_with_the_erp_down_ends_failed_with_the_reason_at_error(
+    flow_env: Settings,
+) -> None:
+    erp = remove_erp(flow_env)
+
+    state = await nightly_sync(mapping=MAPPING, return_state=True)
+
+    assert state.is_failed(), state
+    reason = assert_failed_run_recorded(flow_env, "sync", str(erp), "does not exist")
+    assert reason in (state.message or "")
+    logged = errors(await logs_of(flow_run_id(state)))
+    assert any(reason in line for line in logged), logged
+    summary = (await artifact_data("nightly-sample-erp-summary")).replace("\\", "")
+    assert "does not exist" in summary
+
+
+async def test_status_sync_with_the_erp_down_ends_failed(flow_env: Settings) -> None:
+    remove_erp(flow_env)
+
+    state = await status_sync(mapping=MAPPING, return_state=True)
+
+    assert state.is_failed(), state
+    reason = assert_failed_run_recorded(flow_env, "status_sync", "does not exist")
+    assert any(reason in line for line in errors(await logs_of(flow_run_id(state))))
+
+
+async def test_a_backfill_partition_with_the_erp_down_ends_failed(flow_env: Settings) -> None:
+    remove_erp(flow_env)
+
+    state = await backfill_partition(mapping=MAPPING, index=1, global_limit=None, return_state=True)
+
+    assert state.is_failed(), state
+    reason = assert_failed_run_recorded(flow_env, "backfill", "does not exist")
+    assert any(reason in line for line in errors(await logs_of(flow_run_id(state))))
+
+
+async def test_nightly_with_appzen_unreachable_ends_failed_with_the_outage_at_error(
+    flow_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A closed port; the breaker's window tuned to 3 s (the default 30 s in real time is
+    tests/cli/test_outage.py's)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    monkeypatch.setenv("APPZEN_BASE_URL", f"http://127.0.0.1:{port}/dictionary-data-services")
+    monkeypatch.setenv("APPZEN_SANDBOX", "true")
+    monkeypatch.setenv("APPZEN_OUTAGE_WINDOW", "3")
+
+    state = await nightly_sync(mapping=MAPPING, return_state=True)
+
+    assert state.is_failed(), state
+    reason = assert_failed_run_recorded(flow_env, "sync", f"127.0.0.1:{port}", "nothing lost")
+    assert reason.startswith("AppZen unreachable")
+    assert any(reason in line for line in errors(await logs_of(flow_run_id(state))))
