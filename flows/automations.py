@@ -170,14 +170,17 @@ async def install(settings: AutomationSettings) -> list[str]:
 
 
 async def _put(automation: AutomationCore) -> str:
-    """Update the automation of that name (removing any duplicate), or create it."""
+    """Update the automation of that name (removing any duplicate; paused stays paused), or
+    create it."""
     async with get_client() as client:
         existing = await client.read_automations_by_name(automation.name)
         if not existing:
             await client.create_automation(automation)
             return f"{automation.name}: created"
         keep, *duplicates = existing
-        await client.update_automation(keep.id, automation)
+        # A paused automation (prefect automation pause, a maintenance window) stays paused.
+        paused_or_not = automation.model_copy(update={"enabled": keep.enabled})
+        await client.update_automation(keep.id, paused_or_not)
         for duplicate in duplicates:
             await client.delete_automation(duplicate.id)
         return f"{automation.name}: updated" + (

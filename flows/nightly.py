@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
+from prefect.states import Cancelled
 from prefect.utilities.annotations import quote
 
 from flows.automations import emit_failed_invoices
@@ -16,6 +17,7 @@ from pipeline.errors import RunStopped
 from pipeline.jobs import sync as sync_job
 from pipeline.jobs.store import open_store
 from pipeline.jobs.sync import SyncOptions
+from pipeline.runtime.stop import sigterm_stops_runs
 from pipeline.summary import RunSummary
 
 
@@ -25,23 +27,28 @@ async def nightly_sync(
     status_sync: bool = True,
     credentials_block: BlockName = None,
 ) -> dict[str, object]:
-    """Send what changed in the ERP since the last successful run, then push ERP statuses."""
+    """Send what changed in the ERP since the last successful run, then push ERP statuses.
+    SIGTERM (a cancel) stops the sync cleanly (``cancelled``) and ends the flow run Cancelled."""
     settings = await flow_settings(credentials_block)
     store = open_store(settings)
     try:
         options = SyncOptions(Path(mapping), flow="sync")
         with run_progress(settings) as progress:
-            summary = await sync_job.run(
-                settings, store, options, per_batch=batch_task, on_progress=progress
+            summary = await sigterm_stops_runs(
+                sync_job.run(settings, store, options, per_batch=batch_task, on_progress=progress)
             )
         summaries: list[RunSummary] = [log_summary(summary)]
         if status_sync and not summary.fatal:
             summaries.append(await status_sync_task(mapping, quote(settings)))
         key = artifact_key("nightly", summary.mapping)
-        await publish(f"Nightly sync of {summary.mapping}", key, summaries, store)
+        title = f"Nightly sync of {summary.mapping}"
+        await publish(title, key, summaries, store, reports_url=settings.appzen_reports_url)
     finally:
         store.close()
     emit_failed_invoices(summaries)  # the nightly alert (flows/automations.py) hears of them
+    if summary.cancelled:
+        # A returned state is the flow run's final state (Prefect): Cancelled, not Failed.
+        return Cancelled(message=f"sync run {summary.run_id} {summary.fatal}")  # type: ignore[return-value]
     for done in summaries:
         if done.fatal:
             raise RunStopped(f"{done.flow} run {done.run_id} stopped: {done.fatal}")

@@ -587,7 +587,12 @@ def sandbox(
     """
     from pipeline.devkit.sandbox.server import serve  # noqa: PLC0415 - uvicorn only when serving
 
-    console.out(f"AppZen sandbox on http://{host}:{port}/dictionary-data-services (Ctrl-C stops)")
+    url = f"http://{host}:{port}/dictionary-data-services"
+    console.out(f"AppZen sandbox on {url} (Ctrl-C stops)", highlight=False)
+    console.out(
+        f"use it with: APPZEN_BASE_URL={url} APPZEN_SANDBOX=true (its own credentials apply)",
+        highlight=False,
+    )
     serve(host=host, port=port, rate=rate, latency_ms=latency_ms, fail_rate=fail_rate)
 
 

@@ -63,13 +63,21 @@ def requested() -> str | None:
 
 
 async def sigterm_stops_runs(work: Coroutine[Any, Any, T]) -> T:
-    """Await ``work`` with SIGTERM turned into :func:`request_stop`; afterwards the default
-    action (ending the process at once) is back and the request forgotten."""
+    """Await ``work`` with SIGTERM turned into :func:`request_stop`; afterwards the handler
+    there was before (the default action, ending the process at once, or a Prefect flow
+    engine's) is back and the request forgotten. Off the main thread, where no signal handler
+    can be set, ``work`` runs as it is."""
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, request_stop, "SIGTERM received")
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        loop.add_signal_handler(signal.SIGTERM, request_stop, "SIGTERM received")
+    except (ValueError, RuntimeError):  # not the main thread's loop
+        return await work
     try:
         return await work
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         with _lock:
             _requested.clear()

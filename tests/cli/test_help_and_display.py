@@ -138,6 +138,8 @@ def test_sandbox_command_serves_until_stopped(tmp_path: Path) -> None:
             stdout, stderr = process.communicate(timeout=DEADLINE_S)
     assert state["knobs"]["rate"] is None
     assert f"AppZen sandbox on http://127.0.0.1:{free_port}/dictionary-data-services" in stdout
+    url = f"http://127.0.0.1:{free_port}/dictionary-data-services"
+    assert f"APPZEN_BASE_URL={url} APPZEN_SANDBOX=true" in stdout
     assert "Traceback" not in stderr
 
 

@@ -114,9 +114,21 @@ async def _automations(api_url: str) -> dict[str, list[float]]:
     return names
 
 
+async def _pause_alert(api_url: str, *, pause: bool) -> bool:
+    """Pause (or resume) the nightly alert; whether it was enabled before."""
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            (alert,) = await client.read_automations_by_name(NIGHTLY_ALERT)
+            assert alert.id is not None
+            if pause:
+                await client.pause_automation(alert.id)
+            else:
+                await client.resume_automation(alert.id)
+    return alert.enabled
+
+
 async def _prepare(api_url: str, receiver: Receiver) -> None:
-    """The pool, the webhook block, and a stray copy of the crash automation (as a second
-    install by hand would leave)."""
+    """The pool and the webhook block."""
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         block = CustomWebhookNotificationBlock(
             name="appzen-etl ops",
@@ -126,6 +138,12 @@ async def _prepare(api_url: str, receiver: Receiver) -> None:
         await block.save(BLOCK.split("/")[1])
         async with get_client() as client:
             await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
+
+
+async def _add_stray_copy(api_url: str) -> None:
+    """A second crash automation of the same name, as a hand-made copy would leave."""
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
             await client.create_automation(crash_detection(timedelta(seconds=600)))
 
 
@@ -183,10 +201,15 @@ async def test_automations_install_once_crash_lost_runs_and_alert(
         settings = {"NOTIFICATION_BLOCK": BLOCK, "HEARTBEAT_TIMEOUT": str(TIMEOUT)}
         first = _install(api_url, home, **settings)
         assert first.returncode == 0, first.stderr
+        assert f"{CRASH_DETECTION}: created" in first.stdout
+        await _add_stray_copy(api_url)
+        await _pause_alert(api_url, pause=True)  # an operator's maintenance window
         second = _install(api_url, home, **settings)
         assert second.returncode == 0, second.stderr
         assert f"{NIGHTLY_ALERT}: updated" in second.stdout
+        assert f"{CRASH_DETECTION}: updated (1 duplicate(s) removed)" in second.stdout
         assert await _automations(api_url) == {CRASH_DETECTION: [TIMEOUT], NIGHTLY_ALERT: [0.0]}
+        assert not await _pause_alert(api_url, pause=False), "a paused alert stays paused"
         missing = _install(api_url, home, NOTIFICATION_BLOCK="custom-webhook/nobody")
         assert missing.returncode == 2
         assert "no block 'nobody' of type 'custom-webhook'" in missing.stderr

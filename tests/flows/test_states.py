@@ -5,7 +5,11 @@ staging run recorded ``failed`` with that reason and its artifact saying it stop
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,11 +18,15 @@ from prefect.client.schemas.objects import Log
 from flows.backfill import backfill_partition
 from flows.nightly import nightly_sync
 from flows.status import status_sync
+from pipeline.devkit.sandbox import SandboxServer
 from pipeline.jobs.store import open_store
 from pipeline.settings import Settings
 from tests.flows.helpers import MAPPING, artifact_data, flow_run_id, logs_of
 
 pytestmark = pytest.mark.prefect
+
+STORED_BEFORE_TERM = 12
+"""Invoices AppZen holds when SIGTERM is sent: past the first batch of 10, far from the 60."""
 
 
 def remove_erp(settings: Settings) -> Path:
@@ -101,3 +109,48 @@ async def test_nightly_with_appzen_unreachable_ends_failed_with_the_outage_at_er
     reason = assert_failed_run_recorded(flow_env, "sync", f"127.0.0.1:{port}", "nothing lost")
     assert reason.startswith("AppZen unreachable")
     assert any(reason in line for line in errors(await logs_of(flow_run_id(state))))
+
+
+async def test_a_sigterm_stops_the_nightly_cleanly_and_ends_the_flow_run_cancelled(
+    flow_env: Settings, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM (what Prefect sends a flow run it cancels) mid-sync: the sync stops cleanly
+    (``cancelled``, what was out recorded, nothing claimed), the flow run ends Cancelled, and
+    the next nightly sends the rest, each invoice once."""
+    monkeypatch.setenv("BATCH_SIZE", "10")
+    monkeypatch.setenv("APPZEN_MAX_CONCURRENCY", "4")
+    sandbox.state.configure(latency_ms=100.0)
+    sent = threading.Event()
+
+    def terminate_mid_sync() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(sandbox.state.invoices()) < STORED_BEFORE_TERM:
+            time.sleep(0.01)
+        handler = signal.getsignal(signal.SIGTERM)
+        if getattr(handler, "__name__", "") == "_sighandler_noop":  # the clean stop listens
+            os.kill(os.getpid(), signal.SIGTERM)
+            sent.set()
+
+    killer = threading.Thread(target=terminate_mid_sync, daemon=True)
+    killer.start()
+    state = await nightly_sync(mapping=MAPPING, return_state=True)
+    killer.join(5)
+    sandbox.state.configure(latency_ms=0.0)
+
+    assert sent.is_set(), "SIGTERM was not sent while the sync listened"
+    assert state.is_cancelled(), state
+    assert "cancelled: SIGTERM received" in (state.message or "")
+    store = open_store(flow_env)
+    try:
+        run = store.list_runs(1)[0]
+        assert (run.flow, run.status) == ("sync", "cancelled"), run
+        held = [r for r in store.invoices_in_state("sample_erp", "pending", 1000) if r.claimed_by]
+        assert held == []
+    finally:
+        store.close()
+    stored = len(sandbox.state.invoices())
+
+    again = await nightly_sync(mapping=MAPPING)
+
+    assert again["sync"]["counts"]["unchanged"] == stored  # type: ignore[index]
+    assert {invoice.versions for invoice in sandbox.state.invoices().values()} == {1}
