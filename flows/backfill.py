@@ -11,11 +11,12 @@ Spread partitions share the AppZen quota through the Prefect global concurrency 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import arun_deployment
@@ -41,6 +42,7 @@ from flows.tasks import batch_task
 from pipeline.errors import RunStopped
 from pipeline.jobs import backfill as backfill_job
 from pipeline.jobs.backfill import BackfillPartition, BackfillPlan, ParentRun
+from pipeline.jobs.runlog import partition_ended, partition_started
 from pipeline.jobs.store import StagingStore, open_store
 from pipeline.report.summary import md
 from pipeline.runtime.clock import SYSTEM_CLOCK
@@ -84,7 +86,7 @@ async def backfill_partition(
     try:
         summary = await sigterm_stops_runs(_run_partition(settings, store, part, limiter))
         title = f"Backfill partition {index} of {summary.mapping} ({since} to {until})"
-        await publish(title, None, [summary], store)
+        await publish(title, None, [summary], store, reports_url=settings.appzen_reports_url)
     finally:
         store.close()
     if summary.cancelled:  # a returned state is the flow run's final state (Prefect)
@@ -149,7 +151,14 @@ async def backfill(
                 rows = await _local(settings, parts, parent)
         notes = _partition_table(rows)
         title = f"Backfill of {name} ({start or 'the beginning'} to {end or 'now'})"
-        await publish(title, artifact_key("backfill", name), parent.summaries, store, notes)
+        await publish(
+            title,
+            artifact_key("backfill", name),
+            parent.summaries,
+            store,
+            notes,
+            reports_url=settings.appzen_reports_url,
+        )
     finally:
         store.close()
     stopped = [
@@ -164,21 +173,39 @@ async def _local(settings: Settings, parts: list[BackfillPartition], parent: Par
     """Every partition as a task of this flow run, all sharing one rate limiter."""
     limiter = AdaptiveRateLimiter(settings.appzen_rate_limit, clock=SYSTEM_CLOCK)
     run_partition: Any = partition_task  # an async task: awaitable, whatever the stubs say
-    states: list[State[RunSummary]] = await asyncio.gather(
-        *(
-            run_partition(quote(part), quote(settings), quote(limiter), return_state=True)
-            for part in parts
+
+    async def one(part: BackfillPartition) -> dict[str, object]:
+        _log_start(part, len(parts))
+        state: State[RunSummary] = await run_partition(
+            quote(part), quote(settings), quote(limiter), return_state=True
         )
-    )
-    rows: Rows = []
-    for part, state in zip(parts, states, strict=True):
         outcome = await state.aresult(raise_on_failure=False)
         summary = outcome if isinstance(outcome, RunSummary) else None
-        if summary is not None:
-            parent.add(summary)
         label = "Stopped" if summary is not None and summary.fatal else state.name
-        rows.append(_row(part, label or "Unknown", None, summary))
-    return rows
+        _log_end(part, len(parts), label or "Unknown", summary)
+        return _row(part, label or "Unknown", None, summary)
+
+    return _added(parent, await asyncio.gather(*(one(part) for part in parts)))
+
+
+def _added(parent: ParentRun, rows: Sequence[dict[str, object]]) -> Rows:
+    """The rows without their summaries, each partition's summary counted into the parent."""
+    kept: Rows = []
+    for row in rows:
+        summary = row.pop("summary")
+        if isinstance(summary, RunSummary):
+            parent.add(summary)
+        kept.append(row)
+    return kept
+
+
+def _log_start(part: BackfillPartition, total: int) -> None:
+    get_run_logger().info(partition_started(part, total))
+
+
+def _log_end(part: BackfillPartition, total: int, state: str, summary: RunSummary | None) -> None:
+    level, line = partition_ended(part, total, state, summary)
+    get_run_logger().log(level, line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,34 +231,32 @@ async def _spread(
     if spread.global_limit:
         await check_limit(spread.global_limit)
     rate = partition_rate(settings.appzen_rate_limit, len(parts), spread.parallel)
-    runs: list[FlowRun] = await asyncio.gather(
-        *(
-            arun_deployment(
-                spread.deployment,
-                parameters={
-                    "mapping": str(part.mapping),
-                    "since": part.since,
-                    "until": part.until,
-                    "index": part.index,
-                    "rate": rate,
-                    "global_limit": spread.global_limit,
-                    "credentials_block": spread.credentials_block,
-                    "parent_run_id": part.parent_run_id,
-                },
-                timeout=spread.timeout_s,
-                poll_interval=POLL_SECONDS,
-            )
-            for part in parts
-        )
-    )
     assert parent.id is not None  # a flow's backfill is never a dry run
-    summaries = backfill_job.summaries_of(store, parent.id, parts)
-    rows: Rows = []
-    for part, run, summary in zip(parts, runs, summaries, strict=True):
-        if summary is not None:
-            parent.add(summary)
-        rows.append(_row(part, _final_name(run), run.name, summary))
-    return rows
+    parent_id = parent.id
+
+    async def one(part: BackfillPartition) -> dict[str, object]:
+        _log_start(part, len(parts))
+        run: FlowRun = await arun_deployment(
+            spread.deployment,
+            parameters={
+                "mapping": str(part.mapping),
+                "since": part.since,
+                "until": part.until,
+                "index": part.index,
+                "rate": rate,
+                "global_limit": spread.global_limit,
+                "credentials_block": spread.credentials_block,
+                "parent_run_id": part.parent_run_id,
+            },
+            timeout=spread.timeout_s,
+            poll_interval=POLL_SECONDS,
+        )
+        [summary] = await asyncio.to_thread(backfill_job.summaries_of, store, parent_id, [part])
+        state = _final_name(run)
+        _log_end(part, len(parts), state, summary)
+        return _row(part, state, run.name, summary)
+
+    return _added(parent, await asyncio.gather(*(one(part) for part in parts)))
 
 
 def _final_name(run: FlowRun) -> str:
@@ -256,6 +281,7 @@ def _row(
         "status": summary.status if summary is not None else None,
         "fatal": summary.fatal if summary is not None else None,
         "counts": dict(sorted(summary.counts.items())) if summary is not None else {},
+        "summary": summary,
     }
 
 

@@ -12,17 +12,23 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.artifacts import (
+    acreate_link_artifact,
+    acreate_markdown_artifact,
+    acreate_table_artifact,
+)
 from prefect.blocks.system import Secret
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
 from pipeline.errors import TransientError
 from pipeline.jobs.progress import RunProgress, logged_progress
+from pipeline.jobs.reports import failed_invoices, report_url
 from pipeline.jobs.runlog import log_end
 from pipeline.jobs.store import StagingStore
 from pipeline.redact import SecretFilter, register_settings
 from pipeline.report import report_rows, summary_markdown
+from pipeline.report.invoices import InvoiceEntry
 from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.summary import RunSummary
 
@@ -94,11 +100,20 @@ async def publish(
     summaries: Sequence[RunSummary],
     store: StagingStore,
     notes: Sequence[str] = (),
+    *,
+    reports_url: str | None = None,
 ) -> None:
-    """A markdown summary and a table of the failed rows (the first :data:`TABLE_ROWS`) as
-    Prefect artifacts: ``KEY-summary`` and ``KEY-failed-rows``, or unkeyed (on the run's page
-    only) when ``key`` is None."""
-    failures = [f for s in summaries if s.run_id for f in store.failures_for_run(s.run_id)]
+    """Prefect artifacts of ``summaries``: a markdown summary (counts, the failed invoices of each
+    run, where its report is and the command that writes it again), a table of the failed rows
+    (the first :data:`TABLE_ROWS`), and with ``reports_url`` (APPZEN_REPORTS_URL) a link to the
+    HTML report of each run with failures. Keyed ``KEY-summary``, ``KEY-failed-rows``,
+    ``KEY-report``, or unkeyed (on the run's page only) when ``key`` is None."""
+    runs = [s.run_id for s in summaries if s.run_id is not None and not s.dry_run]
+    for summary in summaries:
+        url = report_url(reports_url, summary.run_id) if summary.run_id is not None else None
+        if url is not None and not summary.dry_run:
+            summary.reports["url"] = url  # a spread partition's summary, read from staging
+    failures = [f for run_id in runs for f in store.failures_for_run(run_id)]
     if len(failures) > TABLE_ROWS:
         notes = [
             *notes,
@@ -107,8 +122,8 @@ async def publish(
         ]
     await acreate_markdown_artifact(
         key=f"{key}-summary" if key else None,
-        markdown=summary_markdown(title, summaries, notes),
-        description=f"{title}: counts by outcome",
+        markdown=summary_markdown(title, summaries, notes, _invoices(store, summaries)),
+        description=f"{title}: counts by outcome and the failed invoices",
     )
     if failures:
         await acreate_table_artifact(
@@ -116,6 +131,26 @@ async def publish(
             table=report_rows(failures[:TABLE_ROWS]),
             description=f"{title}: failed rows (stage, rule, field, value, fix)",
         )
+    for summary in summaries:
+        if "url" in summary.reports and summary.failed:
+            await acreate_link_artifact(
+                key=f"{key}-report" if key else None,
+                link=summary.reports["url"],
+                link_text=f"{summary.flow} run {summary.run_id}: failed-row report",
+                description=f"{title}: the HTML failed-row report of run {summary.run_id}",
+            )
+
+
+def _invoices(
+    store: StagingStore, summaries: Sequence[RunSummary]
+) -> dict[int, list[InvoiceEntry]]:
+    """The failed invoices of each run that had any, by run id (read from staging)."""
+    found: dict[int, list[InvoiceEntry]] = {}
+    for summary in summaries:
+        record = store.get_run(summary.run_id) if summary.run_id and summary.failed else None
+        if record is not None:
+            found[record.id] = failed_invoices(store, record)
+    return found
 
 
 def _slug(text: str) -> str:

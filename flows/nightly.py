@@ -41,7 +41,8 @@ async def nightly_sync(
         if status_sync and not summary.fatal:
             summaries.append(await status_sync_task(mapping, quote(settings)))
         key = artifact_key("nightly", summary.mapping)
-        await publish(f"Nightly sync of {summary.mapping}", key, summaries, store)
+        title = f"Nightly sync of {summary.mapping}"
+        await publish(title, key, summaries, store, reports_url=settings.appzen_reports_url)
     finally:
         store.close()
     emit_failed_invoices(summaries)  # the nightly alert (flows/automations.py) hears of them

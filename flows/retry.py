@@ -35,7 +35,8 @@ async def retry_failed(
             )
         summary = log_summary(done)
         title = f"Retry of failed {scope.name} invoices"
-        await publish(title, artifact_key("retry-failed", scope.name), [summary], store)
+        key = artifact_key("retry-failed", scope.name)
+        await publish(title, key, [summary], store, reports_url=settings.appzen_reports_url)
     finally:
         store.close()
     if summary.fatal:

@@ -24,7 +24,8 @@ async def status_sync(
     store = open_store(settings)
     try:
         title = f"Status sync of {summary.mapping}"
-        await publish(title, artifact_key("status-sync", summary.mapping), [summary], store)
+        key = artifact_key("status-sync", summary.mapping)
+        await publish(title, key, [summary], store, reports_url=settings.appzen_reports_url)
     finally:
         store.close()
     if summary.fatal:

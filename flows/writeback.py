@@ -47,7 +47,8 @@ async def writeback(
     store = open_store(settings)
     try:
         title = f"Write-back ({summary.mapping})"
-        await publish(title, artifact_key("writeback", summary.mapping), [summary], store)
+        key = artifact_key("writeback", summary.mapping)
+        await publish(title, key, [summary], store, reports_url=settings.appzen_reports_url)
     finally:
         store.close()
     if summary.fatal:

@@ -203,6 +203,15 @@ class Settings(PathSettings):
     reports_dir: Annotated[
         Path, Field(description="Where failed-row reports (CSV, HTML) are written.")
     ] = DEFAULT_STATE_DIR / "reports"
+    appzen_reports_url: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[^\s<>]+$",
+            description="URL prefix where REPORTS_DIR is served to the people who read the "
+            "Prefect UI (e.g. https://reports.example.com/appzen): artifacts and the run-end "
+            "WARNING then link to run-<id>-failures.html there instead of naming a worker's path.",
+        ),
+    ] = None
     batch_size: Annotated[
         int, Field(ge=1, le=100_000, description="Invoices per unit of work (one commit).")
     ] = 500
@@ -249,7 +258,7 @@ class Settings(PathSettings):
             )
         return value.rstrip("/")
 
-    @field_validator("merchant_base_url", "crm_base_url")
+    @field_validator("merchant_base_url", "crm_base_url", "appzen_reports_url")
     @classmethod
     def _optional_http_url(cls, value: str | None) -> str | None:
         if value is None:

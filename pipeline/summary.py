@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pipeline.errors import BudgetSpent, RemoteUnreachable, RunCancelled
@@ -85,7 +86,7 @@ class RunSummary:
     @property
     def failed(self) -> int:
         """Invoices that failed in any stage of this run."""
-        return sum(self.counts[k] for k in FAILED_KEYS)
+        return failed_invoices(self.counts)
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready view (no secrets: counts, ids, timings)."""
@@ -156,3 +157,16 @@ FAILED_KEYS = (
     "failed_merchant",
     "failed_crm",
 )
+
+
+def failed_invoices(counts: Mapping[str, int]) -> int:
+    """Invoices that failed in any stage, from a run's counts."""
+    return sum(counts.get(key, 0) for key in FAILED_KEYS)
+
+
+def shown_status(status: str, failed: int) -> str:
+    """A run's status as people read it: a run that succeeded but left invoices failed says
+    ``succeeded with 3 failed invoices`` (shown amber), never a plain ``succeeded``."""
+    if status == "succeeded" and failed:
+        return f"succeeded with {failed:,} failed invoice{'' if failed == 1 else 's'}"
+    return status

@@ -196,3 +196,32 @@ def test_a_crm_password_over_plain_http_is_refused(monkeypatch: pytest.MonkeyPat
     assert "CRM_BASE_URL is plain http:// to crm.example.com" in str(caught.value)
     monkeypatch.delenv("CRM_PASSWORD")
     assert load_settings().crm_base_url == "http://crm.example.com/api"  # no credential goes there
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("APPZEN_REPORTS_URL", "reports.example/appzen"),  # no scheme
+        ("APPZEN_REPORTS_URL", "https://ops:hunter22@reports.example/appzen"),  # a password
+        ("APPZEN_REPORTS_URL", "https://reports.example/app zen"),  # a space
+        ("PROGRESS_INTERVAL", "0"),
+        ("PROGRESS_INTERVAL", "soon"),
+    ],
+)
+def test_the_reports_url_and_the_progress_interval_are_checked(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert name in str(caught.value)
+    assert "hunter22" not in str(caught.value)
+
+
+def test_the_reports_url_and_the_progress_interval_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    assert (settings.appzen_reports_url, settings.progress_interval) == (None, 30.0)
+    monkeypatch.setenv("APPZEN_REPORTS_URL", "https://reports.example/appzen/")
+    assert load_settings().appzen_reports_url == "https://reports.example/appzen"

@@ -162,12 +162,13 @@ def ledger_table(found: list[LedgerEntry]) -> Table:
     for column in columns:
         table.add_column(column, overflow="fold")
     from pipeline.report.cells import visible  # noqa: PLC0415 - heavy package; rows exist now
+    from pipeline.report.invoices import collapse  # noqa: PLC0415
 
     for entry in found:
         facts = entry.facts
         supplier = " ".join(x for x in (facts.supplier_id, facts.supplier_name) if x)
         total = " ".join(x for x in (facts.total_amount, facts.currency) if x)
-        why = "; ".join(dict.fromkeys(f.message for f in entry.reasons)) or entry.stage
+        why = "; ".join(problem.text for problem in collapse(entry.reasons)) or entry.stage
         if entry.state != "open":
             why = f"[{entry.state}] {entry.dismissed_reason or ''} {why}".strip()
         cells = (

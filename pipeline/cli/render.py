@@ -26,6 +26,7 @@ from pipeline.jobs.progress import RunProgress, logged_progress
 from pipeline.jobs.runlog import LOGGER as RUN_LOGGER
 from pipeline.jobs.runlog import log_end
 from pipeline.redact import scrub
+from pipeline.summary import failed_invoices, shown_status
 
 if TYPE_CHECKING:
     from pipeline.failures import RowFailure
@@ -132,7 +133,8 @@ def _shown_always(summary: RunSummary) -> tuple[str, ...]:
 def summary_table(title: str, summary: RunSummary) -> Table:
     """The end-of-run table: counts by outcome (failures by stage), rate and duration."""
     name = f"{title} · run {summary.run_id}" if summary.run_id else f"{title} (dry run)"
-    heading = Text(f"{name} · {summary.mapping} · {summary.status}", style="table.title")
+    status = shown_status(summary.status, summary.failed)
+    heading = Text(f"{name} · {summary.mapping} · {status}", style="table.title")
     table = Table(title=heading, show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -164,10 +166,13 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
     for column in ("extracted", "sent", "skipped", "failed"):
         table.add_column(column, justify="right", no_wrap=True)
     for run in runs:
-        status = f"{run.status} (budget spent)" if run.counts.get("budget_spent") else run.status
-        cells = (str(run.id), run.flow, run.mapping, status)
+        status = shown_status(run.status, failed_invoices(run.counts))
+        style = STATUS_STYLES.get(run.status, "") if status == run.status else "yellow"
+        status += " (budget spent)" if run.counts.get("budget_spent") else ""
+        cells = (str(run.id), run.flow, run.mapping)
         table.add_row(
             *(Text(cell) for cell in cells),  # data, never markup
+            Text(status, style=style),
             run.started_at.strftime("%m-%d %H:%M"),
             *_main_counts(run.counts),
         )
@@ -176,6 +181,10 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
             table.caption = (table.caption + "\n" if table.caption else "") + _note(run)
     return table
 
+
+STATUS_STYLES = {"failed": "red", "crashed": "red", "partial": "yellow", "cancelled": "yellow"}
+"""Colours of run statuses on a terminal; a run that succeeded with failed invoices is yellow
+(amber) too, a plain success has none."""
 
 NOTED_STATUSES = ("crashed", "partial", "failed", "cancelled")
 """Statuses whose reason the run history prints under its table."""

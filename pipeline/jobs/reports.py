@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.loader import load_mapping
-from pipeline.report import ReportPaths, write_reports
+from pipeline.report import ReportPaths, report_paths, write_reports
 from pipeline.report.invoices import InvoiceEntry, amount_at_risk, invoice_entries
 from pipeline.settings import Settings
 from pipeline.staging import RunRecord, StagingStore
@@ -44,6 +44,13 @@ def _document_url(run: RunRecord) -> str | None:
         return None
 
 
+def report_url(prefix: str | None, run_id: int) -> str | None:
+    """The HTML report of ``run_id`` under APPZEN_REPORTS_URL (``prefix``); None without one."""
+    if not prefix:
+        return None
+    return f"{prefix.rstrip('/')}/{report_paths(run_id, Path()).html.name}"
+
+
 def failed_invoices(store: StagingStore, run: RunRecord) -> list[InvoiceEntry]:
     """The invoices that failed in ``run`` (one entry each, named from the ledger: number,
     supplier, total and currency as far as they were read), in the order they failed."""
@@ -69,7 +76,8 @@ def _latest_sending_run(store: StagingStore, run: RunRecord) -> bool:
 
 def attach_reports(store: StagingStore, settings: Settings, summary: RunSummary) -> RunSummary:
     """Write the CSV and HTML failed-row reports of a recorded run into ``settings.reports_dir``
-    and put their absolute paths in ``summary.reports``, and the amount at risk of its failed
+    and put their absolute paths in ``summary.reports`` (and, with APPZEN_REPORTS_URL, the HTML
+    report's URL as ``url``), and the amount at risk of its failed
     invoices in ``summary.at_risk``; a dry run (no run record) has none. Returns ``summary``."""
     if summary.run_id is None:
         return summary
@@ -78,6 +86,9 @@ def attach_reports(store: StagingStore, settings: Settings, summary: RunSummary)
         return summary
     paths = write_run_reports(store, run, settings.reports_dir)
     summary.reports = {"csv": str(paths.csv.resolve()), "html": str(paths.html.resolve())}
+    url = report_url(settings.appzen_reports_url, run.id)
+    if url is not None:
+        summary.reports["url"] = url
     if summary.failed:
         sums, unknown = amount_at_risk(failed_invoices(store, run))
         summary.at_risk = {currency: str(amount) for currency, amount in sums}

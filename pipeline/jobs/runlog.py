@@ -18,9 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 from pipeline.redact import scrub
-from pipeline.summary import RunSummary
+from pipeline.summary import RunSummary, shown_status
+
+if TYPE_CHECKING:
+    from pipeline.jobs.backfill import BackfillPartition
 
 LOGGER = "pipeline.run"
 """The logger the CLI writes progress and run-end lines to (the flows use their run logger)."""
@@ -78,9 +82,7 @@ def _name(summary: RunSummary) -> str:
 
 
 def _done_line(summary: RunSummary) -> str:
-    status = summary.status
-    if status == "succeeded" and summary.failed:
-        status = f"succeeded with {_invoices(summary.failed)} failed"
+    status = shown_status(summary.status, summary.failed)
     counts = counts_text(summary.counts) or "nothing read, nothing sent"
     rate = f"; {summary.rate:.1f} requests/s" if summary.rate else ""
     reason = f"; {summary.reason}" if summary.reason and summary.reason != summary.fatal else ""
@@ -95,7 +97,7 @@ def counts_text(counts: Mapping[str, int]) -> str:
 
 
 def _failed_line(summary: RunSummary, report: str | None) -> str:
-    where = report or summary.reports.get("html")
+    where = report or summary.reports.get("url") or summary.reports.get("html")
     text = f"{_name(summary)}: {_invoices(summary.failed)} failed"
     risk = at_risk_text(summary.at_risk, summary.at_risk_unknown)
     if risk:
@@ -126,3 +128,28 @@ def _money(amount: str) -> str:
 
 def _invoices(count: int) -> str:
     return f"{count:,} invoice{'' if count == 1 else 's'}"
+
+
+def partition_started(part: BackfillPartition, total: int) -> str:
+    """``backfill partition 2 of 4 (after …, up to …): started``, for a backfill's own log."""
+    return scrub(f"backfill partition {part.index} of {total} ({_span(part)}): started")
+
+
+def partition_ended(
+    part: BackfillPartition, total: int, state: str, summary: RunSummary | None
+) -> Line:
+    """The line a backfill logs when a partition ends: its state, its run's status and counts;
+    INFO when it completed, else WARNING."""
+    text = f"backfill partition {part.index} of {total} ({_span(part)}): {state}"
+    if summary is None:
+        text += "; it left no run in staging"
+    else:
+        counts = counts_text(summary.counts) or "nothing read, nothing sent"
+        text += f"; {_name(summary)} {summary.status}: {counts}"
+        if summary.fatal:
+            text += f"; stopped: {summary.fatal}"
+    return (logging.INFO if state == "Completed" else logging.WARNING, scrub(text))
+
+
+def _span(part: BackfillPartition) -> str:
+    return f"after {part.since or 'the beginning'}, up to {part.until or 'now'}"

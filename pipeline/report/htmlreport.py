@@ -27,6 +27,7 @@ from pipeline.report.table import (
 )
 from pipeline.report.worklist import esc, invoices, script, script_hash, worklist_html
 from pipeline.staging.records import RunRecord
+from pipeline.summary import shown_status
 
 
 def csp(script_text: str) -> str:
@@ -146,8 +147,7 @@ def _header(run: RunRecord, what: str, csv_name: str, failed: int) -> Iterator[s
     status = esc(cell(run.status))
     badge = f'<span class="status-{status}">{status}</span>'
     if run.status == "succeeded" and failed:
-        noun = "invoice" if failed == 1 else "invoices"
-        badge = f'<span class="status-amber">succeeded with {failed:,} failed {noun}</span>'
+        badge = f'<span class="status-amber">{esc(shown_status(run.status, failed))}</span>'
     facts = [
         ("Mapping", esc(cell(run.mapping))),
         ("Flow", esc(cell(run.flow))),

@@ -54,6 +54,19 @@ class Problem:
         """What the problem is, for grouping: the rule's title, or the stage and rule."""
         return REASON_TITLES.get(self.rule) or f"{self.stage}: {self.rule}"
 
+    def fields_listed(self, shown: int = 6) -> str:
+        """``19 fields: a, b, c, d, e, f …`` when the problem broke several fields, else empty."""
+        if len(self.fields) < 2:
+            return ""
+        listed = ", ".join(self.fields[:shown]) + (" …" if len(self.fields) > shown else "")
+        return f"{len(self.fields)} fields: {listed}"
+
+    @property
+    def text(self) -> str:
+        """The problem in one line of plain text: its message and the fields it broke."""
+        fields = self.fields_listed()
+        return f"{self.message} ({fields})" if fields else self.message
+
 
 @dataclass(frozen=True, slots=True)
 class InvoiceEntry:

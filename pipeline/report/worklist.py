@@ -209,9 +209,8 @@ def _number(amount: str | None) -> str:
 
 def _problem(problem: Problem) -> str:
     text = esc(cell(problem.message))
-    if len(problem.fields) > 1:
-        shown = ", ".join(problem.fields[:6]) + (" …" if len(problem.fields) > 6 else "")
-        text += f' <span class="n">{len(problem.fields)} fields: {esc(cell(shown))}</span>'
+    if fields := problem.fields_listed():
+        text += f' <span class="n">{esc(cell(fields))}</span>'
     return text
 
 

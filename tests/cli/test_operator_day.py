@@ -76,7 +76,8 @@ def day(sandbox_server: SandboxServer, tmp_path_factory: pytest.TempPathFactory)
 def test_dry_run_prints_the_plan_and_sends_nothing(day: Day) -> None:
     result = day.results["dry run"]
     assert result.code == 1, result  # MAP-1 would fail mapping
-    plan = summary_tables(result.stdout)["sync (dry run) · flat_csv · succeeded"]
+    title = "sync (dry run) · flat_csv · succeeded with 1 failed invoice"  # amber, not green
+    plan = summary_tables(result.stdout)[title]
     assert plan["to create"] == "3"
     assert plan["failed: mapping"] == "1"
     assert "MAP-1" in result.stdout  # the failures it would have, data shown as text:

@@ -54,7 +54,7 @@ def test_a_piped_run_logs_progress_at_the_interval_with_counts_that_add_up(
     assert extracted == sorted(extracted)  # it moves forward, never back
     run = final["run"]
     assert (
-        f"INFO pipeline.run: sync run {run} (flat_csv): succeeded with {BAD} invoices failed"
+        f"INFO pipeline.run: sync run {run} (flat_csv): succeeded with {BAD} failed invoices"
         in (result.stderr)
     )
     warning = next(line for line in result.stderr.splitlines() if " WARNING " in line)

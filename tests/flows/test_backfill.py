@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 
 import pytest
+import sqlalchemy as sa
 
 from flows.backfill import backfill, backfill_partition
 from pipeline.devkit.sample_erp import GenerationReport
@@ -18,7 +19,15 @@ from pipeline.devkit.sandbox.knobs import Credentials
 from pipeline.jobs.store import open_store
 from pipeline.load.partition import partition_range
 from pipeline.settings import Settings
-from tests.flows.helpers import MAPPING, artifact_data, counts_of, in_days, updated_at
+from tests.flows.helpers import (
+    MAPPING,
+    artifact_data,
+    counts_of,
+    flow_run_id,
+    in_days,
+    logs_of,
+    updated_at,
+)
 
 pytestmark = pytest.mark.prefect
 
@@ -31,11 +40,13 @@ async def test_partitions_cover_the_range_exactly_once(
     start, end = date(2024, 3, 1), date(2024, 9, 30)
     in_range = in_days(moments, start, end)
     assert 0 < len(in_range) < len(moments)  # the range leaves invoices out on both sides
+    refused = _refuse_a_supplier(url, sandbox, in_range - set(report.dirty_ids))
 
-    rows = await backfill(mapping=MAPPING, start=start, end=end, partitions=4)
+    state = await backfill(mapping=MAPPING, start=start, end=end, partitions=4, return_state=True)
+    rows = await state.aresult()
 
     invoices = sandbox.state.invoices()
-    assert set(invoices) == in_range - set(report.dirty_ids)
+    assert set(invoices) == in_range - set(report.dirty_ids) - refused
     assert {(record.versions, record.historical) for record in invoices.values()} == {(1, (True,))}
     bounds = [(row["since"], row["until"]) for row in rows]
     assert bounds == partition_range(start, end, 4)
@@ -55,6 +66,30 @@ async def test_partitions_cover_the_range_exactly_once(
     assert "## Total of 4 runs" in markdown
     assert f"| created | {len(invoices)} |" in markdown
     assert markdown.count("· historical") == 4
+    for key in refused | (in_range & set(report.dirty_ids)):  # the failed invoices themselves
+        assert f"| {key} |" in markdown
+    messages = [log.message for log in await logs_of(flow_run_id(state))]
+    for index in range(1, 5):  # the parent says when each partition starts and ends, with counts
+        label = f"backfill partition {index} of 4 (after "
+        assert any(m.startswith(label) and m.endswith("): started") for m in messages), messages
+        ended = [m for m in messages if m.startswith(label) and "): Completed; backfill run " in m]
+        assert len(ended) == 1, messages
+        assert f" succeeded: extracted {counts_of(rows[index - 1])['extracted']:,}" in ended[0]
+
+
+def _refuse_a_supplier(erp_url: str, sandbox: SandboxServer, among: set[str]) -> set[str]:
+    """Make AppZen refuse the supplier of one of ``among`` (a business 400); the invoices of
+    ``among`` it refuses."""
+    engine = sa.create_engine(erp_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT document_no, supplier_id FROM erp_invoice"))
+            supplier_of = {str(key): str(supplier) for key, supplier in rows}
+    finally:
+        engine.dispose()
+    supplier = supplier_of[min(among)]
+    sandbox.state.configure(unknown_suppliers=frozenset({supplier}))
+    return {key for key in among if supplier_of[key] == supplier}
 
 
 def _assert_linked_to_their_parent(settings: Settings, rows: list[dict[str, object]]) -> None:

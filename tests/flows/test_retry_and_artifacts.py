@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from prefect.artifacts import Artifact
 
 from flows.nightly import nightly_sync
 from flows.retry import retry_failed
@@ -43,8 +44,16 @@ def refused(sandbox: SandboxServer, erp: tuple[str, GenerationReport]) -> set[st
 
 
 async def test_artifacts_hold_the_counts_and_every_failed_row(
-    flow_env: Settings, sandbox: SandboxServer, erp_report: GenerationReport, refused: set[str]
+    flow_env: Settings,
+    sandbox: SandboxServer,
+    erp_report: GenerationReport,
+    refused: set[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The summary lists the failed invoices themselves, says how to write the report again
+    anywhere and, with APPZEN_REPORTS_URL, links to it (a link artifact too), never naming the
+    worker's path."""
+    monkeypatch.setenv("APPZEN_REPORTS_URL", "https://reports.example/appzen/")
     result = await nightly_sync(mapping=MAPPING)
 
     sync = result["sync"]
@@ -58,7 +67,19 @@ async def test_artifacts_hold_the_counts_and_every_failed_row(
     assert f"| created | {created} |" in text
     assert f"| failed_appzen | {len(refused)} |" in text
     assert f"| failed_mapping | {len(erp_report.dirty)} |" in text
-    assert f"{sync['reports']['html']} (HTML)" in text
+    run_id = sync["run_id"]
+    url = f"https://reports.example/appzen/run-{run_id}-failures.html"
+    assert sync["reports"]["url"] == url
+    assert f"Failed-row report: [run-{run_id}-failures.html](<{url}>)" in text
+    assert sync["reports"]["html"] not in text
+    assert f"`appzen-etl report --run {run_id}`" in text
+    failed = len(refused) + len(erp_report.dirty)
+    assert f"### {failed} failed invoices" in text
+    for key in refused | set(erp_report.dirty_ids):
+        assert f"| {key} |" in text
+    link = await Artifact.aget("nightly-sample-erp-report")
+    assert link is not None
+    assert f"]({url})" in str(link.data)  # Prefect keeps a link artifact as its markdown
 
     rows = await artifact_data("nightly-sample-erp-failed-rows")
     assert {row["source key"] for row in rows} == refused | set(erp_report.dirty_ids)
@@ -81,7 +102,7 @@ async def test_the_flow_run_log_ends_with_counts_and_a_warning_naming_the_failur
     logs = await logs_of(flow_run_id(state))
     done = [log.message for log in logs if log.message.startswith(f"sync run {sync['run_id']} ")]
     failed = len(refused) + len(erp_report.dirty)
-    assert any(f"succeeded with {failed} invoices failed" in line for line in done)
+    assert any(f"succeeded with {failed} failed invoices" in line for line in done)
     warnings = [log.message for log in logs if log.level == logging.WARNING]
     assert any(
         f"{failed} invoices failed; amount at risk " in line

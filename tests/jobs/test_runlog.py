@@ -47,7 +47,7 @@ def test_failed_invoices_add_a_warning_with_the_amount_at_risk_and_the_report() 
 
     info, warning = end_lines(run)
 
-    assert info[1].startswith("sync run 7 (sample_erp): succeeded with 13 invoices failed in")
+    assert info[1].startswith("sync run 7 (sample_erp): succeeded with 13 failed invoices in")
     assert warning == (
         logging.WARNING,
         "sync run 7 (sample_erp): 13 invoices failed; amount at risk EUR 1,234.50, USD 20.00 "

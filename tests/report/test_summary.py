@@ -7,7 +7,10 @@ import secrets
 from collections import Counter
 
 from pipeline import redact
+from pipeline.failures import InvoiceFacts, RowFailure
 from pipeline.report import summary_markdown
+from pipeline.report.invoices import InvoiceEntry, collapse
+from pipeline.report.summary import INVOICE_ROWS, invoice_table
 from pipeline.summary import RunSummary
 
 
@@ -78,3 +81,70 @@ def test_a_registered_secret_never_appears() -> None:
     run.reports = {"csv": f"/tmp/{secret}.csv", "html": f"/tmp/{secret}.html"}
     text = summary_markdown(f"title {secret}", [run], [f"note {secret}"])
     assert secret not in text.replace("\\", "")
+
+
+def _entry(key: str, **facts: str) -> InvoiceEntry:
+    problem = collapse(
+        [
+            RowFailure(
+                key, "x.csv:2", "mapping", "currency", "unknown currency 'EUX'", "currency", "ccy"
+            )
+        ]
+    )
+    return InvoiceEntry(key, InvoiceFacts(**facts), "open", 1, "2025-03-01", problem)
+
+
+def test_the_failed_invoices_are_listed_with_number_supplier_total_and_reason() -> None:
+    run = _summary(7, "sync", created=3, failed_mapping=2)
+    entries = [
+        _entry(
+            "INV-1",
+            invoice_number="A-100",
+            supplier_id="V1",
+            supplier_name="Acme",
+            total_amount="119.00",
+            currency="EUR",
+        ),
+        _entry("INV-2"),
+    ]
+
+    text = summary_markdown("Nightly", [run], invoices={7: entries}).replace("\\", "")
+
+    assert "### 2 failed invoices" in text
+    assert "| invoice | number | supplier | total | reason |" in text
+    assert "| INV-1 | A-100 | V1 Acme | 119.00 EUR | An unknown currency (currency): " in text
+    assert "| INV-2 |  |  |  | An unknown currency" in text
+    assert "and " not in text.split("### 2 failed invoices")[1]
+    assert "`appzen-etl report --run 7`" in text
+
+
+def test_the_table_stops_at_fifty_rows_and_says_how_many_more() -> None:
+    entries = [_entry(f"INV-{n:03}") for n in range(73)]
+    lines = invoice_table(entries)
+    assert sum(line.startswith("| INV\\-") for line in lines) == INVOICE_ROWS == 50
+    assert "and 23 more (the report lists them all)" in lines
+
+
+def test_data_in_the_table_cannot_format_link_or_leak() -> None:
+    secret = "sk-" + secrets.token_hex(8)
+    redact.register(secret)
+    hostile = _entry("K|1", supplier_name=f"[click](http://evil) **{secret}** | x")
+
+    text = "\n".join(invoice_table([hostile]))
+
+    assert secret not in text
+    assert "[click](http" not in text  # escaped: \[click\]\(http…
+    row = next(line for line in text.splitlines() if line.startswith("| K"))
+    assert row.count(" | ") == 4  # the | of the data is escaped, the row keeps its 5 cells
+
+
+def test_a_reports_url_is_a_link_instead_of_the_worker_path() -> None:
+    run = _summary(9, "sync", failed_appzen=1)
+    run.reports = {
+        "csv": "/worker/.state/reports/run-9-failures.csv",
+        "html": "/worker/.state/reports/run-9-failures.html",
+        "url": "https://reports.example/appzen/run-9-failures.html",
+    }
+    text = summary_markdown("Nightly", [run])
+    assert "Failed-row report: [run\\-9\\-failures\\.html](<https://reports.example/appzen/" in text
+    assert "/worker/" not in text
