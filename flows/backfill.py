@@ -20,6 +20,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import arun_deployment
+from prefect.states import Cancelled
 from prefect.utilities.annotations import quote
 
 from flows.common import artifact_key, flow_settings, log_summary, publish, run_progress
@@ -46,6 +47,7 @@ from pipeline.jobs.store import StagingStore, open_store
 from pipeline.report.summary import md
 from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
+from pipeline.runtime.stop import sigterm_stops_runs
 from pipeline.settings import Settings
 from pipeline.summary import RunSummary
 
@@ -71,7 +73,8 @@ async def backfill_partition(
     """One partition of a backfill, run by whichever worker picks it up: ``since < updated_at <=
     until`` at ``rate`` requests/s (default APPZEN_RATE_LIMIT), every request holding a permit
     of the global limit ``global_limit`` (the quota all workers share) unless that is None.
-    ``parent_run_id``: the staging run of the backfill that started it."""
+    ``parent_run_id``: the staging run of the backfill that started it. SIGTERM (a cancel) stops
+    it cleanly (``cancelled``) and ends the flow run Cancelled."""
     settings = await flow_settings(credentials_block)
     pace = rate or settings.appzen_rate_limit
     limiter: RateLimiter = AdaptiveRateLimiter(pace, clock=SYSTEM_CLOCK)
@@ -81,11 +84,13 @@ async def backfill_partition(
     part = BackfillPartition(Path(mapping), index, since, until, parent_run_id)
     store = open_store(settings)
     try:
-        summary = await _run_partition(settings, store, part, limiter)
+        summary = await sigterm_stops_runs(_run_partition(settings, store, part, limiter))
         title = f"Backfill partition {index} of {summary.mapping} ({since} to {until})"
         await publish(title, None, [summary], store, reports_url=settings.appzen_reports_url)
     finally:
         store.close()
+    if summary.cancelled:  # a returned state is the flow run's final state (Prefect)
+        return Cancelled(message=f"partition {index} {summary.fatal}")  # type: ignore[return-value]
     if summary.fatal:
         raise RunStopped(f"partition {index} stopped: {summary.fatal}")
     return {"index": index, "since": since, "until": until, **summary.as_dict()}
