@@ -20,7 +20,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import arun_deployment
-from prefect.states import Completed
+from prefect.states import Cancelled, Completed
 from prefect.utilities.annotations import quote
 
 from flows.common import artifact_key, flow_settings, log_summary, publish, run_progress
@@ -49,6 +49,7 @@ from pipeline.jobs.store import StagingStore, open_store
 from pipeline.report.summary import md
 from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
+from pipeline.runtime.stop import sigterm_stops_runs
 from pipeline.settings import Settings
 from pipeline.summary import RunSummary
 
@@ -76,10 +77,11 @@ async def backfill_partition(
     """One partition of a backfill, run by whichever worker picks it up: ``since < updated_at <=
     until`` at ``rate`` requests/s (default APPZEN_RATE_LIMIT), every request holding a permit
     of the global limit ``global_limit`` (the quota all workers share) unless that is None.
-    ``parent_run_id``: the staging run of the backfill that started it. Run alone (no parent)
-    and stopped by the spent daily budget, it schedules itself again at the next AppZen day's
-    start unless ``resume_next_day`` is off (:mod:`flows.resume`); a parent's partition leaves
-    that to its parent."""
+    ``parent_run_id``: the staging run of the backfill that started it. SIGTERM (a cancel) stops
+    it cleanly (``cancelled``) and ends the flow run Cancelled. Run alone (no parent) and
+    stopped by the spent daily budget, it schedules itself again at the next AppZen day's start
+    unless ``resume_next_day`` is off (:mod:`flows.resume`); a parent's partition leaves that to
+    its parent."""
     settings = await flow_settings(credentials_block)
     pace = rate or settings.appzen_rate_limit
     limiter: RateLimiter = AdaptiveRateLimiter(pace, clock=SYSTEM_CLOCK)
@@ -89,7 +91,7 @@ async def backfill_partition(
     part = BackfillPartition(Path(mapping), index, since, until, parent_run_id)
     store = open_store(settings)
     try:
-        summary = await _run_partition(settings, store, part, limiter)
+        summary = await sigterm_stops_runs(_run_partition(settings, store, part, limiter))
         resumes = None
         if summary.budget_spent and parent_run_id is None:
             resumes = await reschedule(settings, f"backfill partition {index}", resume_next_day)
@@ -99,6 +101,8 @@ async def backfill_partition(
     finally:
         store.close()
     result = {"index": index, "since": since, "until": until, **summary.as_dict()}
+    if summary.cancelled:  # a returned state is the flow run's final state (Prefect)
+        return Cancelled(message=f"partition {index} {summary.fatal}")  # type: ignore[return-value]
     if resumes is not None and resumes.flow_run is not None:
         return _completed(resumes.line(f"partition {index}"), result)
     if summary.fatal:

@@ -61,7 +61,7 @@ class RowFailure:
 
 
 DELIVERY_STAGES: frozenset[Stage] = frozenset(
-    {"extract", "mapping", "validation", "appzen", "retries_exhausted"}
+    {"extract", "mapping", "validation", "check", "appzen", "retries_exhausted"}
 )
 """The stages that keep an invoice from reaching AppZen: a failure at one of them opens (or keeps
 open) the invoice's entry in the open-failures ledger until it is delivered."""

@@ -102,7 +102,7 @@ async def test_the_flow_run_log_ends_with_counts_and_a_warning_naming_the_failur
     logs = await logs_of(flow_run_id(state))
     done = [log.message for log in logs if log.message.startswith(f"sync run {sync['run_id']} ")]
     failed = len(refused) + len(erp_report.dirty)
-    assert any(f"succeeded with {failed} invoices failed" in line for line in done)
+    assert any(f"succeeded with {failed} failed invoices" in line for line in done)
     warnings = [log.message for log in logs if log.level == logging.WARNING]
     assert any(
         f"{failed} invoices failed; amount at risk " in line

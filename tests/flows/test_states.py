@@ -10,7 +10,9 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.client.schemas.objects import Log
@@ -111,12 +113,29 @@ async def test_nightly_with_appzen_unreachable_ends_failed_with_the_outage_at_er
     assert any(reason in line for line in errors(await logs_of(flow_run_id(state))))
 
 
-async def test_a_sigterm_stops_the_nightly_cleanly_and_ends_the_flow_run_cancelled(
-    flow_env: Settings, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+async def run_nightly(**more: Any) -> Any:
+    return await nightly_sync(mapping=MAPPING, **more)
+
+
+async def run_partition(**more: Any) -> Any:
+    return await backfill_partition(mapping=MAPPING, global_limit=None, **more)
+
+
+FLOWS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
+    "nightly": (run_nightly, "sync"),
+    "backfill partition": (run_partition, "backfill"),
+}
+"""The flows whose sending run stops cleanly on SIGTERM, and the staging flow of that run."""
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+async def test_a_sigterm_stops_the_sync_cleanly_and_ends_the_flow_run_cancelled(
+    flow_env: Settings, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    """SIGTERM (what Prefect sends a flow run it cancels) mid-sync: the sync stops cleanly
+    """SIGTERM (what Prefect sends a flow run it cancels) mid-run: the run stops cleanly
     (``cancelled``, what was out recorded, nothing claimed), the flow run ends Cancelled, and
-    the next nightly sends the rest, each invoice once."""
+    the next run sends the rest, each invoice once."""
+    run_flow, kind = FLOWS[name]
     monkeypatch.setenv("BATCH_SIZE", "10")
     monkeypatch.setenv("APPZEN_MAX_CONCURRENCY", "4")
     sandbox.state.configure(latency_ms=100.0)
@@ -133,7 +152,7 @@ async def test_a_sigterm_stops_the_nightly_cleanly_and_ends_the_flow_run_cancell
 
     killer = threading.Thread(target=terminate_mid_sync, daemon=True)
     killer.start()
-    state = await nightly_sync(mapping=MAPPING, return_state=True)
+    state = await run_flow(return_state=True)
     killer.join(5)
     sandbox.state.configure(latency_ms=0.0)
 
@@ -143,14 +162,15 @@ async def test_a_sigterm_stops_the_nightly_cleanly_and_ends_the_flow_run_cancell
     store = open_store(flow_env)
     try:
         run = store.list_runs(1)[0]
-        assert (run.flow, run.status) == ("sync", "cancelled"), run
+        assert (run.flow, run.status) == (kind, "cancelled"), run
         held = [r for r in store.invoices_in_state("sample_erp", "pending", 1000) if r.claimed_by]
         assert held == []
     finally:
         store.close()
     stored = len(sandbox.state.invoices())
 
-    again = await nightly_sync(mapping=MAPPING)
+    again = await run_flow()
 
-    assert again["sync"]["counts"]["unchanged"] == stored  # type: ignore[index]
+    counts = again["sync"]["counts"] if "sync" in again else again["counts"]
+    assert counts["unchanged"] == stored
     assert {invoice.versions for invoice in sandbox.state.invoices().values()} == {1}

@@ -49,6 +49,8 @@ def test_errors_stop_their_invoice_and_warnings_travel_with_the_sent_one(
         ("A3", "check", "check:invoice_date"),
     }
     assert store.failed_invoice_ids("checked", summary.run_id) == {"A3"}  # warnings: not retried
+    # An invoice a check stopped was never sent: it stays on the AP worklist until delivered.
+    assert store.ledger.open_keys("checked") == {"A3"}
 
 
 def test_a_supplier_invoice_number_sent_in_an_earlier_run_is_warned(

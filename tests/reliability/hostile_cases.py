@@ -71,8 +71,13 @@ def _quote(value: str) -> str:
 
 
 def fatal(message: str) -> str:
-    """stderr of a command stopped by ``message`` (one line)."""
+    """stderr of a command refused before it started a run: ``message`` (one line)."""
     return f"error: {message}\n"
+
+
+def stopped(message: str) -> str:
+    """stderr of a run the source stopped (the run is recorded failed with ``message``)."""
+    return f"stopped: {message}\n"
 
 
 def bad_value(column: str, value: str, row: int = 2) -> Case:
@@ -111,14 +116,14 @@ def kept_as_text(value: str) -> Case:
 
 def _cp1252_error(project: Path) -> str:
     offset = (project / EXPORT).read_bytes().index("ü".encode("cp1252"))
-    return fatal(
+    return stopped(
         f"{EXPORT}:2: not valid utf-8-sig at byte offset {offset} (invalid start "
         "byte); set `encoding:` for this source to the export's encoding (often cp1252 or latin-1)"
     )
 
 
 def _missing_export(project: Path) -> str:
-    return fatal(
+    return stopped(
         f"CSV source '{EXPORT}': {project / EXPORT} does not exist; check the source path "
         f"(relative to {project}) and that the export has run"
     )
@@ -131,7 +136,7 @@ CSV_CASES: dict[str, Case] = {
     "ragged: a row with an extra cell": Case(
         {EXPORT: export(INV1, line(INV2) + ";surplus")},
         code=2,
-        error=fatal(
+        error=stopped(
             f"{EXPORT}:3: row has 24 cells but the header has 23; check the delimiter (';') and "
             "quoting ('\"') of that row, or set `delimiter:` / `quotechar:` for this source"
         ),
@@ -161,7 +166,7 @@ CSV_CASES: dict[str, Case] = {
     "wrong encoding: utf-16 read as utf-8": Case(
         {EXPORT: export(INV1, encoding="utf-16")},
         code=2,
-        error=fatal(
+        error=stopped(
             f"{EXPORT}:1: not valid utf-8-sig at byte offset 0 (invalid start byte); set "
             "`encoding:` for this source to the export's encoding (often cp1252 or latin-1)"
         ),
@@ -173,7 +178,7 @@ CSV_CASES: dict[str, Case] = {
     "a NUL byte is refused, not stripped": Case(
         {EXPORT: export(INV1, invoice_row("INV-2", line_text="To\x00ner"))},
         code=2,
-        error=fatal(
+        error=stopped(
             f"{EXPORT}:3: the file contains a NUL byte (\\0); the export is probably truncated, "
             "binary or UTF-16 (then set `encoding: utf-16`). The pipeline refuses it rather than "
             "change finance data silently: fix or re-run the export"
@@ -182,7 +187,7 @@ CSV_CASES: dict[str, Case] = {
     "an unclosed quote": Case(
         {EXPORT: export(INV1, invoice_row("INV-2", line_text='"Toner'))},
         code=2,
-        error=fatal(
+        error=stopped(
             f"{EXPORT}:3: a quoted cell ('\"') starting in this row is never closed; fix the "
             "quoting in the export or set `quotechar:`"
         ),
@@ -234,7 +239,7 @@ CSV_CASES: dict[str, Case] = {
     "an empty file": Case(
         {EXPORT: b""},
         code=2,
-        error=fatal(
+        error=stopped(
             f"{EXPORT}:1: the file is empty or starts with a blank line; a CSV export needs a "
             "header line naming its columns"
         ),
@@ -243,7 +248,7 @@ CSV_CASES: dict[str, Case] = {
     "a column named twice": Case(
         {EXPORT: export().replace(b";unit;", b";status;")},
         code=2,
-        error=fatal(
+        error=stopped(
             f"{EXPORT}:1: column name(s) ['status'] appear more than once in the header; rename "
             "them in the export so each column can be mapped"
         ),
