@@ -16,7 +16,7 @@ from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.flow_engine import run_flow_async
 from prefect.states import Scheduled
 
-from flows.backfill import backfill
+from flows.backfill import backfill, backfill_partition
 from pipeline.devkit.sample_erp import GenerationReport
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.settings import Settings
@@ -106,10 +106,10 @@ async def test_a_deployed_backfill_out_of_budget_resumes_the_next_day_and_finish
     assert await _scheduled_runs_of(deployment_id) == []  # done: nothing more scheduled
 
 
-async def _run(run: FlowRun) -> State[Any]:
-    """Run the deployment's flow run ``run`` in this process, as a worker would."""
+async def _run(run: FlowRun, flow: Any = backfill) -> State[Any]:
+    """Run the deployment's flow run ``run`` of ``flow`` in this process, as a worker would."""
     state = await run_flow_async(
-        backfill, flow_run=run, parameters=dict(run.parameters), return_type="state"
+        flow, flow_run=run, parameters=dict(run.parameters), return_type="state"
     )
     assert isinstance(state, State)
     return state
@@ -121,3 +121,48 @@ async def _scheduled_runs_of(deployment_id: UUID) -> list[FlowRun]:
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
         )
     return [run for run in runs if run.state is not None and run.state.type == StateType.SCHEDULED]
+
+
+async def test_a_lone_partition_out_of_budget_resumes_itself_unless_told_not_to(
+    tiny_budget: Settings, sandbox: SandboxServer
+) -> None:
+    """A ``backfill-partition`` run started alone (no parent backfill) reschedules itself as the
+    backfill does; with ``resume_next_day=False`` it ends Failed, schedules nothing, and says so."""
+    deployment = await backfill_partition.ato_deployment(name="resume-partition")
+    deployment_id = await deployment.aapply()
+    parameters: dict[str, Any] = {
+        "mapping": MAPPING,
+        "since": "2023-12-31 23:59:59.999999",
+        "until": "2025-01-31 23:59:59.999999",
+        "index": 1,
+        "global_limit": None,
+    }
+    resume_at = BudgetPolicy(limit=BUDGET).next_day(datetime.now(UTC))
+    async with get_client() as client:
+        off = await client.create_flow_run_from_deployment(
+            deployment_id, parameters={**parameters, "resume_next_day": False}
+        )
+
+    stopped = await _run(off, backfill_partition)
+
+    assert stopped.is_failed(), stopped
+    assert await _scheduled_runs_of(deployment_id) == []
+    messages = [log.message for log in await logs_of(off.id)]
+    line = (
+        "AppZen daily budget spent: backfill partition 1 does not reschedule itself "
+        f"(resume_next_day is off); rerun it after {resume_at:%Y-%m-%d %H:%M} UTC to finish"
+    )
+    assert line in messages, messages
+
+    async with get_client() as client:
+        on = await client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+    paused = await _run(on, backfill_partition)
+
+    assert paused.is_completed(), paused
+    [scheduled] = await _scheduled_runs_of(deployment_id)
+    assert scheduled.parameters == on.parameters
+    assert scheduled.expected_start_time is not None
+    assert scheduled.expected_start_time.timestamp() == resume_at.timestamp()
+    when = f"{resume_at:%Y-%m-%d %H:%M} UTC (flow run {scheduled.name})"
+    assert paused.message == f"AppZen daily budget spent: partition 1 resumes {when}"
+    assert len(sandbox.state.invoices()) <= BUDGET
