@@ -14,13 +14,13 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import arun_deployment
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Completed
 from prefect.utilities.annotations import quote
 
 from flows.common import artifact_key, flow_settings, log_summary, publish, run_progress
@@ -36,8 +36,10 @@ from flows.parameters import (
     Partitions,
     PartitionTimeout,
     Rate,
+    ResumeNextDay,
     RunId,
 )
+from flows.resume import resume_next_day as reschedule
 from flows.tasks import batch_task
 from pipeline.errors import RunStopped
 from pipeline.jobs import backfill as backfill_job
@@ -57,6 +59,7 @@ PARTITION_TIMEOUT_S = 24 * 3600.0
 would otherwise hold the parent, and its worker slot, forever)."""
 """How often a spread backfill asks the server whether its partitions have finished."""
 Rows = list[dict[str, object]]
+T = TypeVar("T")
 
 
 @flow(name="backfill-partition")
@@ -69,12 +72,16 @@ async def backfill_partition(
     global_limit: LimitName = DEFAULT_LIMIT,
     credentials_block: BlockName = None,
     parent_run_id: RunId = None,
+    resume_next_day: ResumeNextDay = True,
 ) -> dict[str, object]:
     """One partition of a backfill, run by whichever worker picks it up: ``since < updated_at <=
     until`` at ``rate`` requests/s (default APPZEN_RATE_LIMIT), every request holding a permit
     of the global limit ``global_limit`` (the quota all workers share) unless that is None.
     ``parent_run_id``: the staging run of the backfill that started it. SIGTERM (a cancel) stops
-    it cleanly (``cancelled``) and ends the flow run Cancelled."""
+    it cleanly (``cancelled``) and ends the flow run Cancelled. Run alone (no parent) and
+    stopped by the spent daily budget, it schedules itself again at the next AppZen day's start
+    unless ``resume_next_day`` is off (:mod:`flows.resume`); a parent's partition leaves that to
+    its parent."""
     settings = await flow_settings(credentials_block)
     pace = rate or settings.appzen_rate_limit
     limiter: RateLimiter = AdaptiveRateLimiter(pace, clock=SYSTEM_CLOCK)
@@ -85,15 +92,28 @@ async def backfill_partition(
     store = open_store(settings)
     try:
         summary = await sigterm_stops_runs(_run_partition(settings, store, part, limiter))
+        resumes = None
+        if summary.budget_spent and parent_run_id is None:
+            resumes = await reschedule(settings, f"backfill partition {index}", resume_next_day)
         title = f"Backfill partition {index} of {summary.mapping} ({since} to {until})"
-        await publish(title, None, [summary], store, reports_url=settings.appzen_reports_url)
+        notes = [resumes.line(f"partition {index}"), ""] if resumes is not None else []
+        await publish(title, None, [summary], store, notes, reports_url=settings.appzen_reports_url)
     finally:
         store.close()
+    result = {"index": index, "since": since, "until": until, **summary.as_dict()}
     if summary.cancelled:  # a returned state is the flow run's final state (Prefect)
         return Cancelled(message=f"partition {index} {summary.fatal}")  # type: ignore[return-value]
+    if resumes is not None and resumes.flow_run is not None:
+        return _completed(resumes.line(f"partition {index}"), result)
     if summary.fatal:
         raise RunStopped(f"partition {index} stopped: {summary.fatal}")
-    return {"index": index, "since": since, "until": until, **summary.as_dict()}
+    return result
+
+
+def _completed(message: str, result: T) -> T:
+    """The flow run's final state, Completed with ``message``: Prefect makes a returned state
+    the run's own, and a caller of the flow still gets ``result`` (the state's data)."""
+    return cast(T, Completed(message=message, data=result))
 
 
 @task(name="backfill-partition", cache_policy=NO_CACHE)
@@ -128,13 +148,17 @@ async def backfill(
     global_limit: LimitName = DEFAULT_LIMIT,
     credentials_block: BlockName = None,
     partition_timeout: PartitionTimeout = PARTITION_TIMEOUT_S,
-) -> list[dict[str, object]]:
+    resume_next_day: ResumeNextDay = True,
+) -> Rows:
     """Backfill ``[start, end]`` (whole days; open ends allowed) in ``partitions`` date ranges.
     With ``spread``, each range is a run of ``deployment`` (any worker of the pool); ``parallel``
     says how many of them the pool runs at once (default: all), to split the quota. The backfill
     is a staging run of its own that every partition's run names (``parent_run_id``). A spread
     partition not finished after ``partition_timeout`` seconds is reported lost (its state then,
-    e.g. ``Lost (Running)``) instead of being waited for forever, and the backfill ends Failed."""
+    e.g. ``Lost (Running)``) instead of being waited for forever, and the backfill ends Failed.
+    Stopped only by the spent daily AppZen budget, it schedules itself again (same parameters)
+    at the next AppZen day's start and ends Completed saying when it resumes, unless
+    ``resume_next_day`` is off or it was not run from a deployment (:mod:`flows.resume`)."""
     settings = await flow_settings(credentials_block)
     plan = BackfillPlan(Path(mapping), start, end, partitions)
     name = plan.mapping_name()
@@ -149,7 +173,13 @@ async def backfill(
                 rows = await _spread(settings, store, parts, spec, parent)
             else:
                 rows = await _local(settings, parts, parent)
+        stopped = [row for row in rows if row["state"] != "Completed"]
+        resumes = None
+        if stopped and all(row["budget_spent"] for row in stopped):
+            resumes = await reschedule(settings, "backfill", resume_next_day)
         notes = _partition_table(rows)
+        if resumes is not None:
+            notes = [resumes.line("backfill"), "", *notes]
         title = f"Backfill of {name} ({start or 'the beginning'} to {end or 'now'})"
         await publish(
             title,
@@ -161,11 +191,11 @@ async def backfill(
         )
     finally:
         store.close()
-    stopped = [
-        f"partition {row['index']}: {row['state']}" for row in rows if row["state"] != "Completed"
-    ]
+    if resumes is not None and resumes.flow_run is not None:
+        return _completed(resumes.line("backfill"), rows)
     if stopped:
-        raise RunStopped(f"backfill did not complete ({'; '.join(stopped)}); rerun it to finish")
+        states = "; ".join(f"partition {row['index']}: {row['state']}" for row in stopped)
+        raise RunStopped(f"backfill did not complete ({states}); rerun it to finish")
     return rows
 
 
@@ -280,6 +310,7 @@ def _row(
         "run_id": summary.run_id if summary is not None else None,
         "status": summary.status if summary is not None else None,
         "fatal": summary.fatal if summary is not None else None,
+        "budget_spent": summary.budget_spent if summary is not None else False,
         "counts": dict(sorted(summary.counts.items())) if summary is not None else {},
         "summary": summary,
     }

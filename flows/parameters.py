@@ -84,6 +84,14 @@ PartitionTimeout = Annotated[
         "rerun finishes it).",
     ),
 ]
+ResumeNextDay = Annotated[
+    bool,
+    Field(
+        description="When the daily AppZen budget runs out, schedule this run again (same "
+        "parameters) at the start of the next AppZen day; off: the run ends Failed and waits "
+        "for a rerun.",
+    ),
+]
 Parallel = Annotated[
     int | None,
     Field(ge=1, description="Partitions the pool runs at once (default: all of them)."),
