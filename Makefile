@@ -38,7 +38,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install services lint typecheck
-	$(BIN)/pytest -n 2 --dist loadfile  # two workers (the machine has two cores); a file stays on one worker
+	$(BIN)/pytest -n 4 --dist loadfile  # four workers: most tests wait on servers and subprocesses, so 4 keep 2 cores busy; a file stays on one worker
 
 check: install lint typecheck
 	$(BIN)/pytest --fast  # leaves out the tests marked for servers, Prefect, a browser, or slow

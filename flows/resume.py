@@ -1,6 +1,6 @@
 """Backfills that span days: a backfill flow run stopped by the spent daily AppZen budget
 schedules a new flow run of its own deployment, with the same parameters, at the start of the
-next AppZen day (:meth:`~pipeline.staging.budget.BudgetPolicy.next_day`), and so on until done.
+next AppZen day (:func:`~pipeline.jobs.backfill.budget_resumes`), and so on until done.
 
 The new run sends only what is still pending: staging remembers what AppZen acknowledged, so no
 invoice goes twice. A flow run that rescheduled itself ends **Completed** with a message saying
@@ -20,8 +20,8 @@ from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.states import Scheduled
 
+from pipeline.jobs.backfill import budget_resumes
 from pipeline.settings import Settings
-from pipeline.staging.budget import BudgetPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +55,14 @@ async def resume_next_day(settings: Settings, what: str, enabled: bool) -> Resum
     """Schedule this flow run's deployment again, same parameters, at the next AppZen day's
     start (when ``enabled`` and the run came from a deployment), and log one INFO line saying
     when it resumes. Idempotent per flow run (a retried run schedules one resumption)."""
-    policy = BudgetPolicy.from_settings(settings)
-    at = policy.next_day(datetime.now(UTC))
+    at, zone = budget_resumes(settings, datetime.now(UTC))
     context = FlowRunContext.get()
     run = context.flow_run if context is not None else None
     logger = get_run_logger()
     if not enabled:
-        resumption = Resumption(at, policy.zone, reason="resume_next_day is off")
+        resumption = Resumption(at, zone, reason="resume_next_day is off")
     elif run is None or run.deployment_id is None:
-        resumption = Resumption(at, policy.zone, reason="not run from a deployment")
+        resumption = Resumption(at, zone, reason="not run from a deployment")
     else:
         async with get_client() as client:
             scheduled = await client.create_flow_run_from_deployment(
@@ -73,6 +72,6 @@ async def resume_next_day(settings: Settings, what: str, enabled: bool) -> Resum
                 idempotency_key=f"resume-after-budget-{run.id}",
                 tags=list(run.tags),
             )
-        resumption = Resumption(at, policy.zone, flow_run=scheduled.name)
+        resumption = Resumption(at, zone, flow_run=scheduled.name)
     logger.log(logging.INFO if resumption.flow_run else logging.WARNING, resumption.line(what))
     return resumption

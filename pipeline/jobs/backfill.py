@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Final
 
@@ -27,7 +27,7 @@ from pipeline.mapping.loader import load_mapping
 from pipeline.runtime.ratelimit import RateLimiter
 from pipeline.settings import Settings
 from pipeline.staging import RunRecord, RunStatus, StagingError, StagingStore
-from pipeline.staging.budget import Forecast
+from pipeline.staging.budget import BudgetPolicy, Forecast
 from pipeline.staging.owners import Heartbeat, Owner
 from pipeline.summary import RunSummary
 
@@ -284,3 +284,10 @@ def summaries_of(
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def budget_resumes(settings: Settings, now: datetime) -> tuple[datetime, str]:
+    """When the daily AppZen budget starts afresh after ``now`` (midnight of the next AppZen day,
+    ``APPZEN_BUDGET_TIMEZONE``) and that zone's name: when a budget-stopped backfill resumes."""
+    policy = BudgetPolicy.from_settings(settings)
+    return policy.next_day(now), policy.zone

@@ -263,7 +263,7 @@ async def test_automations_install_once_crash_lost_runs_and_alert(
                 and receiver.about("Failed")
             )
 
-        await asyncio.to_thread(wait_until, alerted, 60, f"three alerts in {receiver.messages}")
+        await asyncio.to_thread(wait_until, alerted, 180, f"three alerts in {receiver.messages}")
     crashed = receiver.about("Crashed")[0]
     assert "nightly-sync" in crashed["subject"]
     assert f"no heartbeat for {TIMEOUT} s" in crashed["body"]
