@@ -38,7 +38,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install services lint typecheck
-	$(BIN)/pytest -n 4 --dist loadfile  # four workers: most tests wait on servers and subprocesses, so 4 keep 2 cores busy; a file stays on one worker
+	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder  # 4 workers (most tests wait on servers and subprocesses); a file stays on one worker; files in collection order (tests/conftest.py puts the longest first)
 
 check: install lint typecheck
 	$(BIN)/pytest --fast  # leaves out the tests marked for servers, Prefect, a browser, or slow
