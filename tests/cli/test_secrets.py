@@ -129,11 +129,6 @@ AT_ONCE: list[tuple[str, tuple[str, ...], dict[str, str]]] = [
         {"APPZEN_API_KEY": WRONG_KEY},
     ),
     (
-        "wrong key retry json",
-        ("-v", "retry-failed", "-m", MAPPING, "--json"),
-        {"APPZEN_API_KEY": WRONG_KEY},
-    ),
-    (
         "staging unreachable",
         ("runs",),
         {"STAGING_DATABASE_URL": CLOSED_PORT_URL.format(password=STAGING_PASSWORD)},
@@ -146,6 +141,16 @@ AT_ONCE: list[tuple[str, tuple[str, ...], dict[str, str]]] = [
     ("bad setting", ("sync", "-m", MAPPING), {"APPZEN_RATE_LIMIT": "-1"}),
 ]
 """Commands that only read, or fail before changing anything: run side by side."""
+
+AFTER: list[tuple[str, tuple[str, ...], dict[str, str]]] = [
+    (
+        "wrong key retry json",
+        ("-v", "retry-failed", "-m", MAPPING, "--json"),
+        {"APPZEN_API_KEY": WRONG_KEY},
+    ),
+]
+"""Run after those: beside the wrong-key sync it would find the invoices that sync holds
+claimed for a moment and end ``partial`` (exit 4) instead of meeting the 401."""
 
 if "verify" in get_command(app).commands:  # type: ignore[attr-defined]
     AT_ONCE += [
@@ -170,6 +175,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
             results = {name: project.run(*args) for name, args in SEQUENCE}
             parallel = project.run_many(*((args, env) for _, args, env in AT_ONCE))
             results |= {name: r for (name, _, _), r in zip(AT_ONCE, parallel, strict=True)}
+            later = project.run_many(*((args, env) for _, args, env in AFTER))
+            results |= {name: r for (name, _, _), r in zip(AFTER, later, strict=True)}
             yield Runs(results, root / "reports", planted)
 
 
