@@ -121,7 +121,6 @@ class Checks:
         self._latest = (day + timedelta(days=dates.max_days_ahead)).isoformat()
         self._earliest = dates.not_before.isoformat()
         self._credit_negative = spec.sign.credit_notes == "negative"
-        self._line_tax: Decimal | None = _UNUSED
 
     def run(
         self,
@@ -204,7 +203,6 @@ class Checks:
             kind in _DEBITS or (kind == "CREDIT_NOTE" and not self._credit_negative)
         )
         line_sum = Decimal(0)
-        self._line_tax = None if _header_tax(body) is None else _UNUSED
         for index, line in enumerate(body["invoice_lines"]):
             total_money, price_money = line["total_amount"], line["unit_price"]
             total, quantity = total_money["amount"], line["quantity"]
@@ -230,7 +228,9 @@ class Checks:
                         index,
                     )
                 )
-            if len(line) > _PLAIN_LINE:
+            if (units is not None or currencies) and (
+                "tax_amount" in line or "line_vat_amount" in line
+            ):
                 self._line_extras(
                     index, line, currency, units=units, currencies=currencies, found=found
                 )
@@ -254,14 +254,7 @@ class Checks:
         currencies: bool,
         found: list[Found],
     ) -> None:
-        """The optional money of a line (tax, VAT): its currency and minor units, and its tax
-        added to the invoice's line tax (used when the header has no tax of its own)."""
-        if self._line_tax is not _UNUSED:
-            tax = _line_tax(line)
-            if tax is not None:
-                self._line_tax = tax if self._line_tax is None else self._line_tax + tax
-        if units is None and not currencies:
-            return
+        """The optional money of a line (tax, VAT): its currency and minor units."""
         for name in _LINE_MONEY:
             money = line.get(name)
             if not money:
@@ -285,8 +278,8 @@ class Checks:
         if includes is None and abs(total - base) <= tolerance:
             return  # the lines alone (gross lines) add up
         tax = _header_tax(body)
-        if tax is None and self._line_tax is not _UNUSED:
-            tax = self._line_tax
+        if tax is None:  # the lines' own tax, summed only now: most invoices add up without it
+            tax = _lines_tax(body["invoice_lines"])
         if includes is None:
             expected = [base + tax] if tax is not None else []
         else:
@@ -431,10 +424,6 @@ def _amount(money: Data | None) -> Decimal | None:
     return None if not money else money.get("amount")
 
 
-_UNUSED = Decimal("NaN")
-"""The line tax is not summed: the header states the invoice's tax."""
-
-
 def _header_tax(body: Data) -> Decimal | None:
     """The header's tax (or VAT) amount, when it states one."""
     for name in ("tax_amount", "vat_amount"):
@@ -442,6 +431,12 @@ def _header_tax(body: Data) -> Decimal | None:
         if amount is not None:
             return amount
     return None
+
+
+def _lines_tax(lines: list[Data]) -> Decimal | None:
+    """The tax of all ``lines`` (None when no line states one)."""
+    taxes = [tax for line in lines if (tax := _line_tax(line)) is not None]
+    return sum(taxes, Decimal(0)) if taxes else None
 
 
 def _line_tax(line: Data) -> Decimal | None:
