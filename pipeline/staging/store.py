@@ -451,6 +451,14 @@ class StagingStore:
             lambda c: reads.supplier_invoices(c, mapping, keys),
         )
 
+    def acked_sources(self, mapping: str, keys: list[str]) -> dict[str, str]:
+        """Unchanged-source lookup: the source hash behind each acknowledged, current payload
+        of ``keys`` (:func:`pipeline.staging.reads.acked_sources`)."""
+        return self._read(
+            "looking up acknowledged source hashes",
+            lambda c: reads.acked_sources(c, mapping, keys),
+        )
+
     def failed_invoice_ids(self, mapping: str, run_id: int | None = None) -> set[str]:
         """Invoices to retry: state rejected / failed_retryable, plus the keys that failed (any
         stage) in ``run_id`` when given."""
