@@ -58,6 +58,7 @@ from pipeline.staging import (
     statuses,
 )
 from pipeline.staging.audit import AuditStore
+from pipeline.staging.backfilldays import BackfillDay, backfill_days
 from pipeline.staging.engine import READ_ONLY, backend_of, create_staging_engine
 from pipeline.staging.errors import is_retryable, staging_error
 from pipeline.staging.ledger import LedgerStore
@@ -348,6 +349,13 @@ class StagingStore:
         policy = budget.BudgetPolicy.from_settings(settings)
         now = self._clock()
         return self._read("reading the AppZen budget", lambda c: budget.usage(c, policy, now))
+
+    def backfill_days(self, settings: Settings, parent_id: int) -> list[BackfillDay]:
+        """The AppZen days of the backfill run ``parent_id`` and of the runs it resumes."""
+        policy = budget.BudgetPolicy.from_settings(settings)
+        return self._read(
+            "reading the backfill's days", lambda c: backfill_days(c, policy, parent_id)
+        )
 
     # --- planning, claiming, outcomes -------------------------------------------------------
     def claim_batch(
