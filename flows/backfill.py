@@ -189,7 +189,9 @@ async def backfill(
         resumes = None
         if stopped and all(row["budget_spent"] for row in stopped):
             resumes = await reschedule(settings, "backfill", resume_next_day)
-        notes = _partition_table(rows)
+        assert parent.id is not None  # a flow's backfill is never a dry run
+        days = await asyncio.to_thread(backfill_job.day_lines, settings, store, parent.id)
+        notes = [*days, *_partition_table(rows)]
         if resumes is not None:
             notes = [resumes.line("backfill"), "", *notes]
         title = f"Backfill of {name} ({start or 'the beginning'} to {end or 'now'})"
