@@ -3,9 +3,10 @@ as tasks in this process or, with ``spread``, as flow runs of the ``backfill-par
 deployment that any worker of the pool picks up. Resumable: a rerun skips what AppZen already
 acknowledged, so it finishes what is left.
 
-Spread partitions share the AppZen quota through the Prefect global concurrency limit
-``global_limit`` and each paces at the quota divided by the partitions that run at once
-(``parallel``, default all of them; see :mod:`flows.limits`).
+Partitions share the AppZen quota through the Prefect global concurrency limit ``global_limit``
+with every other flow; a spread partition starts at the quota divided by the partitions that run
+at once (``parallel``, default all of them) and climbs to the configured rate when the limit lets
+it (see :mod:`flows.limits`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from prefect.states import Cancelled, Completed
 from prefect.utilities.annotations import quote
 
 from flows.common import artifact_key, flow_settings, log_summary, publish, run_progress
-from flows.limits import DEFAULT_LIMIT, GlobalRateLimiter, check_limit, partition_rate
+from flows.limits import DEFAULT_LIMIT, OFF, partition_rate
 from flows.parameters import (
     BlockName,
     Day,
@@ -49,6 +50,7 @@ from pipeline.jobs.store import StagingStore, open_store
 from pipeline.report.summary import md
 from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
+from pipeline.runtime.shared import shared_name
 from pipeline.runtime.stop import sigterm_stops_runs
 from pipeline.settings import Settings
 from pipeline.summary import RunSummary
@@ -75,19 +77,17 @@ async def backfill_partition(
     resume_next_day: ResumeNextDay = True,
 ) -> dict[str, object]:
     """One partition of a backfill, run by whichever worker picks it up: ``since < updated_at <=
-    until`` at ``rate`` requests/s (default APPZEN_RATE_LIMIT), every request holding a permit
-    of the global limit ``global_limit`` (the quota all workers share) unless that is None.
+    until``, every request holding a permit of the global limit ``global_limit`` (the quota all
+    flows and workers share) unless that is None. It starts at ``rate`` requests/s (default
+    APPZEN_RATE_LIMIT) and, when sharing the limit, climbs to APPZEN_RATE_LIMIT when the limit
+    lets it (the share follows the partitions that run); unshared, it stays at ``rate``.
     ``parent_run_id``: the staging run of the backfill that started it. SIGTERM (a cancel) stops
     it cleanly (``cancelled``) and ends the flow run Cancelled. Run alone (no parent) and
     stopped by the spent daily budget, it schedules itself again at the next AppZen day's start
     unless ``resume_next_day`` is off (:mod:`flows.resume`); a parent's partition leaves that to
     its parent."""
-    settings = await flow_settings(credentials_block)
-    pace = rate or settings.appzen_rate_limit
-    limiter: RateLimiter = AdaptiveRateLimiter(pace, clock=SYSTEM_CLOCK)
-    if global_limit:
-        await check_limit(global_limit)
-        limiter = GlobalRateLimiter(global_limit, pace, clock=SYSTEM_CLOCK)
+    settings = await flow_settings(credentials_block, global_limit=global_limit or OFF)
+    limiter = partition_limiter(settings, rate)
     part = BackfillPartition(Path(mapping), index, since, until, parent_run_id)
     store = open_store(settings)
     try:
@@ -108,6 +108,16 @@ async def backfill_partition(
     if summary.fatal:
         raise RunStopped(f"partition {index} stopped: {summary.fatal}")
     return result
+
+
+def partition_limiter(settings: Settings, rate: float | None) -> RateLimiter:
+    """A partition's own pace: from ``rate`` (its share), up to APPZEN_RATE_LIMIT when the
+    quota is shared through a global limit that holds it back while others run; without one,
+    the share is all the protection there is, so it stays there."""
+    pace = min(rate or settings.appzen_rate_limit, settings.appzen_rate_limit)
+    shared = shared_name(settings.appzen_global_limit) is not None
+    ceiling = settings.appzen_rate_limit if shared else pace
+    return AdaptiveRateLimiter(pace, clock=SYSTEM_CLOCK, max_rate=ceiling)
 
 
 def _completed(message: str, result: T) -> T:
@@ -159,7 +169,9 @@ async def backfill(
     Stopped only by the spent daily AppZen budget, it schedules itself again (same parameters)
     at the next AppZen day's start and ends Completed saying when it resumes, unless
     ``resume_next_day`` is off or it was not run from a deployment (:mod:`flows.resume`)."""
-    settings = await flow_settings(credentials_block)
+    # spread: the partitions need the limit (strict); here, the one every flow finds
+    shared = (global_limit or OFF) if spread else None
+    settings = await flow_settings(credentials_block, global_limit=shared)
     plan = BackfillPlan(Path(mapping), start, end, partitions)
     name = plan.mapping_name()
     store = open_store(settings)
@@ -177,7 +189,9 @@ async def backfill(
         resumes = None
         if stopped and all(row["budget_spent"] for row in stopped):
             resumes = await reschedule(settings, "backfill", resume_next_day)
-        notes = _partition_table(rows)
+        assert parent.id is not None  # a flow's backfill is never a dry run
+        days = await asyncio.to_thread(backfill_job.day_lines, settings, store, parent.id)
+        notes = [*days, *_partition_table(rows)]
         if resumes is not None:
             notes = [resumes.line("backfill"), "", *notes]
         title = f"Backfill of {name} ({start or 'the beginning'} to {end or 'now'})"
@@ -258,8 +272,6 @@ async def _spread(
 ) -> Rows:
     """Every partition as a run of the deployment (any worker of its pool); their staging runs
     are found by the parent's id and read back for the summary."""
-    if spread.global_limit:
-        await check_limit(spread.global_limit)
     rate = partition_rate(settings.appzen_rate_limit, len(parts), spread.parallel)
     assert parent.id is not None  # a flow's backfill is never a dry run
     parent_id = parent.id

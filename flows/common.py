@@ -21,6 +21,7 @@ from prefect.blocks.system import Secret
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
+from flows.limits import shared_quota
 from pipeline.errors import TransientError
 from pipeline.jobs.progress import RunProgress, logged_progress
 from pipeline.jobs.reports import failed_invoices, report_url
@@ -46,9 +47,14 @@ def protect_logs() -> None:
                 handler.addFilter(SecretFilter())
 
 
-async def flow_settings(credentials_block: str | None) -> Settings:
+async def flow_settings(
+    credentials_block: str | None, *, global_limit: str | None = None
+) -> Settings:
     """Settings from the environment; with ``credentials_block``, the AppZen credentials come
-    from that Prefect Secret block (JSON: ``api_key``, ``customer_id``, ``customer_key``)."""
+    from that Prefect Secret block (JSON: ``api_key``, ``customer_id``, ``customer_key``). The
+    AppZen quota is shared through the global concurrency limit ``global_limit`` (a flow
+    parameter: a name or ``none``), else the one the settings or the server say
+    (:func:`flows.limits.shared_quota`)."""
     overrides: dict[str, Any] = {}
     if credentials_block:
         secret: Secret[Any] = await Secret.aload(credentials_block)
@@ -63,7 +69,7 @@ async def flow_settings(credentials_block: str | None) -> Settings:
     settings = load_settings(**overrides)
     register_settings(settings)
     protect_logs()
-    return settings
+    return await shared_quota(settings, global_limit)
 
 
 async def only_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:

@@ -1,56 +1,91 @@
-"""The AppZen quota shared by every worker: a Prefect global concurrency limit with slot decay.
+"""The AppZen quota shared by every flow and worker: a Prefect global concurrency limit with slot
+decay.
 
-Each process paces itself with the pipeline's adaptive limiter and takes permits from the global
-limit in blocks of ``BLOCK`` (one ``rate_limit`` call per block: ~6.5 ms each, and single permits
-reach only ~55-70 % of the limit; measured in PREFECT-NOTES). Create the limit once per server:
-``prefect gcl create appzen-api --limit 20 --slot-decay-per-second 20``. ``strict=True``: a
-misspelled name fails loudly instead of meaning "no limit"; :func:`check_limit` says so before
-anything is claimed or sent.
+Every flow resolves the limit when it loads its settings (:func:`shared_quota`, called by
+:func:`flows.common.flow_settings`) and installs :class:`PrefectPermits` as this process's way to
+take permits (:func:`pipeline.runtime.shared.provide_permits`); from then on every AppZen request
+of the run — posts, status pushes, retry-failed, write-back's searches — holds a permit of it
+(:class:`pipeline.runtime.shared.SharedRateLimiter`, taken in blocks of
+:data:`~pipeline.runtime.shared.BLOCK`). Which limit: ``APPZEN_GLOBAL_LIMIT`` when set (it must
+exist: ``strict``, a misspelled name fails loudly instead of meaning "no limit"); unset, the limit
+:data:`DEFAULT_LIMIT` when the server has it (created once per server, as the README says:
+``prefect gcl create appzen-api --limit 20 --slot-decay-per-second 20``), else none and the run
+paces alone as before; ``none``: never. A backfill's ``global_limit`` parameter overrides it.
 
-The global limit caps the long-run sum, but a fresh limit hands out ``limit`` permits at once, so
-the pace of each process is what keeps every second under the quota: a partition of a backfill
-paces at the quota divided by the partitions that run at once (:func:`partition_rate`).
+The limit's decay is the quota; its ``--limit`` is the burst it hands out after an idle spell, so
+no second holds more than quota + limit. A backfill partition starts at its share of the quota
+(:func:`partition_rate`) so that the first seconds stay under it, and climbs to the configured
+rate from there: the limit holds it back while others run, alone it gets the whole quota.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 
+from prefect import get_run_logger
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.responses import (
+    GlobalConcurrencyLimitResponse as GlobalConcurrencyLimit,
+)
 from prefect.concurrency.asyncio import rate_limit
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import MissingContextError, ObjectNotFound
 
 from pipeline.errors import ConfigurationError
-from pipeline.runtime.clock import Clock
-from pipeline.runtime.ratelimit import AdaptiveRateLimiter
+from pipeline.runtime.shared import BLOCK, OFF, provide_permits, shared_name
+from pipeline.settings import Settings
 
-BLOCK = 5
 DEFAULT_LIMIT = "appzen-api"
+
+__all__ = ["BLOCK", "DEFAULT_LIMIT", "OFF", "GlobalLimitError", "PrefectPermits"]
 
 
 class GlobalLimitError(ConfigurationError):
     """The global concurrency limit a flow should share is missing or cannot rate-limit."""
 
 
+class PrefectPermits:
+    """Permits of the Prefect global concurrency limit ``name`` (``strict``: never "no limit")."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def take(self, count: int) -> None:
+        """Wait until ``count`` slots of the limit are taken (they decay back by themselves)."""
+        await rate_limit(self.name, occupy=count, strict=True)
+
+
 def _create_hint(name: str) -> str:
     return (
         f"create it once per Prefect server: prefect gcl create {name} --limit 20 "
-        "--slot-decay-per-second 20 (the AppZen quota), or run with global_limit null (no "
-        "shared quota: one worker only)"
+        "--slot-decay-per-second 20 (the AppZen quota), or run without a shared quota "
+        "(one worker only: APPZEN_GLOBAL_LIMIT=none, or a backfill's global_limit null)"
     )
+
+
+async def _read(name: str) -> GlobalConcurrencyLimit | None:
+    async with get_client() as client:
+        try:
+            return await client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            return None
 
 
 async def check_limit(name: str) -> None:
     """Fail fast, before any invoice is claimed, when the limit ``name`` does not exist on the
     Prefect server, is inactive, or has no slot decay (permits would never come back)."""
-    async with get_client() as client:
-        try:
-            limit = await client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            raise GlobalLimitError(
-                f"global concurrency limit {name!r} does not exist on the Prefect server at "
-                f"{client.api_url}: {_create_hint(name)}"
-            ) from None
+    limit = await _read(name)
+    if limit is None:
+        async with get_client() as client:
+            where = client.api_url
+        raise GlobalLimitError(
+            f"global concurrency limit {name!r} does not exist on the Prefect server at "
+            f"{where}: {_create_hint(name)}"
+        )
+    _check(limit)
+
+
+def _check(limit: GlobalConcurrencyLimit) -> None:
+    name = limit.name
     if not limit.active or limit.slot_decay_per_second <= 0:
         raise GlobalLimitError(
             f"global concurrency limit {name!r} must be active with a slot decay > 0 to share "
@@ -64,42 +99,35 @@ async def check_limit(name: str) -> None:
         )
 
 
+async def shared_quota(settings: Settings, global_limit: str | None = None) -> Settings:
+    """``settings`` with ``appzen_global_limit`` resolved to the limit this flow run shares (or
+    ``none``), checked on the server; ``global_limit`` (a flow parameter) overrides the setting.
+    Installs :class:`PrefectPermits` for this process."""
+    provide_permits(PrefectPermits)
+    configured = global_limit or settings.appzen_global_limit
+    name = shared_name(configured)
+    if name is not None:
+        await check_limit(name)
+    elif configured is None:  # unset: the default limit if the server has one
+        found = await _read(DEFAULT_LIMIT)
+        if found is not None and found.active:
+            _check(found)
+            name = DEFAULT_LIMIT
+    if name is not None:
+        _logger().info(
+            "AppZen quota shared with every flow and worker: global concurrency limit %r", name
+        )
+    return settings.model_copy(update={"appzen_global_limit": name or OFF})
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    try:
+        return get_run_logger()
+    except MissingContextError:  # called outside a flow run
+        return logging.getLogger(__name__)
+
+
 def partition_rate(rate: float, partitions: int, parallel: int | None) -> float:
-    """The pace of one partition: ``rate`` shared by the partitions that run at once."""
+    """The pace a partition starts at: ``rate`` shared by the partitions that run at once."""
     at_once = max(1, min(partitions, parallel or partitions))
     return rate / at_once
-
-
-class GlobalRateLimiter:
-    """A :class:`~pipeline.runtime.ratelimit.RateLimiter` that also holds a global-limit permit for
-    every request it lets through."""
-
-    def __init__(self, name: str, rate: float, *, clock: Clock, block: int = BLOCK) -> None:
-        self.name = name
-        self.block = block
-        self.local = AdaptiveRateLimiter(rate, clock=clock)
-        self._permits = 0
-        self._refill = asyncio.Lock()
-
-    @property
-    def current_rate(self) -> float:
-        """The local pace (the global limit caps the sum over workers)."""
-        return self.local.current_rate
-
-    async def acquire(self) -> None:
-        """A global permit (taken a block at a time, one caller at a time), then the local
-        pace."""
-        async with self._refill:
-            if self._permits == 0:
-                await rate_limit(self.name, occupy=self.block, strict=True)
-                self._permits += self.block
-            self._permits -= 1
-        await self.local.acquire()
-
-    def on_success(self) -> None:
-        """Forwarded to the local limiter (additive increase)."""
-        self.local.on_success()
-
-    def on_throttled(self, retry_after: float | None) -> None:
-        """Forwarded to the local limiter (multiplicative decrease, Retry-After pause)."""
-        self.local.on_throttled(retry_after)

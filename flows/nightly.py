@@ -28,7 +28,8 @@ async def nightly_sync(
     credentials_block: BlockName = None,
 ) -> dict[str, object]:
     """Send what changed in the ERP since the last successful run, then push ERP statuses.
-    SIGTERM (a cancel) stops the sync cleanly (``cancelled``) and ends the flow run Cancelled."""
+    SIGTERM (a cancel) stops the sync or the status push cleanly (``cancelled``) and ends the
+    flow run Cancelled."""
     settings = await flow_settings(credentials_block)
     store = open_store(settings)
     try:
@@ -39,16 +40,19 @@ async def nightly_sync(
             )
         summaries: list[RunSummary] = [log_summary(summary)]
         if status_sync and not summary.fatal:
-            summaries.append(await status_sync_task(mapping, quote(settings)))
+            pushed = await sigterm_stops_runs(status_sync_task(mapping, quote(settings)))
+            summaries.append(pushed)
         key = artifact_key("nightly", summary.mapping)
         title = f"Nightly sync of {summary.mapping}"
         await publish(title, key, summaries, store, reports_url=settings.appzen_reports_url)
     finally:
         store.close()
     emit_failed_invoices(summaries)  # the nightly alert (flows/automations.py) hears of them
-    if summary.cancelled:
-        # A returned state is the flow run's final state (Prefect): Cancelled, not Failed.
-        return Cancelled(message=f"sync run {summary.run_id} {summary.fatal}")  # type: ignore[return-value]
+    for done in summaries:
+        if done.cancelled:
+            # A returned state is the flow run's final state (Prefect): Cancelled, not Failed.
+            name = done.flow.replace("_", "-")
+            return Cancelled(message=f"{name} run {done.run_id} {done.fatal}")  # type: ignore[return-value]
     for done in summaries:
         if done.fatal:
             raise RunStopped(f"{done.flow} run {done.run_id} stopped: {done.fatal}")

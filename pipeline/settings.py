@@ -164,6 +164,17 @@ class Settings(PathSettings):
             "re-probing from APPZEN_RATE_LIMIT.",
         ),
     ] = True
+    appzen_global_limit: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            pattern=r"^\S+$",
+            description="The Prefect global concurrency limit every flow takes a permit from "
+            "for each AppZen request (the quota all runs and workers share). Unset: the limit "
+            "appzen-api when it exists on the Prefect server, else none; none: never shared. "
+            "Outside a Prefect flow (the CLI) a run paces alone.",
+        ),
+    ] = None
     appzen_daily_budget: Annotated[
         int,
         Field(

@@ -27,6 +27,7 @@ from pipeline.mapping.loader import load_mapping
 from pipeline.runtime.ratelimit import RateLimiter
 from pipeline.settings import Settings
 from pipeline.staging import RunRecord, RunStatus, StagingError, StagingStore
+from pipeline.staging.backfilldays import day_table
 from pipeline.staging.budget import BudgetPolicy, Forecast
 from pipeline.staging.owners import Heartbeat, Owner
 from pipeline.summary import RunSummary
@@ -291,3 +292,12 @@ def budget_resumes(settings: Settings, now: datetime) -> tuple[datetime, str]:
     ``APPZEN_BUDGET_TIMEZONE``) and that zone's name: when a budget-stopped backfill resumes."""
     policy = BudgetPolicy.from_settings(settings)
     return policy.next_day(now), policy.zone
+
+
+def day_lines(settings: Settings, store: StagingStore, parent_run_id: int) -> list[str]:
+    """The backfill's progress per AppZen day as a markdown section (day N: the invoices sent,
+    left after it, the budget used; the days of the runs it resumes first), or no lines for a
+    backfill of one day that the budget did not stop."""
+    days = store.backfill_days(settings, parent_run_id)
+    spans_days = len(days) > 1 or any(d.left is None for d in days)
+    return day_table(days) if spans_days else []

@@ -35,12 +35,12 @@ from pipeline.failures import InvoiceFacts, RowFailure
 from pipeline.load.fit import fit_staging
 from pipeline.load.ledger import LedgerTracker, failed_facts
 from pipeline.load.poster import PostResult, SendItem, post_invoices
-from pipeline.load.tally import count_decisions, count_extracted, count_posted
+from pipeline.load.tally import count_decisions, count_extracted, count_posted, count_skipped
 from pipeline.mapping.checks import sent_before
-from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
+from pipeline.mapping.engine import MappedInvoice, RejectedInvoice, UnchangedSource
 from pipeline.mapping.loader import load_mapping
 from pipeline.mapping.spec import MappingSpec
-from pipeline.mapping.stream import Sources, map_stream, open_sources
+from pipeline.mapping.stream import Sources, map_stream, open_sources, skipping_stream
 from pipeline.redact import scrub
 from pipeline.runtime import stop
 from pipeline.runtime.budget import DailyBudget
@@ -58,7 +58,8 @@ from pipeline.staging.records import Decision, RunStatus
 from pipeline.summary import RunSummary
 
 Flow = Literal["sync", "backfill", "retry_failed"]
-Result = MappedInvoice | RejectedInvoice
+Result = MappedInvoice | RejectedInvoice | UnchangedSource
+Mapped = MappedInvoice | RejectedInvoice
 BATCHES_IN_FLIGHT = 2
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,15 @@ class SyncJob:
     def results(self, sources: Sources) -> Generator[Result, None, None]:
         """Every mapped or rejected invoice of the source, in source order; closing it closes
         the sources' cursors at once. Lazy: the watermark is read by the first ``next`` (in the
-        mapping thread, off the event loop)."""
-        yield from map_stream(self.spec, sources, self.params())
+        mapping thread, off the event loop). Unless ``force``, an invoice whose source rows are
+        those of its acknowledged payload is not mapped again (:class:`UnchangedSource`)."""
+        if self.options.force:
+            yield from map_stream(self.spec, sources, self.params())
+            return
+        yield from skipping_stream(self.spec, sources, self.params(), self._acked_sources)
+
+    def _acked_sources(self, keys: list[str]) -> dict[str, str]:
+        return self.store.acked_sources(self.spec.name, keys)
 
     # --- running -----------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -276,18 +284,23 @@ class SyncJob:
     ) -> None:
         if self.stopped:  # a fatal answer came while this batch was being mapped
             return
-        batch = fit_staging(self._in_scope(batch), self.spec)
+        scoped = self._in_scope(batch)
+        skipped = [r for r in scoped if isinstance(r, UnchangedSource)]
+        count_skipped(self.summary.counts, skipped)
+        fresh = [r for r in scoped if not isinstance(r, UnchangedSource)]
+        results = fit_staging(fresh, self.spec)
         if self.spec.checks.duplicate_number.level != "off":
-            batch = await asyncio.to_thread(self._sent_before, batch)
-        mapped = [r for r in batch if isinstance(r, MappedInvoice)]
-        failures = [f for r in batch if isinstance(r, RejectedInvoice) for f in r.failures]
-        count_extracted(self.summary.counts, batch)
+            results = await asyncio.to_thread(self._sent_before, results)
+        mapped = [r for r in results if isinstance(r, MappedInvoice)]
+        failures = [f for r in results if isinstance(r, RejectedInvoice) for f in r.failures]
+        count_extracted(self.summary.counts, results)
         items = [
             StageItem(
                 m.key,
                 m.payload_hash,
                 m.erp_status,
                 m.erp_error.model_dump(exclude_none=True) if m.erp_error else None,
+                m.source_hash,
             )
             for m in mapped
         ]
@@ -313,13 +326,14 @@ class SyncJob:
         self.summary.counts["check_warnings"] += sum(1 for w in warned if w)
         failures += [warning for warnings in warned for warning in warnings]
         unchanged = {d.invoice_id for d in decisions if d.action == "unchanged"}
+        unchanged.update(r.key for r in skipped)
         if self._ledger.any_live and unchanged and not self.options.dry_run:
             await asyncio.to_thread(self._ledger.close, unchanged, "delivered")
         sent_failures = await self._send(sends, client, dispatcher)
         failures += sent_failures
         exhausted = {f.source_key for f in sent_failures if f.stage == "retries_exhausted"}
-        self._track_watermarks(mapped, decisions, sends, exhausted)
-        await self._report(failures, failed_facts(batch, sent_failures))
+        self._track_watermarks(mapped, decisions, sends, exhausted, skipped)
+        await self._report(failures, failed_facts(results, sent_failures))
         if self.on_progress is not None:
             self.on_progress(self.summary)
 
@@ -378,7 +392,7 @@ class SyncJob:
             self.summary.counts["recreate_resent"] += len(sends)
             await self._report(await self._send(sends, client, dispatcher))
 
-    def _sent_before(self, batch: list[Result]) -> list[Result]:
+    def _sent_before(self, batch: list[Mapped]) -> list[Mapped]:
         """The ``duplicate_number`` check against staging history: an invoice whose supplier
         sent the same invoice number before under another key is warned (or refused)."""
         keys = sorted(
@@ -392,7 +406,7 @@ class SyncJob:
         if not sent:
             return batch
         level = self.spec.checks.duplicate_number.level
-        out: list[Result] = []
+        out: list[Mapped] = []
         for result in batch:
             earlier = (
                 []
@@ -480,6 +494,7 @@ class SyncJob:
         decisions: list[Decision],
         sends: list[SendItem],
         exhausted: set[str | None],
+        skipped: list[UnchangedSource],
     ) -> None:
         if self.spec.watermark_column is None or self.options.dry_run:
             return
@@ -488,7 +503,8 @@ class SyncJob:
             open_keys |= {s.invoice_id for s in sends}
         marked = [m for m in mapped if m.watermark is not None]
         self._watermarks.add(
-            done=[m.watermark for m in marked if m.key not in open_keys],
+            done=[m.watermark for m in marked if m.key not in open_keys]
+            + [r.watermark for r in skipped if r.watermark is not None],
             still_open=[m.watermark for m in marked if m.key in open_keys],
         )
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from pipeline.mapping.engine import MappedInvoice, RejectedInvoice
+from pipeline.mapping.engine import MappedInvoice, RejectedInvoice, UnchangedSource
 from pipeline.staging.records import Decision, SendOutcome
 
 
@@ -38,6 +38,15 @@ def count_extracted(counts: Counter[str], batch: Sequence[MappedInvoice | Reject
         else:
             stage = result.failures[0].stage
             counts[f"failed_{stage if stage in ('validation', 'check') else 'mapping'}"] += 1
+
+
+def count_skipped(counts: Counter[str], skipped: Sequence[UnchangedSource]) -> None:
+    """Invoices whose source rows are those of their acknowledged payload: read, not mapped
+    again, and unchanged (counted as ``extracted``, ``mapped`` and ``unchanged``, so the sums
+    above hold; ``unchanged_source`` says how many of them skipped mapping)."""
+    if skipped:
+        for key in ("extracted", "mapped", "unchanged", "unchanged_source"):
+            counts[key] += len(skipped)
 
 
 def count_decisions(counts: Counter[str], decisions: Sequence[Decision]) -> None:

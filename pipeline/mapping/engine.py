@@ -22,6 +22,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import cast
 
 from pydantic import ValidationError
 
@@ -44,9 +45,24 @@ from pipeline.mapping.rejections import (
     unencodable,
     validation_failures,
 )
-from pipeline.mapping.results import MappedInvoice, RejectedInvoice, Result
+from pipeline.mapping.results import (
+    MappedInvoice,
+    RejectedInvoice,
+    Result,
+    Streamed,
+    UnchangedSource,
+)
+from pipeline.mapping.skipping import AckedSources, Skipper
+from pipeline.mapping.sourcehash import SourceHasher
 
-__all__ = ["MappedInvoice", "MappingEngine", "RejectedInvoice", "Result"]
+__all__ = [
+    "MappedInvoice",
+    "MappingEngine",
+    "RejectedInvoice",
+    "Result",
+    "Streamed",
+    "UnchangedSource",
+]
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.transforms import is_blank, text_or_none
@@ -98,30 +114,47 @@ class MappingEngine:
         if self.spec.lines_source is not None:
             if lines is None:
                 raise MappingError(f"{self.spec.where(('lines_source',))}: pass the line chunks")
-            return self._run_joined(iter(chunks), iter(lines))
-        return self._run_grouped(iter(chunks))
+            return cast(Iterator[Result], self._run_joined(iter(chunks), iter(lines)))
+        # Without an acknowledged-source lookup nothing is skipped: every result is a Result.
+        return cast(Iterator[Result], self._run_grouped(iter(chunks), None))
+
+    def run_skipping(self, chunks: Iterable[Chunk], acked: AckedSources) -> Iterator[Streamed]:
+        """:meth:`run`, but an invoice whose source hash (:mod:`pipeline.mapping.sourcehash`)
+        is the one ``acked`` returns for its key is not mapped: an :class:`UnchangedSource`
+        comes instead; the mapped carry their source hash. ``acked`` is asked once per chunk
+        for its keys. A mapping with a lines source maps every invoice (no skipping)."""
+        if self.spec.lines_source is not None:
+            return self.run(chunks)
+        return self._run_grouped(iter(chunks), Skipper(SourceHasher(self.spec), acked))
 
     # --- one row per line ----------------------------------------------------------------------
-    def _run_grouped(self, chunks: Iterator[Chunk]) -> Iterator[Result]:
+    def _run_grouped(self, chunks: Iterator[Chunk], skipper: Skipper | None) -> Iterator[Streamed]:
         known = Identities(self.spec.invoice_key)
         try:
-            yield from self._grouped(chunks, known)
+            yield from self._grouped(chunks, known, skipper)
         except Exception:
             yield from known.drain()  # whole invoices read before the source failed go on
             raise
 
-    def _grouped(self, chunks: Iterator[Chunk], known: Identities) -> Iterator[Result]:
+    def _grouped(
+        self, chunks: Iterator[Chunk], known: Identities, skipper: Skipper | None
+    ) -> Iterator[Streamed]:
         plan: _Plan | None = None
         pending: Group | None = None
         limit = self.spec.max_lines_per_invoice
         for chunk in chunks:
             if plan is None:
                 plan = self._plan_for(chunk.names, None, chunk.origin)
-                finish = self._finisher(plan)
+                finish: Callable[[Group], Streamed] = self._finisher(plan)
+                if skipper is not None:
+                    finish = skipper.wrap(finish, functools.partial(self._watermark, plan=plan))
             rows, keys = self._rows(chunk, plan.header, plan.key_at)
             where = locator(chunk)
             del chunk  # its cells are freed before the source reads the next chunk
-            for key, start, end in runs(keys, self._read_key):
+            spans = list(runs(keys, self._read_key))
+            if skipper is not None:
+                skipper.look_up([key for key, _, _ in spans], pending)
+            for key, start, end in spans:
                 if pending is not None and key == pending.key and start == 0:
                     pending.add(rows[start:end], where, start, limit)
                     continue
@@ -140,7 +173,7 @@ class MappingEngine:
         yield from known.drain()
 
     # --- header rows joined with line rows -----------------------------------------------------
-    def _run_joined(self, headers: Iterator[Chunk], lines: Iterator[Chunk]) -> Iterator[Result]:
+    def _run_joined(self, headers: Iterator[Chunk], lines: Iterator[Chunk]) -> Iterator[Streamed]:
         first_header = next(headers, None)
         first_line = next(lines, None)
         if first_header is None and first_line is None:

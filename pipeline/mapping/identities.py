@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pipeline.mapping.grouping import Group
 from pipeline.mapping.keys import FirstSeen, Locations, look_alike
 from pipeline.mapping.rejections import key_failure
-from pipeline.mapping.results import RejectedInvoice, Result
+from pipeline.mapping.results import RejectedInvoice, Result, Streamed
 
 HOLD_BACK = 1_000
 """Invoices a result waits before it leaves the engine (a few MB of payloads at most)."""
@@ -41,7 +41,7 @@ class _Waiting:
     key: str | None
     alike: int | None
     location: str
-    result: Result
+    result: Streamed
     flagged: bool = False
 
 
@@ -55,7 +55,7 @@ class Identities:
         self._where = Locations()
         self._queue: deque[_Waiting] = deque()
 
-    def admit(self, group: Group, finish: Callable[[Group], Result]) -> Iterator[Result]:
+    def admit(self, group: Group, finish: Callable[[Group], Streamed]) -> Iterator[Streamed]:
         """Map ``group`` with ``finish`` when its key is new (else refuse it, and the earlier
         invoice too while it waits); yield the results that have waited long enough."""
         key = group.key
@@ -67,16 +67,16 @@ class Identities:
             result = self._refuse(group, alike, same=first[0] == hash(key), earlier=first[1])
         return self._push(_Waiting(key, alike, result.location, result))
 
-    def other(self, result: Result) -> Iterator[Result]:
+    def other(self, result: Result) -> Iterator[Streamed]:
         """Queue a result that is no invoice of its own (orphan rows), in source order."""
         return self._push(_Waiting(result.key, None, result.location, result))
 
-    def drain(self) -> Iterator[Result]:
+    def drain(self) -> Iterator[Streamed]:
         """Every result still waiting (the source is at its end)."""
         while self._queue:
             yield self._queue.popleft().result
 
-    def _push(self, waiting: _Waiting) -> Iterator[Result]:
+    def _push(self, waiting: _Waiting) -> Iterator[Streamed]:
         self._queue.append(waiting)
         while len(self._queue) > self._hold_back:
             yield self._queue.popleft().result

@@ -29,6 +29,9 @@ class MappedInvoice:
     ``duplicate_number`` check finds the number sent before under another key."""
     """Pre-flight checks at level ``warning`` that found something (stage ``warning``): the
     invoice is sent, and these go to the run's report."""
+    source_hash: str | None = None
+    """The hash of its source rows and the mapping (:mod:`pipeline.mapping.sourcehash`) when the
+    run computes it: staged with the payload hash, so the next run can skip mapping it."""
 
     @property
     def invoice(self) -> Invoice:
@@ -59,3 +62,18 @@ class RejectedInvoice:
 
 Result = MappedInvoice | RejectedInvoice
 """One engine result."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnchangedSource:
+    """An invoice whose source rows, read with the same mapping, are those its acknowledged
+    payload came from (same source hash): not mapped again, nothing to stage or send."""
+
+    key: str
+    location: str
+    source_hash: str
+    watermark: object | None
+
+
+Streamed = Result | UnchangedSource
+"""What a run that skips unchanged sources yields per invoice."""

@@ -10,14 +10,17 @@ the database connection may already be gone).
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from pipeline.extract.base import Chunk, Source
-from pipeline.mapping.engine import MappingEngine, Result
+from pipeline.mapping.engine import MappingEngine, Result, Streamed
+from pipeline.mapping.skipping import AckedSources
 from pipeline.mapping.spec import MappingSpec
 from pipeline.settings import Settings
+
+T = TypeVar("T")
 
 
 class Sources(NamedTuple):
@@ -52,11 +55,40 @@ def map_stream(
 ) -> Generator[Result, None, None]:
     """Every mapped or rejected invoice of ``sources``, in source order, ``params`` bound to the
     queries; closing the generator closes the sources' streams."""
+    yield from _stream(
+        sources, params, lambda chunks, lines: MappingEngine(spec).run(chunks, lines)
+    )
+
+
+def skipping_stream(
+    spec: MappingSpec,
+    sources: Sources,
+    params: Mapping[str, object] | None,
+    acked: AckedSources,
+) -> Generator[Streamed, None, None]:
+    """:func:`map_stream`, but invoices whose source is unchanged since their acknowledged send
+    come as :class:`~pipeline.mapping.results.UnchangedSource`, not mapped
+    (:meth:`MappingEngine.run_skipping`)."""
+
+    def run(chunks: Iterator[Chunk], lines: Iterator[Chunk] | None) -> Iterator[Streamed]:
+        engine = MappingEngine(spec)
+        return (
+            engine.run(chunks, lines) if lines is not None else engine.run_skipping(chunks, acked)
+        )
+
+    yield from _stream(sources, params, run)
+
+
+def _stream(
+    sources: Sources,
+    params: Mapping[str, object] | None,
+    run: Callable[[Iterator[Chunk], Iterator[Chunk] | None], Iterator[T]],
+) -> Generator[T, None, None]:
     bound = dict(params or {})
     chunks: Iterator[Chunk] = sources.rows.chunks(bound)
     line_chunks = None if sources.lines is None else sources.lines.chunks(bound)
     try:
-        yield from MappingEngine(spec).run(chunks, line_chunks)
+        yield from run(chunks, line_chunks)
     finally:
         for stream in (chunks, line_chunks):
             close = getattr(stream, "close", None)

@@ -36,6 +36,7 @@ from pipeline.runtime.budget import BudgetedLimiter, DailyBudget
 from pipeline.runtime.clock import Clock
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter, RateLimiter
 from pipeline.runtime.retry import RetriesExhausted, RetryEvent, RetryPolicy, call_with_retries
+from pipeline.runtime.shared import share
 from pipeline.settings import Settings
 
 I = TypeVar("I")  # noqa: E741 - the item type
@@ -107,8 +108,11 @@ class Dispatcher:
         when one is shared across processes), concurrency and attempts (or ``policy``, e.g.
         shorter waits), and a circuit breaker of ``APPZEN_OUTAGE_WINDOW`` seconds unless
         ``breaker`` is false (calls that only read, whose failures stop nothing). With a
-        ``budget``, every request (each attempt) takes one unit of the day's AppZen budget."""
-        paced = limiter or AdaptiveRateLimiter(settings.appzen_rate_limit, clock=clock)
+        ``budget``, every request (each attempt) takes one unit of the day's AppZen budget.
+        With ``APPZEN_GLOBAL_LIMIT`` (and a way to take from it), every request also holds a
+        permit of that shared limit (:func:`~pipeline.runtime.shared.share`)."""
+        local = limiter or AdaptiveRateLimiter(settings.appzen_rate_limit, clock=clock)
+        paced = share(local, settings.appzen_global_limit)
         return cls(
             limiter=BudgetedLimiter(paced, budget) if budget is not None else paced,
             policy=policy or RetryPolicy(settings.appzen_retry_attempts),

@@ -190,6 +190,7 @@ def _insert_row(request: ClaimRequest, item: StageItem) -> dict[str, object]:
         "invoice_id": item.invoice_id,
         "state": "pending",
         "payload_hash": item.payload_hash,
+        "source_hash": item.source_hash,
         "attempts": 0,
         "send_count": 0,
         "resent_after_crash": 0,
@@ -232,6 +233,7 @@ def _upsert(dialect: str) -> sa.Insert:
             else_=inv.c.state,
         ),
         "payload_hash": new.payload_hash,
+        "source_hash": new.source_hash,
         "erp_status": new.erp_status,
         "erp_error": new.erp_error,
         "push_pending": sa.or_(

@@ -128,3 +128,20 @@ def supplier_invoices(conn: Connection, mapping: str, keys: list[str]) -> dict[s
         for key, invoice_id in conn.execute(query):
             found.setdefault(key, []).append(invoice_id)
     return found
+
+
+def acked_sources(conn: Connection, mapping: str, keys: list[str]) -> dict[str, str]:
+    """The source hash of each of ``keys`` that is ``sent`` and whose last staged payload is the
+    acknowledged one (``payload_hash = acked_hash``): invoice id → the hash of the source rows
+    (and mapping) that payload came from. Rows without a source hash are left out."""
+    found: dict[str, str] = {}
+    for part in chunks(keys):
+        query = sa.select(inv.c.invoice_id, inv.c.source_hash).where(
+            inv.c.mapping == mapping,
+            inv.c.invoice_id.in_(part),
+            inv.c.state == "sent",
+            inv.c.payload_hash == inv.c.acked_hash,
+            inv.c.source_hash.is_not(None),
+        )
+        found.update((key, source) for key, source in conn.execute(query))
+    return found

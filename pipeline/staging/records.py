@@ -43,6 +43,10 @@ class StageItem:
     payload_hash: str
     erp_status: str | None = None
     erp_error: ErpError | None = None
+    source_hash: str | None = None
+    """The hash of the source rows (and mapping) the payload came from, when the run computed it
+    (:mod:`pipeline.mapping.sourcehash`): staged with ``payload_hash``, so a later run that reads
+    the same rows can skip mapping them."""
 
     def __post_init__(self) -> None:
         _check_key(self.invoice_id, "StageItem")
@@ -186,6 +190,8 @@ class InvoiceRecord:
     """Supplier and normalised supplier invoice number of the acked payload (duplicate checks)."""
     in_doubt_run_id: int | None = None
     """The run that claimed it to send and recorded no clear answer (acknowledgement or refusal)."""
+    source_hash: str | None = None
+    """The hash of the source rows (and mapping) ``payload_hash`` came from, if the run knew it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ from pipeline.staging import (
     statuses,
 )
 from pipeline.staging.audit import AuditStore
+from pipeline.staging.backfilldays import BackfillDay, backfill_days
 from pipeline.staging.engine import READ_ONLY, backend_of, create_staging_engine
 from pipeline.staging.errors import is_retryable, staging_error
 from pipeline.staging.ledger import LedgerStore
@@ -349,6 +350,13 @@ class StagingStore:
         now = self._clock()
         return self._read("reading the AppZen budget", lambda c: budget.usage(c, policy, now))
 
+    def backfill_days(self, settings: Settings, parent_id: int) -> list[BackfillDay]:
+        """The AppZen days of the backfill run ``parent_id`` and of the runs it resumes."""
+        policy = budget.BudgetPolicy.from_settings(settings)
+        return self._read(
+            "reading the backfill's days", lambda c: backfill_days(c, policy, parent_id)
+        )
+
     # --- planning, claiming, outcomes -------------------------------------------------------
     def claim_batch(
         self,
@@ -449,6 +457,14 @@ class StagingStore:
         return self._read(
             "looking up supplier invoice numbers",
             lambda c: reads.supplier_invoices(c, mapping, keys),
+        )
+
+    def acked_sources(self, mapping: str, keys: list[str]) -> dict[str, str]:
+        """Unchanged-source lookup: the source hash behind each acknowledged, current payload
+        of ``keys`` (:func:`pipeline.staging.reads.acked_sources`)."""
+        return self._read(
+            "looking up acknowledged source hashes",
+            lambda c: reads.acked_sources(c, mapping, keys),
         )
 
     def failed_invoice_ids(self, mapping: str, run_id: int | None = None) -> set[str]:

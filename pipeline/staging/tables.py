@@ -110,6 +110,8 @@ invoices = sa.Table(
     # by the claim, cleared by an acknowledgement or a refusal): a resend after it died is one
     # after a crash.
     sa.Column("in_doubt_run_id", RowId),
+    # 0012_source_hash: the hash of the source rows (and mapping) that ``payload_hash`` came from.
+    sa.Column("source_hash", sa.String(HASH_CHARS)),
     sa.Index("ix_invoices_state", "mapping", "state"),
     sa.Index("ix_invoices_supplier_invoice", "mapping", "supplier_invoice"),
     sa.Index("ix_invoices_push", "mapping", "push_pending", "invoice_id"),

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -34,10 +34,11 @@ from pydantic import ValidationError
 from pipeline.appzen.client import AppZenClient, Reply, client_session
 from pipeline.appzen.errors import UnknownInvoice
 from pipeline.appzen.models import StatusSyncRequest
-from pipeline.errors import RemoteError
+from pipeline.errors import RemoteError, RunCancelled
 from pipeline.extract.base import SourceError
 from pipeline.failures import RowFailure
 from pipeline.redact import scrub
+from pipeline.runtime import stop
 from pipeline.runtime.clock import SYSTEM_CLOCK, Clock
 from pipeline.runtime.dispatch import CallResult, Dispatcher, describe
 from pipeline.runtime.retry import RetriesExhausted
@@ -48,6 +49,7 @@ from pipeline.staging.locks import NamedLock
 from pipeline.staging.owners import Heartbeat, Owner
 from pipeline.staging.records import PushRecord, RunStatus, StatusCandidate
 from pipeline.status.read import STATUS_FLOW, ReadOutcome, StatusReader, refresh_statuses
+from pipeline.status.stopping import StopOnRequest
 from pipeline.summary import RunSummary
 
 PAGE = 500
@@ -120,6 +122,12 @@ async def push_statuses(
     heartbeat can read the counts so far)."""
     result = result if result is not None else StatusSyncResult(Counter(), [])
     after: str | None = None
+    started: set[str] = set()  # the invoices whose push went out
+
+    def push(p: Push) -> Awaitable[Reply]:
+        started.add(p.candidate.invoice_id)  # a request goes out: in doubt until answered
+        return client.status_sync(p.candidate.uuid, p.body)
+
     while result.fatal is None:
         candidates = await asyncio.to_thread(store.status_candidates, mapping, page, after)
         if not candidates:
@@ -135,9 +143,17 @@ async def push_statuses(
         # Written before the requests go out: a crash before _record leaves them in doubt.
         out = [_handled(push.candidate) for push in todo]
         await asyncio.to_thread(store.mark_pushes_in_doubt, mapping, out)
-        report = await dispatcher.run(todo, lambda p: client.status_sync(p.candidate.uuid, p.body))
+        report = await dispatcher.run(todo, push)
         result.counts["retries"] += report.retries
-        await asyncio.to_thread(_record, store, mapping, report.results, moment, result)
+        # A stop (SIGTERM, a spent budget) left these unsent: not in doubt, merely pending.
+        unsent = [
+            p.candidate.invoice_id
+            for p in todo
+            if p.candidate.invoice_id not in started and not p.candidate.pushed_in_doubt
+        ]
+        await asyncio.to_thread(
+            _record, store, mapping, report.results, moment, result, unsent=unsent
+        )
         result.fatal = report.fatal
     if dry_run:
         rest = [] if read is None else [read.would_push[key] for key in sorted(read.would_push)]
@@ -204,9 +220,11 @@ def _record(
     results: list[CallResult[Push, Reply]],
     moment: datetime,
     result: StatusSyncResult,
+    *,
+    unsent: list[str],
 ) -> None:
     pushed: list[PushRecord] = []
-    refused: list[str] = []
+    refused: list[str] = list(unsent)
     for call in results:
         candidate = call.item.candidate
         result.counts["requests"] += call.attempts
@@ -308,10 +326,13 @@ async def run_status_sync(
     status: RunStatus = "interrupted"
     lock = None if dry_run else store.named_lock(f"status-sync:{mapping}")
     held = False
+    stopper = StopOnRequest()
+    listening = stop.listening(stopper)  # SIGTERM from here on: a clean stop
+    listening.__enter__()
     try:
-        held = lock is not None and await _wait_for(lock)
+        held = lock is not None and await _wait_for(lock, stopper)
         read = None
-        if open_reader is not None:
+        if open_reader is not None and stopper.error is None:
             try:
                 read = await asyncio.to_thread(_read, store, mapping, open_reader, dry_run)
             except SourceError as error:
@@ -322,25 +343,29 @@ async def run_status_sync(
         if read is not None:
             summary.counts.update(read.counts)
             summary.failures += read.failures
-        await _push(
-            settings,
-            store,
-            summary,
-            result,
-            read=read,
-            client=client,
-            clock=clock,
-            dispatcher=dispatcher,
-        )
+        if stopper.error is None:
+            await _push(
+                settings,
+                store,
+                summary,
+                result,
+                read=read,
+                client=client,
+                clock=clock,
+                dispatcher=dispatcher,
+                stopper=stopper,
+            )
         summary.counts.update(result.counts)
         summary.failures += result.failures
         summary.planned = [_planned(push) for push in result.planned]
-        if result.fatal is not None:
-            summary.stop(result.fatal)
-        status = "failed" if result.fatal else "succeeded"
+        stopped = result.fatal or stopper.error
+        if stopped is not None:
+            summary.stop(stopped)
+        status = _status(stopped)
         summary.reason = summary.fatal
         summary.watermark = read.watermark if read is not None and not result.fatal else None
     finally:
+        listening.__exit__(None, None, None)
         if beat is not None:
             beat.stop()
         if held and lock is not None:
@@ -362,15 +387,18 @@ async def _push(
     client: AppZenClient | None,
     clock: Clock,
     dispatcher: Dispatcher | None,
+    stopper: StopOnRequest,
 ) -> None:
     """Push the pending changes through ``dispatcher``, or one paced from the rate earlier runs
-    learned and taking from the daily budget (both closed here, whatever happens)."""
+    learned and taking from the daily budget (both closed here, whatever happens); a stop
+    request stops it (``stopper``)."""
     own = not summary.dry_run and dispatcher is None
     budget = store.daily_budget(settings, STATUS_FLOW) if own else None
     memory = store.rate_memory(settings, "status") if own else None
     limiter = memory.limiter(settings.appzen_rate_limit, clock) if memory else None
     async with client_session(settings, client) as session:
         calls = dispatcher or Dispatcher.from_settings(settings, clock, limiter, budget=budget)
+        stopper.watch(calls)
         try:
             await push_statuses(
                 store,
@@ -413,14 +441,24 @@ def _snapshot(counts: Counter[str]) -> dict[str, int]:
     return RunSummary(None, "", "", False, False, counts=counts).counts_snapshot()
 
 
-async def _wait_for(lock: NamedLock) -> bool:
-    """Take ``lock``, waiting (polling: the holder may be another process) while it is held."""
+async def _wait_for(lock: NamedLock, stopper: StopOnRequest) -> bool:
+    """Take ``lock``, waiting (polling: the holder may be another process) while it is held;
+    False if a stop request came first."""
     if await asyncio.to_thread(lock.try_acquire):
         return True
     log.info("waiting for the status-sync that holds %s to finish", lock.name)
     while not await asyncio.to_thread(lock.try_acquire):
+        if stopper.error is not None:
+            return False
         await asyncio.sleep(LOCK_POLL_S)
     return True
+
+
+def _status(stopped: RemoteError | None) -> RunStatus:
+    """How a run that pushed ends: stopped by a request, by an error, or done."""
+    if isinstance(stopped, RunCancelled):
+        return "cancelled"
+    return "failed" if stopped is not None else "succeeded"
 
 
 def _planned(push: Push) -> dict[str, object]:

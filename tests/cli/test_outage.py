@@ -106,3 +106,23 @@ def test_a_closed_port_exits_3_with_the_outage_in_the_json(
     assert (run["name"], run["status"], run["outage"]) == ("sync", "failed", True)
     assert run["counts"]["left_pending"] == len(KEYS)
     assert_nothing_failed_and_a_rerun_delivers(project, sandbox)
+
+
+def test_a_closed_port_stops_the_sync_within_a_minute_at_the_defaults(
+    project: Project, sandbox: SandboxServer, closed_port: int
+) -> None:
+    """The closed port's twin at the default settings (30 s window, 6 attempts), in real time."""
+    for name in ("APPZEN_READ_TIMEOUT", "APPZEN_RETRY_ATTEMPTS"):
+        project.env.pop(name)
+    project.write_invoices([invoice_row(key) for key in KEYS])
+    started = time.monotonic()
+
+    result = project.run(
+        "sync", "-m", str(FLAT_MAPPING), "--json", env={"APPZEN_BASE_URL": url(closed_port)}
+    )
+
+    assert time.monotonic() - started < 60.0, result
+    assert_one_line_outage(result, closed_port)
+    assert "for 30 s (last error: no answer from AppZen (ConnectError" in result.stderr
+    assert (result.json()["exit_code"], result.json()["failed"]) == (3, 0)
+    assert_nothing_failed_and_a_rerun_delivers(project, sandbox)

@@ -1,8 +1,10 @@
 """The automations shipped as code (flows/automations.py) on a real Prefect server: installed by
 ``python -m flows.automations`` (twice: one set, duplicates removed), a nightly whose worker
 machine is lost (worker and flow-run process killed with SIGKILL) is marked Crashed once its
-heartbeats stop, and the nightly alert reaches a webhook for a crash, a failure and a night that
-completed with failed invoices.
+heartbeats stop, the next nightly, started at once on the same staging at the default lease,
+delivers everything and counts each resend of what AppZen took from the dead run exactly (and
+``appzen-etl runs`` shows the dead run ``crashed``), and the nightly alert reaches a webhook
+for a crash, a failure and a night that completed with failed invoices.
 
 Real processes: a Prefect server with its triggers service (PostgreSQL database), the ``nightly``
 deployment made by ``prefect deploy`` from this checkout, one ``prefect worker``; a custom-webhook
@@ -21,6 +23,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -33,7 +36,9 @@ from flows.automations import CRASH_DETECTION, NIGHTLY_ALERT, crash_detection
 from flows.nightly import nightly_sync
 from pipeline.devkit.sample_erp import generate
 from pipeline.devkit.sandbox import SandboxServer
-from tests.flows.helpers import MAPPING, REPO
+from pipeline.staging import StagingStore
+from tests.cli.support import APPZEN_ETL, clean_environment
+from tests.flows.helpers import MAPPING, REPO, counts_of
 from tests.flows.prefect_processes import (
     PREFECT,
     client_env,
@@ -45,6 +50,7 @@ from tests.flows.prefect_processes import (
     stop,
     wait_until,
 )
+from tests.reliability.world import settle
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.timeout(600)]
 
@@ -167,6 +173,31 @@ async def _state(api_url: str, run_id: UUID) -> tuple[str, str]:
     return state.name or "", state.message or ""
 
 
+def _recorded(staging_url: str) -> set[str]:
+    """The invoices staging records as sent (acknowledged by AppZen)."""
+    store = StagingStore.open(staging_url)
+    try:
+        return {r.invoice_id for r in store.invoices_in_state("sample_erp", "sent", 100_000)}
+    finally:
+        store.close()
+
+
+def _runs_json(settings: dict[str, str], cwd: Path) -> list[dict[str, Any]]:
+    """``appzen-etl runs --json`` as an operator runs it."""
+    done = subprocess.run(
+        [str(APPZEN_ETL), "runs", "--json"],
+        env=clean_environment(settings),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done
+    runs: list[dict[str, Any]] = json.loads(done.stdout)["runs"]
+    return runs
+
+
 @contextmanager
 def _environment(monkeypatch: pytest.MonkeyPatch, **settings: str) -> Iterator[None]:
     with monkeypatch.context() as patch:
@@ -233,7 +264,31 @@ async def test_automations_install_once_crash_lost_runs_and_alert(
             raise
         finally:
             stop(worker)
-        sent_at_kill = len(sandbox.state.invoices())
+        settle(sandbox)  # the request the killed process had out, answered into the void
+        staging = worker_settings["STAGING_DATABASE_URL"]
+        unrecorded = set(sandbox.state.invoices()) - _recorded(staging)
+        # The next nightly, at once (no lease to wait out: the dead run's process is gone), on
+        # the same staging, as the next night's run on this machine would.
+        in_process = {**flow_settings, "STAGING_DATABASE_URL": staging, "APPZEN_RATE_LIMIT": "500"}
+        with (
+            temporary_settings(updates={PREFECT_API_URL: api_url}),
+            _environment(monkeypatch, **in_process),
+        ):
+            completed = await nightly_sync(mapping=MAPPING)  # raises unless Completed
+        next_sync = counts_of(completed["sync"])
+        assert next_sync.get("busy", 0) == 0, next_sync
+        assert next_sync.get("resent_after_crash", 0) == len(unrecorded), (next_sync, unrecorded)
+        stored = sandbox.state.invoices()
+        assert len(stored) == report.invoices - len(report.dirty), "everything delivered"
+        twice = {key for key, invoice in stored.items() if invoice.versions > 1}
+        assert twice == unrecorded, "each resend after the crash counted, and only those"
+        assert {invoice.versions for invoice in stored.values()} <= {1, 2}
+        listed = _runs_json({**in_process, "APPZEN_SANDBOX": "true"}, tmp_path)
+        assert [(r["flow"], r["status"]) for r in listed if r["flow"] == "sync"] == [
+            ("sync", "succeeded"),
+            ("sync", "crashed"),
+        ], listed
+        sent_at_kill = len(stored)
 
         deadline = TIMEOUT + HEARTBEAT + 60  # the last beat may be up to HEARTBEAT old
         for _ in range(int(deadline / 2)):
@@ -245,15 +300,12 @@ async def test_automations_install_once_crash_lost_runs_and_alert(
         assert f"no heartbeat for {TIMEOUT} s" in message
         assert len(sandbox.state.invoices()) == sent_at_kill  # nothing ran on after the kill
 
-        staging = f"sqlite:///{tmp_path / 'staging.db'}"
-        in_process = {**flow_settings, "STAGING_DATABASE_URL": staging, "APPZEN_RATE_LIMIT": "500"}
         gone = f"sqlite:///{tmp_path / 'no-such-dir' / 'erp.db'}"
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            with _environment(monkeypatch, **in_process):
-                completed = await nightly_sync(mapping=MAPPING, return_state=True)
-            with _environment(monkeypatch, **{**in_process, "ERP_DATABASE_URL": gone}):
-                failed = await nightly_sync(mapping=MAPPING, return_state=True)
-        assert completed.is_completed()
+        with (
+            temporary_settings(updates={PREFECT_API_URL: api_url}),
+            _environment(monkeypatch, **{**in_process, "ERP_DATABASE_URL": gone}),
+        ):
+            failed = await nightly_sync(mapping=MAPPING, return_state=True)
         assert failed.is_failed()
 
         def alerted() -> bool:

@@ -89,6 +89,10 @@ async def test_a_deployed_backfill_out_of_budget_resumes_the_next_day_and_finish
     assert said == [f"AppZen daily budget spent: {line}"], messages  # one line, once
     markdown = (await artifact_data("backfill-sample-erp-summary")).replace("\\", "")
     assert line in markdown
+    today = BudgetPolicy(limit=BUDGET).day_of(datetime.now(UTC))
+    assert "## Days" in markdown  # progress per AppZen day (tests/jobs/test_backfill_days.py)
+    assert f"| 1 | {today} | " in markdown
+    assert "not known yet (backfill --plan)" in markdown
 
     monkeypatch.setenv("APPZEN_DAILY_BUDGET", "100000")  # the next AppZen day's budget
     async with get_client() as client:  # and its start: the engine waits for a run's time

@@ -1,5 +1,6 @@
-"""The shared AppZen quota: the global-limit check, block permits under concurrency, the pace of a
-partition, and which batch failures a task retries."""
+"""The shared AppZen quota: the global-limit check, which limit a flow shares, block permits under
+concurrency, every flow drawing from it, the pace of a partition, and which batch failures a task
+retries."""
 
 from __future__ import annotations
 
@@ -18,15 +19,29 @@ from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Failed
 
+from flows.backfill import partition_limiter
 from flows.common import only_transient
-from flows.limits import BLOCK, GlobalLimitError, GlobalRateLimiter, check_limit, partition_rate
+from flows.limits import (
+    BLOCK,
+    DEFAULT_LIMIT,
+    GlobalLimitError,
+    PrefectPermits,
+    check_limit,
+    partition_rate,
+    shared_quota,
+)
+from flows.nightly import nightly_sync
 from flows.tasks import post_batch
 from pipeline.appzen.errors import CredentialsError, InvalidInvoice, QuotaExceeded
+from pipeline.devkit.sandbox import SandboxServer
 from pipeline.extract.base import SourceUnavailable
 from pipeline.runtime.clock import SYSTEM_CLOCK
-from pipeline.settings import SettingsError
+from pipeline.runtime.ratelimit import AdaptiveRateLimiter
+from pipeline.runtime.shared import SharedRateLimiter
+from pipeline.settings import Settings, SettingsError
 from pipeline.staging import StagingStore
 from pipeline.staging.errors import StagingError, StagingTerminalError, StagingTransientError
+from tests.flows.helpers import MAPPING
 
 pytestmark = pytest.mark.prefect
 
@@ -77,18 +92,93 @@ async def test_a_limit_smaller_than_a_block_is_refused(limit_name: str) -> None:
 async def test_concurrent_callers_take_whole_blocks_and_waste_none(limit_name: str) -> None:
     await _create(limit_name, limit=1000, decay=0.001)
     await check_limit(limit_name)
-    limiter = GlobalRateLimiter(limit_name, 1000.0, clock=SYSTEM_CLOCK)
+    local = AdaptiveRateLimiter(1000.0, clock=SYSTEM_CLOCK)
+    limiter = SharedRateLimiter(PrefectPermits(limit_name), local)
 
     await asyncio.gather(*(limiter.acquire() for _ in range(3 * BLOCK + 1)))
 
     assert await _active_slots(limit_name) == 4 * BLOCK  # 16 requests: 4 blocks, not 16
 
 
-def test_a_partition_paces_at_its_share_of_the_quota() -> None:
+def test_a_partition_starts_at_its_share_of_the_quota() -> None:
     assert partition_rate(20.0, 4, None) == 5.0
     assert partition_rate(20.0, 8, 2) == 10.0  # only two run at once
     assert partition_rate(20.0, 2, 8) == 10.0  # never more at once than there are partitions
     assert partition_rate(20.0, 1, 0) == 20.0
+
+
+def test_a_sharing_partition_climbs_from_its_share_an_unshared_one_stays(
+    settings: Settings,
+) -> None:
+    """Under a global limit the limit holds a partition back while others run: alone, it climbs
+    to APPZEN_RATE_LIMIT. Without one, its share is all that keeps the sum under the quota."""
+    configured = settings.model_copy(update={"appzen_rate_limit": 20.0})
+    shared = partition_limiter(configured.model_copy(update={"appzen_global_limit": "q"}), 5.0)
+    alone = partition_limiter(configured.model_copy(update={"appzen_global_limit": "none"}), 5.0)
+    assert isinstance(shared, AdaptiveRateLimiter)
+    assert isinstance(alone, AdaptiveRateLimiter)
+    assert (shared.current_rate, shared.max_rate) == (5.0, 20.0)
+    assert (alone.current_rate, alone.max_rate) == (5.0, 5.0)
+
+
+async def _limit_of(settings: Settings, parameter: str | None = None) -> str | None:
+    return (await shared_quota(settings, parameter)).appzen_global_limit
+
+
+@pytest.fixture
+async def default_limit(prefect_server: None) -> AsyncIterator[str]:
+    """The limit ``appzen-api`` on the test server for one test (the README's command)."""
+    await _create(DEFAULT_LIMIT, limit=20, decay=20.0)
+    yield DEFAULT_LIMIT
+    async with get_client() as client:
+        await client.delete_global_concurrency_limit_by_name(DEFAULT_LIMIT)
+
+
+async def test_unset_a_flow_shares_appzen_api_only_when_the_server_has_it(
+    settings: Settings, prefect_server: None
+) -> None:
+    assert settings.appzen_global_limit is None
+    assert await _limit_of(settings) == "none", "no limit on the server: paced alone, as before"
+
+
+async def test_unset_a_flow_shares_the_default_limit_none_turns_it_off(
+    settings: Settings, default_limit: str
+) -> None:
+    assert await _limit_of(settings) == DEFAULT_LIMIT
+    off = settings.model_copy(update={"appzen_global_limit": "none"})
+    assert await _limit_of(off) == "none"
+    assert await _limit_of(settings, "none") == "none", "a flow parameter overrides"
+
+
+async def test_a_named_limit_must_exist(settings: Settings, limit_name: str) -> None:
+    named = settings.model_copy(update={"appzen_global_limit": limit_name})
+    with pytest.raises(GlobalLimitError, match=f"{limit_name!r} does not exist"):
+        await shared_quota(named)
+    await _create(limit_name, limit=100, decay=10.0)
+    assert await _limit_of(named) == limit_name
+
+
+async def test_a_nightly_takes_a_permit_for_every_request_it_sends(
+    flow_env: Settings,
+    sandbox: SandboxServer,
+    limit_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sync's posts and the status-sync's pushes both draw from the limit all flows share
+    (slots barely decay here, so the limit's count is what was taken)."""
+    await _create(limit_name, limit=100_000, decay=0.001)
+    monkeypatch.setenv("APPZEN_GLOBAL_LIMIT", limit_name)
+
+    result = await nightly_sync(mapping=MAPPING)
+
+    sent = sum(sandbox.state.response_counts().values())
+    sync, status = result["sync"], result["status_sync"]
+    assert isinstance(sync, dict)
+    assert isinstance(status, dict)
+    assert sync["counts"]["created"] > 0
+    assert status["counts"]["requests"] > 0
+    taken = await _active_slots(limit_name)
+    assert sent <= taken < sent + 2 * BLOCK, f"{sent} requests, {taken} permits"
 
 
 @pytest.mark.parametrize(

@@ -220,9 +220,17 @@ async def test_two_workers_share_the_quota_and_send_every_invoice_once(
 
     responses = sandbox.state.response_counts()
     assert responses.get(429, 0) <= 0.01 * sum(responses.values()), responses
-    # The sandbox stamps a request when its thread handles it; on a loaded 2-core machine that
-    # thread falls behind and handles a few queued requests together, so one window may hold a
-    # few more than were sent in it. The quota itself is judged by the sandbox's bucket above
-    # (429 share); this bounds bursts: quota plus a quarter, never the global limit's 2x.
-    busiest = _max_per_second(sandbox.state.accepted_times())
-    assert busiest <= QUOTA * 1.25, f"{busiest} requests in one second (quota {QUOTA}/s)"
+    # The quota itself is judged by the sandbox's bucket above (429 share). Partitions start at
+    # their share and climb to APPZEN_RATE_LIMIT (the share follows the partitions that run), so
+    # the global limit's banked burst (its --limit, here the quota, as AppZen's bucket) may go out
+    # on top of the quota in one second, never more.
+    assert_bursts_bounded(sandbox.state.accepted_times(), QUOTA, burst=QUOTA)
+
+
+def assert_bursts_bounded(times: list[float], quota: int, burst: int) -> None:
+    """No 1-second window holds more than ``quota + burst`` accepted requests. The sandbox
+    stamps a request when its thread handles it; on a loaded 2-core machine that thread falls
+    behind and handles a few queued requests together, so a window may hold a few more than were
+    sent in it."""
+    busiest = _max_per_second(times)
+    assert busiest <= quota + burst, f"{busiest} requests in one second (quota {quota}/s)"

@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,14 @@ from prefect.client.schemas.objects import Log
 
 from flows.backfill import backfill_partition
 from flows.nightly import nightly_sync
+from flows.retry import retry_failed
 from flows.status import status_sync
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.jobs.store import open_store
 from pipeline.settings import Settings
-from tests.flows.helpers import MAPPING, artifact_data, flow_run_id, logs_of
+from pipeline.staging.records import RunRecord
+from tests.flows.helpers import MAPPING, artifact_data, counts_of, flow_run_id, logs_of
+from tests.load.sync_helpers import expected
 
 pytestmark = pytest.mark.prefect
 
@@ -173,4 +177,103 @@ async def test_a_sigterm_stops_the_sync_cleanly_and_ends_the_flow_run_cancelled(
 
     counts = again["sync"]["counts"] if "sync" in again else again["counts"]
     assert counts["unchanged"] == stored
+    assert {invoice.versions for invoice in sandbox.state.invoices().values()} == {1}
+
+
+def sigterm_once(condition: Callable[[], bool]) -> tuple[threading.Thread, threading.Event]:
+    """A thread that sends this process SIGTERM once ``condition`` holds, if a clean stop
+    listens then (Prefect's own handler would end the flow run at once); its 'sent' event."""
+    sent = threading.Event()
+
+    def terminate() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not condition():
+            time.sleep(0.01)
+        handler = signal.getsignal(signal.SIGTERM)
+        if getattr(handler, "__name__", "") == "_sighandler_noop":  # the clean stop listens
+            os.kill(os.getpid(), signal.SIGTERM)
+            sent.set()
+
+    thread = threading.Thread(target=terminate, daemon=True)
+    thread.start()
+    return thread, sent
+
+
+def newest_run(settings: Settings) -> RunRecord:
+    store = open_store(settings)
+    try:
+        return store.list_runs(1)[0]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("flow", ["status-sync", "nightly"])
+async def test_a_sigterm_stops_the_status_push_cleanly_and_ends_the_flow_run_cancelled(
+    flow_env: Settings, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, flow: str
+) -> None:
+    """SIGTERM while a ``status-sync`` flow run (or a nightly's status push) pushes: the pushes
+    out finish and are recorded, the run is ``cancelled``, the flow run ends Cancelled, and
+    the next status-sync pushes the rest, each status once."""
+    await nightly_sync(mapping=MAPPING, status_sync=False)  # invoices with statuses to push
+    monkeypatch.setenv("APPZEN_MAX_CONCURRENCY", "4")
+    sandbox.state.configure(latency_ms=100.0)
+    thread, sent = sigterm_once(lambda: len(sandbox.state.pushes()) >= STORED_BEFORE_TERM)
+
+    if flow == "nightly":
+        state = await nightly_sync(mapping=MAPPING, return_state=True)
+    else:
+        state = await status_sync(mapping=MAPPING, return_state=True)
+    thread.join(5)
+    sandbox.state.configure(latency_ms=0.0)
+
+    assert sent.is_set(), "SIGTERM was not sent while the status push listened"
+    assert state.is_cancelled(), state
+    assert "status-sync run" in (state.message or ""), state.message
+    assert "cancelled: SIGTERM received" in (state.message or "")
+    run = newest_run(flow_env)
+    assert (run.flow, run.status) == ("status_sync", "cancelled"), run
+    before = len(sandbox.state.pushes())
+
+    again = await status_sync(mapping=MAPPING)
+
+    pushes = Counter(push.invoice_id for push in sandbox.state.pushes())
+    assert set(pushes.values()) == {1}, f"a status pushed twice: {pushes}"
+    counts = counts_of(again)
+    assert counts["pushed"] + counts.get("pushed_error", 0) == len(pushes) - before, counts
+    assert counts.get("repushed_after_crash", 0) == 0, counts
+
+
+async def test_a_sigterm_stops_retry_failed_cleanly_and_ends_the_flow_run_cancelled(
+    flow_env: Settings, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    valid = expected(flow_env)
+    suppliers = sorted({mapped.invoice.supplier_id for mapped in valid.values()})
+    sandbox.state.configure(unknown_suppliers=suppliers)  # AppZen refuses every invoice
+    first = await nightly_sync(mapping=MAPPING, status_sync=False)
+    sandbox.state.configure(unknown_suppliers=[])
+    refused = counts_of(first["sync"])["failed_appzen"]
+    assert refused == len(valid) > 2 * STORED_BEFORE_TERM, first
+    assert sandbox.state.invoices() == {}
+    monkeypatch.setenv("BATCH_SIZE", "10")
+    monkeypatch.setenv("APPZEN_MAX_CONCURRENCY", "4")
+    sandbox.state.configure(latency_ms=100.0)
+    thread, sent = sigterm_once(lambda: len(sandbox.state.invoices()) >= STORED_BEFORE_TERM)
+
+    state = await retry_failed(mapping=MAPPING, return_state=True)
+    thread.join(5)
+    sandbox.state.configure(latency_ms=0.0)
+
+    assert sent.is_set(), "SIGTERM was not sent while the retry listened"
+    assert state.is_cancelled(), state
+    assert "cancelled: SIGTERM received" in (state.message or "")
+    run = newest_run(flow_env)
+    assert (run.flow, run.status) == ("retry_failed", "cancelled"), run
+    stored = len(sandbox.state.invoices())
+    assert stored < refused
+
+    again = await retry_failed(mapping=MAPPING)
+
+    counts = counts_of(again)
+    assert counts.get("busy", 0) == 0, counts
+    assert len(sandbox.state.invoices()) == refused
     assert {invoice.versions for invoice in sandbox.state.invoices().values()} == {1}

@@ -231,3 +231,21 @@ def test_bad_arguments_are_refused(store: StagingStore, run_id: int) -> None:
 
 def test_an_empty_batch_is_a_no_op(store: StagingStore, run_id: int) -> None:
     assert store.claim_batch(M, [], owner="w", lease_seconds=5, run_id=run_id) == []
+
+
+def test_acked_sources_name_the_source_hash_of_acknowledged_current_payloads(
+    store: StagingStore, run_id: int
+) -> None:
+    items = [StageItem(k, "h1", source_hash=f"s-{k}") for k in ("A", "B", "C", "D")]
+    claim(store, run_id, *items, StageItem("E", "h1"))
+    for key in ("A", "B", "C", "E"):
+        ack(store, run_id, key, "h1")
+    claim(store, run_id, StageItem("B", "h2", source_hash="s-B2"))  # changed, not acked yet
+    reject(store, run_id, "C", "h1")  # refused: not what AppZen holds
+
+    found = store.acked_sources(M, ["A", "B", "C", "D", "E", "F"])
+
+    assert found == {"A": "s-A"}  # D never acked, E staged without a source hash, F unknown
+    assert store.acked_sources("another_mapping", ["A"]) == {}
+    claim(store, run_id, StageItem("A", "h1", source_hash="s-A2"))  # same payload, new rows
+    assert store.acked_sources(M, ["A"]) == {"A": "s-A2"}

@@ -1,0 +1,185 @@
+"""An operator cancels a nightly mid-delivery on a real Prefect server, as ops would: ``prefect
+flow-run cancel <id>``. The process worker sends the flow-run process SIGTERM (then SIGKILL after
+its 30 s grace, prefect/runner/_process_manager.py); the sync stops cleanly well within that grace:
+the flow run ends Cancelled, the staging run is ``cancelled`` in ``appzen-etl runs --json``, its
+claims are freed, no invoice is written off as failed, and the next nightly, started at once,
+delivers the rest so that AppZen holds every valid invoice exactly once.
+
+Real processes: a Prefect server (PostgreSQL database), the ``nightly`` deployment made by
+``prefect deploy`` from this checkout, one ``prefect worker`` of the process pool; the sandbox
+runs in this process. Every pipeline setting is at its default (leases included) but the
+places; the sandbox's latency keeps the run long enough to cancel mid-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from pipeline.devkit.sample_erp import generate
+from pipeline.devkit.sandbox import SandboxServer
+from pipeline.staging import StagingStore
+from tests.cli.support import APPZEN_ETL, clean_environment
+from tests.flows.helpers import MAPPING, REPO
+from tests.flows.prefect_processes import (
+    PREFECT,
+    client_env,
+    prefect_database,
+    prefect_server,
+    run_cli,
+    start,
+    stop,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.timeout(600)]
+
+POOL = "appzen-etl"
+INVOICES = 300
+LATENCY_MS = 1500.0
+"""Each answer takes 1.5 s: 16 requests in flight (the default) deliver ~10 invoices/s, so the
+nightly runs ~30 s and is cancelled mid-way; requests out at SIGTERM finish well within the
+stop's 10 s grace."""
+STORED_BEFORE_CANCEL = 40
+FINAL = ("Completed", "Cancelled", "Failed", "Crashed")
+
+
+async def _create_pool(api_url: str) -> None:
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
+
+
+async def _start_nightly(api_url: str) -> UUID:
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("nightly-sync/nightly")
+            run = await client.create_flow_run_from_deployment(
+                deployment.id, parameters={"mapping": MAPPING}
+            )
+    return run.id
+
+
+async def _state(api_url: str, run_id: UUID) -> tuple[str, str]:
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            state = (await client.read_flow_run(run_id)).state
+    assert state is not None
+    return state.name or "", state.message or ""
+
+
+async def _final_state(api_url: str, run_id: UUID, seconds: float) -> tuple[str, str]:
+    """Poll the flow run's state until it is final (deadline ``seconds``)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        name, message = await _state(api_url, run_id)
+        if name in FINAL:
+            return name, message
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"flow run {run_id} still {name} after {seconds:.0f} s")
+        await asyncio.sleep(0.5)  # poll interval
+
+
+def _runs_json(settings: dict[str, str], cwd: Path) -> list[dict[str, object]]:
+    """``appzen-etl runs --json`` as an operator runs it."""
+    done = subprocess.run(
+        [str(APPZEN_ETL), "runs", "--json"],
+        env=clean_environment(settings),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done
+    runs = json.loads(done.stdout)["runs"]
+    assert isinstance(runs, list)
+    return runs
+
+
+async def test_prefect_flow_run_cancel_stops_the_nightly_cleanly_and_the_next_finishes(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    report = generate(erp_url, invoices=INVOICES, seed=14)
+    clean = INVOICES - len(report.dirty)
+    staging_url = f"sqlite:///{tmp_path / 'staging.db'}"
+    settings = {
+        "APPZEN_BASE_URL": sandbox.base_url,
+        "ERP_DATABASE_URL": erp_url,
+        "STAGING_DATABASE_URL": staging_url,
+        "REPORTS_DIR": str(tmp_path / "reports"),
+        "APPZEN_SANDBOX": "true",
+    }
+    sandbox.state.configure(latency_ms=LATENCY_MS)
+
+    with prefect_database() as database, prefect_server(tmp_path, database, REPO) as api_url:
+        await _create_pool(api_url)
+        ops = client_env(api_url, tmp_path / "ops-home", {})
+        run_cli(["--no-prompt", "deploy", "--name", "nightly"], ops, REPO, 240)
+        extra = {**settings, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+        worker_env = client_env(api_url, tmp_path / "worker-home", extra)
+        args = [PREFECT, "worker", "start", "--pool", POOL, "--name", "night"]
+        worker = start("worker", args, worker_env, tmp_path, REPO)
+        try:
+            first = await _start_nightly(api_url)
+            await asyncio.to_thread(
+                wait_until,
+                lambda: len(sandbox.state.invoices()) >= STORED_BEFORE_CANCEL,
+                240,
+                "the nightly delivering its first invoices",
+            )
+            assert (await _state(api_url, first))[0] == "Running"
+            await asyncio.to_thread(run_cli, ["flow-run", "cancel", str(first)], ops, REPO)
+            name, message = await _final_state(api_url, first, 120)
+            assert name == "Cancelled", (name, message, worker.tail(80))
+            stored = dict(sandbox.state.invoices())
+            assert len(stored) < clean, "cancelled mid-delivery: the rest is left"
+            [cancelled] = _runs_json(settings, tmp_path)
+            store = StagingStore.open(staging_url)
+            try:
+                states = store.count_by_state("sample_erp")
+                held = [
+                    r for r in store.invoices_in_state("sample_erp", "pending", 10_000)
+                    if r.claimed_by
+                ]  # fmt: skip
+            finally:
+                store.close()
+
+            sandbox.state.configure(latency_ms=0.0)
+            second = await _start_nightly(api_url)  # at once: no lease to wait out
+            again = await _final_state(api_url, second, 240)
+            assert again[0] == "Completed", (again, worker.tail(80))
+            finished = _runs_json(settings, tmp_path)
+        finally:
+            stop(worker)
+
+    # The flow's own Cancelled state and the run's own ``cancelled`` record: the clean stop ran
+    # to its end before the worker's SIGKILL (30 s after SIGTERM) could come.
+    assert "cancelled: SIGTERM received" in message, message
+    assert (cancelled["flow"], cancelled["status"]) == ("sync", "cancelled"), cancelled
+    assert str(cancelled["reason"]).startswith("cancelled: SIGTERM received"), cancelled
+    assert held == [], "the cancelled run freed its claims"
+    assert set(states) <= {"sent", "pending"}, f"nothing written off for the cancel: {states}"
+    assert states.get("sent", 0) == len(stored), "every answer out at SIGTERM was recorded"
+    counts = cancelled["counts"]
+    assert isinstance(counts, dict)
+    assert counts.get("retries_exhausted", 0) == 0, counts
+
+    invoices = sandbox.state.invoices()
+    assert len(invoices) == clean
+    assert {record.versions for record in invoices.values()} == {1}, "each invoice sent once"
+    syncs = [run for run in finished if run["flow"] == "sync"]
+    assert [run["status"] for run in syncs] == ["succeeded", "cancelled"], finished
+    rerun_counts = syncs[0]["counts"]
+    assert isinstance(rerun_counts, dict)
+    assert rerun_counts.get("busy", 0) == 0, rerun_counts
+    assert rerun_counts.get("unchanged", 0) == len(stored), rerun_counts
