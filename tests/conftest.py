@@ -38,7 +38,7 @@ server, Prefect or a browser, or they are slow. ``make test`` runs everything.""
 SLOW_FIRST = (
     "flows/test_automations.py",
     "flows/test_multi_worker.py",
-    "flows/test_cancel.py",
+    "flows/test_server_stops.py",
     "cli/test_secrets.py",
     "staging/test_concurrency.py",
     "packaging/test_release_worker.py",

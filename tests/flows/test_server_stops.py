@@ -1,9 +1,16 @@
-"""An operator cancels a nightly mid-delivery on a real Prefect server, as ops would: ``prefect
+"""A nightly stopped on a real Prefect server, at the default settings.
+
+Cancelled: an operator cancels a nightly mid-delivery, as ops would: ``prefect
 flow-run cancel <id>``. The process worker sends the flow-run process SIGTERM (then SIGKILL after
 its 30 s grace, prefect/runner/_process_manager.py); the sync stops cleanly well within that grace:
 the flow run ends Cancelled, the staging run is ``cancelled`` in ``appzen-etl runs --json``, its
 claims are freed, no invoice is written off as failed, and the next nightly, started at once,
 delivers the rest so that AppZen holds every valid invoice exactly once.
+
+AppZen unreachable (its port closed): the circuit breaker stops the sync after its default 30 s
+window, the flow run ends Failed (never Completed) with the one-line reason, logged at ERROR on
+the server, the staging run is ``failed`` with that reason and no invoice written off, and the next
+nightly, once AppZen answers, delivers everything.
 
 Real processes: a Prefect server (PostgreSQL database), the ``nightly`` deployment made by
 ``prefect deploy`` from this checkout, one ``prefect worker`` of the process pool; the sandbox
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 from pathlib import Path
 from uuid import UUID
@@ -22,6 +30,7 @@ from uuid import UUID
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from pipeline.devkit.sample_erp import generate
@@ -32,6 +41,7 @@ from tests.flows.helpers import MAPPING, REPO
 from tests.flows.prefect_processes import (
     PREFECT,
     client_env,
+    free_port,
     prefect_database,
     prefect_server,
     run_cli,
@@ -58,14 +68,25 @@ async def _create_pool(api_url: str) -> None:
             await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
 
 
-async def _start_nightly(api_url: str) -> UUID:
+async def _start_nightly(api_url: str, env: dict[str, str] | None = None) -> UUID:
+    """A run of the deployed nightly; ``env``: settings of this run only (job variables)."""
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         async with get_client() as client:
             deployment = await client.read_deployment_by_name("nightly-sync/nightly")
             run = await client.create_flow_run_from_deployment(
-                deployment.id, parameters={"mapping": MAPPING}
+                deployment.id,
+                parameters={"mapping": MAPPING},
+                job_variables={"env": env} if env else None,
             )
     return run.id
+
+
+async def _error_lines(api_url: str, run_id: UUID) -> list[str]:
+    """The flow run's log lines at ERROR, as the server stored them."""
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+    return [log.message for log in logs if log.level == logging.ERROR]
 
 
 async def _state(api_url: str, run_id: UUID) -> tuple[str, str]:
@@ -183,3 +204,62 @@ async def test_prefect_flow_run_cancel_stops_the_nightly_cleanly_and_the_next_fi
     assert isinstance(rerun_counts, dict)
     assert rerun_counts.get("busy", 0) == 0, rerun_counts
     assert rerun_counts.get("unchanged", 0) == len(stored), rerun_counts
+
+
+async def test_an_appzen_outage_ends_the_deployed_nightly_failed_with_the_reason_at_error(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    report = generate(erp_url, invoices=60, seed=15)
+    clean = 60 - len(report.dirty)
+    staging_url = f"sqlite:///{tmp_path / 'staging.db'}"
+    settings = {
+        "APPZEN_BASE_URL": sandbox.base_url,
+        "ERP_DATABASE_URL": erp_url,
+        "STAGING_DATABASE_URL": staging_url,
+        "REPORTS_DIR": str(tmp_path / "reports"),
+        "APPZEN_SANDBOX": "true",
+    }
+    port = free_port()  # nothing listens: connection refused
+    down = {"APPZEN_BASE_URL": f"http://127.0.0.1:{port}/dictionary-data-services"}
+
+    with prefect_database() as database, prefect_server(tmp_path, database, REPO) as api_url:
+        await _create_pool(api_url)
+        ops = client_env(api_url, tmp_path / "ops-home", {})
+        run_cli(["--no-prompt", "deploy", "--name", "nightly"], ops, REPO, 240)
+        extra = {**settings, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+        worker_env = client_env(api_url, tmp_path / "worker-home", extra)
+        args = [PREFECT, "worker", "start", "--pool", POOL, "--name", "night"]
+        worker = start("worker", args, worker_env, tmp_path, REPO)
+        try:
+            first = await _start_nightly(api_url, down)
+            name, message = await _final_state(api_url, first, 240)
+            assert name == "Failed", (name, message, worker.tail(80))
+            errors = await _error_lines(api_url, first)
+            [failed] = _runs_json(settings, tmp_path)
+            store = StagingStore.open(staging_url)
+            try:
+                states = store.count_by_state("sample_erp")
+            finally:
+                store.close()
+
+            second = await _start_nightly(api_url)  # AppZen answers again
+            again = await _final_state(api_url, second, 240)
+            assert again[0] == "Completed", (again, worker.tail(80))
+        finally:
+            stop(worker)
+
+    reason = str(failed["reason"])
+    assert (failed["flow"], failed["status"]) == ("sync", "failed"), failed
+    assert reason.startswith(f"AppZen unreachable: no answer from 127.0.0.1:{port}"), reason
+    assert "for 30 s" in reason, reason  # the default window
+    assert "nothing lost" in reason, reason
+    assert reason in message, message
+    assert any(reason in line for line in errors), errors
+    assert set(states) <= {"pending"}, f"nothing written off for the outage: {states}"
+    counts = failed["counts"]
+    assert isinstance(counts, dict)
+    assert counts.get("failed_retries", 0) == counts.get("failed_appzen", 0) == 0, counts
+    invoices = sandbox.state.invoices()
+    assert len(invoices) == clean
+    assert {record.versions for record in invoices.values()} == {1}
