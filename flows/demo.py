@@ -21,9 +21,13 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from pipeline.devkit.sandbox.server import SandboxServer
+    from pipeline.summary import RunSummary
 
 STATE = Path(".state")
 DEMO = STATE / "demo"
+APPZEN_MEMORY = DEMO / "appzen.json"
+"""What the sandbox holds at the end of a demo, given back to the next one: like the real AppZen
+it remembers, so an invoice that changed in the ERP since is answered UPDATED, not CREATED."""
 
 
 def _prepare_environment(base_url: str) -> None:
@@ -84,6 +88,7 @@ def main() -> int:
     from pipeline.devkit.sandbox.server import SandboxServer  # noqa: PLC0415
 
     with SandboxServer() as sandbox:
+        _remember(sandbox)
         _prepare_environment(sandbox.base_url)
         _seed_erp(console)
         from flows.nightly import nightly_sync  # noqa: PLC0415 - Prefect reads the environment
@@ -100,10 +105,55 @@ def main() -> int:
         _answers(console, "sample_erp")
         reports = summaries["sync"].reports
         if reports:
-            console.print(f"failed-row report: {reports.get('html')} (CSV: {reports.get('csv')})")
-        console.print(f"sandbox received {len(sandbox.state.invoices())} invoices in total")
+            console.print(
+                f"failed-row report: {reports.get('html')} (CSV: {reports.get('csv')})",
+                soft_wrap=True,  # a path stays on one line, to copy
+            )
+        console.print(f"the AppZen sandbox holds {len(sandbox.state.invoices())} invoices")
         _status_between_nightlies(console, str(mapping), sandbox)
+        _keep(sandbox)
+    _next_steps(console, summaries["sync"])
     return 0
+
+
+def _remember(sandbox: SandboxServer) -> None:
+    """Give the sandbox what it held at the end of the last demo (nothing the first time)."""
+    from pipeline.devkit.sandbox.wire import loads_exact  # noqa: PLC0415
+
+    if APPZEN_MEMORY.exists():
+        sandbox.state.restore(loads_exact(APPZEN_MEMORY.read_bytes()))
+
+
+def _command() -> str:
+    """How to call ``appzen-etl`` from here: the virtualenv's script (``.venv/bin/appzen-etl``
+    in a checkout), else the name on the PATH."""
+    script = Path(sys.executable).with_name("appzen-etl")
+    if not script.exists():
+        return "appzen-etl"
+    return os.path.relpath(script) if script.is_relative_to(Path.cwd()) else str(script)
+
+
+def _keep(sandbox: SandboxServer) -> None:
+    """Save what the sandbox holds now, for the next demo."""
+    from pipeline.devkit.sandbox.wire import dumps_exact  # noqa: PLC0415
+
+    APPZEN_MEMORY.write_bytes(dumps_exact(sandbox.state.snapshot()["invoices"]))
+
+
+def _next_steps(console: Console, sync: RunSummary) -> None:
+    """The commands that show what the demo did, run from this directory (the demo's staging
+    is not the default one: its runs are seen with its ``STAGING_DATABASE_URL``)."""
+    env = f"STAGING_DATABASE_URL={os.environ['STAGING_DATABASE_URL']}"
+    env += f" REPORTS_DIR={os.environ['REPORTS_DIR']} {_command()}"
+    lines = [
+        "next, from this directory:",
+        f"  {env} runs",
+        f"  {env} failures list",
+    ]
+    if sync.run_id is not None:
+        lines.append(f"  {env} report --run {sync.run_id}")
+    lines.append("again (make demo): a few ERP invoices change, only those are sent (UPDATED)")
+    console.print("\n".join(lines), soft_wrap=True)
 
 
 def _status_between_nightlies(console: Console, mapping: str, sandbox: SandboxServer) -> None:

@@ -168,7 +168,7 @@ def ledger_table(found: list[LedgerEntry]) -> Table:
         facts = entry.facts
         supplier = " ".join(x for x in (facts.supplier_id, facts.supplier_name) if x)
         total = " ".join(x for x in (facts.total_amount, facts.currency) if x)
-        why = "; ".join(problem.text for problem in collapse(entry.reasons)) or entry.stage
+        why = "; ".join(problem.brief for problem in collapse(entry.reasons)) or entry.stage
         if entry.state != "open":
             why = f"[{entry.state}] {entry.dismissed_reason or ''} {why}".strip()
         cells = (

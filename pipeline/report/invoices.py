@@ -62,6 +62,13 @@ class Problem:
         return f"{len(self.fields)} fields: {listed}"
 
     @property
+    def brief(self) -> str:
+        """The problem for a narrow column: its message and how many fields it broke."""
+        return (
+            f"{self.message} ({len(self.fields)} fields)" if len(self.fields) > 1 else self.message
+        )
+
+    @property
     def text(self) -> str:
         """The problem in one line of plain text: its message and the fields it broke."""
         fields = self.fields_listed()

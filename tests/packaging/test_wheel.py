@@ -97,10 +97,29 @@ def test_the_installed_package_reads_only_its_own_files(venv_bin: Path, tmp_path
 def test_the_demo_runs_from_the_wheel(venv_bin: Path, tmp_path: Path) -> None:
     done = _run(venv_bin, tmp_path, "appzen-etl", "demo")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    received = re.search(r"sandbox received (\d+) invoices in total", done.stdout)
-    assert received is not None, done.stdout[-3000:]
-    assert int(received.group(1)) > 0
-    assert _sent(tmp_path / ".state" / "demo" / "staging.db") == int(received.group(1))
+    held = re.search(r"the AppZen sandbox holds (\d+) invoices", done.stdout)
+    assert held is not None, done.stdout[-3000:]
+    assert int(held.group(1)) > 0
+    assert _sent(tmp_path / ".state" / "demo" / "staging.db") == int(held.group(1))
+    again = _run(venv_bin, tmp_path, "appzen-etl", "demo")  # AppZen remembers: UPDATED
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert _count(again.stdout, "created") == 0, again.stdout[-3000:]
+    assert _count(again.stdout, "updated") == _count(again.stdout, "to update") > 0
+    printed = [line.strip() for line in again.stdout.splitlines() if line.endswith(" runs")]
+    assert len(printed) == 1, again.stdout[-3000:]  # the demo says how to see its runs
+    runs = subprocess.run(
+        printed[0], shell=True, cwd=tmp_path, env=_env(tmp_path, venv_bin),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert runs.returncode == 0, runs.stderr
+    assert runs.stdout.count("sample_erp") >= 4, runs.stdout  # two nightlies and their status
+
+
+def _count(output: str, label: str) -> int:
+    """The count on the summary table's row ``label`` (the first table that has it)."""
+    found = re.search(rf"│ {re.escape(label)} +│ +(\d+) │", output)
+    assert found is not None, f"no row {label!r} in:\n{output[-3000:]}"
+    return int(found.group(1))
 
 
 def test_a_sync_by_mapping_name_runs_from_the_wheel(venv_bin: Path, tmp_path: Path) -> None:

@@ -50,6 +50,14 @@ def test_one_bad_currency_column_is_one_problem_listing_its_fields() -> None:
     assert (
         problem.ap_hint == "currency (XXY) is not a currency code (ISO 4217, e.g. EUR): correct it"
     )
+    first = problem.message
+    assert problem.text == f"{first} (19 fields: {', '.join(CURRENCY_FIELDS[:6])} …)"
+    assert problem.brief == f"{first} (19 fields)"  # the terminal's narrow column
+
+
+def test_a_problem_of_one_field_is_its_message_alone() -> None:
+    (problem,) = collapse(_bad_currency()[:1])
+    assert problem.text == problem.brief == problem.message
 
 
 def test_a_missing_value_is_fixed_in_the_erp_never_given_a_default() -> None:

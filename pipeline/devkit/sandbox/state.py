@@ -241,6 +241,27 @@ class SandboxState:
             self._invoices[invoice_id] = record
             return record
 
+    def restore(self, invoices: dict[str, JsonDict]) -> int:
+        """Hold ``invoices`` (a :meth:`snapshot`'s ``"invoices"``: ``{invoice_id: record}``) as
+        stored, uuids kept: an AppZen that remembers what it was sent across restarts (the demo's
+        second run is answered UPDATED). Returns how many are held."""
+        records = {
+            key: StoredInvoice(
+                key,
+                str(data["uuid"]),
+                data["payload"],
+                int(data["versions"]),
+                tuple(bool(flag) for flag in data["historical"]),
+                float(data["first_received"]),
+                float(data["last_received"]),
+            )
+            for key, data in invoices.items()
+        }
+        with self._lock:
+            self._invoices.update(records)
+            self._by_uuid.update({record.uuid: key for key, record in records.items()})
+        return len(records)
+
     def record_push(self, record: StoredInvoice, body: JsonDict, sync: JsonDict) -> StatusPush:
         """Remember an accepted status-sync for ``record``."""
         push = StatusPush(record.uuid, record.invoice_id, body, sync, time.time())
