@@ -10,15 +10,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import mapping, memory, posting, rerun, statusread
-from benchmarks.inputs import pg_schema, sample_erp
+from benchmarks import extraction, mapping, memory, posting, rerun, statusread
+from benchmarks.inputs import mariadb_database, pg_schema, sample_erp
 from benchmarks.report import Figure, render_text, this_machine, write_results
 from benchmarks.runs import settings_for, store_for
 from benchmarks.sandbox import SandboxProcess
 from benchmarks.seed import seed_sent
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ROWS = ("1", "2", "3", "4", "5", "6", "7", "8")
+ROWS = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,8 @@ class Scale:
     """Invoices staged under a status read (row 7)."""
     remembered: int
     """Invoices posted per run at the quota, first and remembered (row 8)."""
+    extraction: int
+    """Invoices extracted, mapped and planned beside a raw read (row 9)."""
 
 
 FULL = Scale(
@@ -49,6 +51,7 @@ FULL = Scale(
     memory=(10_000, 1_000_000),
     status_read=1_000_000,
     remembered=2_000,
+    extraction=20_000,
 )
 QUICK = Scale(
     quota_invoices=200,
@@ -58,6 +61,7 @@ QUICK = Scale(
     memory=(2_000, 20_000),
     status_read=20_000,
     remembered=300,
+    extraction=2_000,
 )
 
 
@@ -89,6 +93,8 @@ def run(rows: set[str], scale: Scale, folder: Path) -> list[Figure]:
         figures += _staged_rows(rows, scale, folder)
     if "4" in rows:
         figures += _memory_rows(scale, folder)
+    if "9" in rows:
+        figures += _extraction_rows(scale, folder)
     if "7" in rows:
         work = folder / "status-read"
         work.mkdir()
@@ -123,6 +129,17 @@ def _staged_rows(rows: set[str], scale: Scale, folder: Path) -> list[Figure]:
                 _say("row 6: status-sync with 1 % changed")
                 figures.append(rerun.row6(url, work, sandbox))
         return figures
+
+
+def _extraction_rows(scale: Scale, folder: Path) -> list[Figure]:
+    figures = []
+    databases = (("9a", "PostgreSQL", pg_schema), ("9b", "MariaDB", mariadb_database))
+    for row, name, database in databases:
+        with database() as url:
+            _say(f"row {row}: sample ERP of {scale.extraction:,} invoices ({name}), read twice")
+            sample_erp(url, scale.extraction)
+            figures.append(extraction.row9(row, name, url, folder / f"extraction-{row}"))
+    return figures
 
 
 def _memory_rows(scale: Scale, folder: Path) -> list[Figure]:

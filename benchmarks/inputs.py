@@ -19,6 +19,7 @@ from pipeline.devkit.sample_erp import generate, invoice, invoice_line
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/test"
 FLAT_COLUMNS = (
     "invoice_no", "invoice_date", "due_date", "company_code", "supplier_no", "supplier_name",
     "supplier_vat_id", "supplier_country", "currency", "net_total", "vat_total", "gross_total",
@@ -87,6 +88,23 @@ def pg_schema(prefix: str = "bench") -> Iterator[str]:
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        admin.dispose()
+
+
+@contextmanager
+def mariadb_database(prefix: str = "bench") -> Iterator[str]:
+    """A fresh MariaDB database (utf8mb4, binary collation; dropped afterwards): its URL."""
+    admin = sa.create_engine(MARIADB_ADMIN, poolclass=NullPool)
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            )
+        yield MARIADB_ADMIN.rsplit("/", 1)[0] + f"/{name}?charset=utf8mb4"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
         admin.dispose()
 
 

@@ -1,11 +1,11 @@
 """Rows 5 and 6: what a second run costs when (almost) nothing changed.
 
-Both start from staging as a successful backfill leaves it (:mod:`benchmarks.seed`: every
-invoice of the sample ERP acknowledged once, the sandbox knowing each uuid).
-Row 5 reruns the whole extraction (not incremental): every invoice is mapped, hashed and compared
-with staging, and none may be sent. Row 6 marks every ERP status as pushed (as a status-sync run
-would have), changes the status of 1 % of the invoices in the ERP, syncs those, then times the
-status-sync: it must send exactly one request per changed invoice.
+Both start from staging as a successful backfill leaves it (:mod:`benchmarks.seed`: every invoice
+of the sample ERP acknowledged once, the sandbox knowing each uuid). Row 5 reruns the whole
+extraction (not incremental): every invoice is read and its source rows hashed; those unchanged
+since their acknowledged send are not mapped again; none may be sent. Row 6 marks every ERP status
+as pushed (as a status-sync run would have), changes the status of 1 % of the invoices in the ERP,
+syncs those, then times the status-sync: it must send exactly one request per changed invoice.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from benchmarks.extraction import raw_read
 from benchmarks.report import Figure
 from benchmarks.runs import settings_for, status_sync, store_for, sync
 from benchmarks.sandbox import SandboxProcess
@@ -23,30 +24,46 @@ from pipeline.devkit.sample_erp import invoice
 from pipeline.staging import StagingStore
 from pipeline.staging.records import PushRecord
 
-TARGET_S = 15.0
+TARGET_S = 8.0
+TARGET_RAW = 2.0
+STATUS_TARGET_S = 15.0
 CHANGED_EVERY = 100  # 1 %
 _PAGE = 5_000
 
 
 def row5(erp_url: str, folder: Path, sandbox: SandboxProcess, seeded: Seeded) -> Figure:
-    """A full rerun over unchanged invoices: requests (0) and seconds."""
+    """A full rerun over unchanged invoices: requests (0), seconds, and seconds ÷ a raw read of
+    the same rows (:func:`benchmarks.extraction.raw_read`, best of 2, after the rerun)."""
     before = sandbox.counts()
     settings = settings_for(sandbox.base_url, erp_url, folder, rate=10_000, concurrency=32)
     with store_for(settings) as store:
         rerun = sync(settings, store, flow="sync")
     counts = rerun.summary.counts
     sent = sandbox.counts().since(before).total
+    raw = min((raw_read(erp_url) for _ in range(2)), key=lambda read: read.seconds)
     invoices = int(counts["extracted"])
-    met = sent == 0 and rerun.requests == 0 and rerun.seconds < TARGET_S
+    ratio = rerun.seconds / raw.seconds
+    met = sent == 0 and rerun.requests == 0 and rerun.seconds < TARGET_S and ratio <= TARGET_RAW
     return Figure(
         row="5",
-        what=f"Rerun over {invoices:,} unchanged invoices (full extraction)",
-        measured=f"{sent} requests, {rerun.seconds:.1f} s ({int(counts['unchanged']):,} unchanged)",
-        baseline=f"staging them all as new (map, claim, record sent): {seeded.seconds:.1f} s",
-        ratio=rerun.seconds / seeded.seconds,
-        target=f"0 requests, < {TARGET_S:.0f} s",
+        what=f"PostgreSQL: full rerun over {invoices:,} unchanged invoices ÷ a raw "
+        "server-side-cursor read of the same rows",
+        measured=f"{sent} requests, {rerun.seconds:.1f} s "
+        f"({int(counts['unchanged_source']):,} of {int(counts['unchanged']):,} unchanged "
+        "not mapped again)",
+        baseline=f"raw read of {raw.count:,} rows: {raw.seconds:.1f} s (staging them all as "
+        f"new: {seeded.seconds:.1f} s)",
+        ratio=ratio,
+        target=f"0 requests, < {TARGET_S:.0f} s, <= {TARGET_RAW:.0f}x the raw read",
         met=met,
-        detail={"requests": sent, "seconds": rerun.seconds, "counts": dict(counts)},
+        detail={
+            "requests": sent,
+            "seconds": rerun.seconds,
+            "raw_seconds": raw.seconds,
+            "raw_rows": raw.count,
+            "seeded_seconds": seeded.seconds,
+            "counts": dict(counts),
+        },
     )
 
 
@@ -64,14 +81,14 @@ def row6(erp_url: str, folder: Path, sandbox: SandboxProcess) -> Figure:
     sent = answered.total
     pushed = int(run.summary.counts["pushed"] + run.summary.counts["pushed_error"])
     accepted = answered.responses.get(200, 0)
-    met = sent == changed == run.requests == pushed == accepted and run.seconds < TARGET_S
+    met = sent == changed == run.requests == pushed == accepted and run.seconds < STATUS_TARGET_S
     return Figure(
         row="6",
         what=f"Status-sync over {staged:,} staged invoices, {changed:,} (1 %) changed",
         measured=f"{sent:,} requests ({accepted:,} accepted), {run.seconds:.1f} s",
         baseline=f"nothing changed: {idle.requests} requests, {idle.seconds:.1f} s",
         ratio=None,
-        target=f"requests = changed, < {TARGET_S:.0f} s",
+        target=f"requests = changed, < {STATUS_TARGET_S:.0f} s",
         met=met,
         detail={
             "requests": sent,

@@ -36,6 +36,7 @@ server, Prefect or a browser, or they are slow. ``make test`` runs everything.""
 
 
 SLOW_FIRST = (
+    "flows/test_walkthrough.py",
     "flows/test_automations.py",
     "flows/test_multi_worker.py",
     "flows/test_server_stops.py",

@@ -3,8 +3,9 @@ tell, before mapping, that an invoice would map to the payload AppZen already ac
 
 The hash covers the mapping (its whole checked spec, with :data:`ENGINE_REVISION` and the package
 version: a changed mapping file or engine changes every hash, and every invoice is mapped again)
-and the invoice's rows as the engine holds them after converting cells (``repr``: exact decimals,
-dates and text, independent of object identity), with the count of rows beyond
+and the invoice's rows as the engine holds them after converting cells, as ``repr`` text (exact
+decimals, dates and text, None apart from ``'None'``; independent of object identity, and cheaper
+than pickling: ~18 µs for a three-line invoice of 44 columns), with the count of rows beyond
 ``max_lines_per_invoice``. Equal hashes mean equal input to a deterministic mapping.
 
 What it does not cover, by design: the ``invoice_date`` check counts from today, so an
@@ -46,6 +47,10 @@ class SourceHasher:
         """Hex SHA-256 of the mapping identity, the header row, the line rows and the dropped
         count (rows over the limit: kept rows equal, more dropped, is another invoice)."""
         digest = hashlib.sha256(self._identity)
-        text = repr((group.header, group.rows, group.dropped))
+        rows = group.rows
+        if rows and rows[0] is group.header:  # one row per line: the header is the first row
+            text = repr((rows, group.dropped))
+        else:
+            text = repr((group.header, rows, group.dropped))
         digest.update(text.encode("utf-8", "surrogatepass"))
         return digest.hexdigest()

@@ -133,15 +133,21 @@ def supplier_invoices(conn: Connection, mapping: str, keys: list[str]) -> dict[s
 def acked_sources(conn: Connection, mapping: str, keys: list[str]) -> dict[str, str]:
     """The source hash of each of ``keys`` that is ``sent`` and whose last staged payload is the
     acknowledged one (``payload_hash = acked_hash``): invoice id → the hash of the source rows
-    (and mapping) that payload came from. Rows without a source hash are left out."""
+    (and mapping) that payload came from. Rows without a source hash are left out.
+
+    Only the key is a condition in SQL (a primary-key lookup per key): with ``state = 'sent'``
+    there too, SQLite chose the (mapping, state) index and scanned every sent invoice per query."""
     found: dict[str, str] = {}
+    columns = (
+        inv.c.invoice_id,
+        inv.c.source_hash,
+        inv.c.state,
+        inv.c.payload_hash,
+        inv.c.acked_hash,
+    )
     for part in chunks(keys):
-        query = sa.select(inv.c.invoice_id, inv.c.source_hash).where(
-            inv.c.mapping == mapping,
-            inv.c.invoice_id.in_(part),
-            inv.c.state == "sent",
-            inv.c.payload_hash == inv.c.acked_hash,
-            inv.c.source_hash.is_not(None),
-        )
-        found.update((key, source) for key, source in conn.execute(query))
+        query = sa.select(*columns).where(inv.c.mapping == mapping, inv.c.invoice_id.in_(part))
+        for key, source, state, payload_hash, acked_hash in conn.execute(query):
+            if source is not None and state == "sent" and payload_hash == acked_hash:
+                found[key] = source
     return found

@@ -1,0 +1,98 @@
+"""Skipping unchanged sources in the engine: the source hash covers the rows and the mapping,
+an invoice is skipped only when staging names the same hash for its key, across chunks too."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pipeline.extract.base import Chunk
+from pipeline.mapping import MappedInvoice, MappingSpec, RejectedInvoice
+from pipeline.mapping.engine import MappingEngine, Streamed, UnchangedSource
+from tests.mapping.conftest import MINIMAL, Load, chunk, row
+
+
+def skipping(spec: MappingSpec, chunks: list[Chunk], acked: dict[str, str]) -> list[Streamed]:
+    asked: list[list[str]] = []
+
+    def look_up(keys: list[str]) -> dict[str, str]:
+        asked.append(keys)
+        return {key: acked[key] for key in keys if key in acked}
+
+    results = list(MappingEngine(spec).run_skipping(chunks, look_up))
+    assert len(asked) == len([c for c in chunks if len(c)])  # once per chunk
+    return results
+
+
+def hashes(spec: MappingSpec, chunks: list[Chunk]) -> dict[str, str]:
+    found = {}
+    for result in skipping(spec, chunks, {}):
+        assert isinstance(result, MappedInvoice)
+        assert result.source_hash
+        found[result.key] = result.source_hash
+    return found
+
+
+def test_only_invoices_whose_source_hash_staging_names_are_skipped(load: Load) -> None:
+    spec = load(MINIMAL)
+    a2 = {"total": "20.00"}
+    rows = [row("A1"), row("A2", **a2), row("A2", desc="Second line", **a2), row("A3")]
+    first = hashes(spec, [chunk(rows)])
+    changed = [
+        row("A1"),
+        row("A2", **a2),
+        row("A2", desc="Other", **a2),
+        row("A3", price=Decimal("5.0")),
+    ]
+
+    results = skipping(spec, [chunk(changed)], {"A1": first["A1"], "A2": first["A2"]})
+
+    assert [type(r).__name__ for r in results] == [
+        "UnchangedSource",
+        "MappedInvoice",
+        "MappedInvoice",
+    ]
+    skipped = results[0]
+    assert isinstance(skipped, UnchangedSource)
+    assert (skipped.key, skipped.location, skipped.source_hash) == ("A1", "x.csv:2", first["A1"])
+    assert len({*first.values()}) == 3
+
+
+def test_the_hash_is_exact_and_follows_the_mapping_and_the_dropped_rows(load: Load) -> None:
+    spec = load(MINIMAL)
+    base = hashes(spec, [chunk([row("A1", price=Decimal("5.00"))])])["A1"]
+    assert hashes(spec, [chunk([row("A1", price=Decimal("5.0"))])])["A1"] != base
+    assert hashes(spec, [chunk([row("A1", price="5.00")])])["A1"] != base  # text, not a number
+    other = load(MINIMAL.replace("invoice_number: inv", "invoice_number: sup"))
+    assert hashes(other, [chunk([row("A1", price=Decimal("5.00"))])])["A1"] != base
+    limited = load(MINIMAL + "max_lines_per_invoice: 1\n")
+    one = skipping(limited, [chunk([row("A1")])], {})
+    two = skipping(limited, [chunk([row("A1"), row("A1", desc="more")])], {})
+    assert isinstance(one[0], MappedInvoice)
+    assert isinstance(two[0], RejectedInvoice)
+    acked = {"A1": str(one[0].source_hash)}
+    assert isinstance(skipping(limited, [chunk([row("A1"), row("A1")])], acked)[0], RejectedInvoice)
+
+
+def test_an_invoice_across_two_chunks_is_hashed_whole(load: Load) -> None:
+    spec = load(MINIMAL)
+    one, two = row("A1", total="20.00"), row("A1", total="20.00", desc="Two")
+    whole = hashes(spec, [chunk([one, two]), chunk([row("A2")], first_row=4)])
+    parts = [chunk([one]), chunk([two, row("A2")], first_row=3)]
+    assert hashes(spec, parts) == whole
+
+    results = skipping(spec, parts, whole)
+
+    assert [r.key for r in results if isinstance(r, UnchangedSource)] == ["A1", "A2"]
+
+
+def test_a_split_invoice_is_refused_even_when_its_parts_are_unchanged(load: Load) -> None:
+    spec = load(MINIMAL)
+    rows = [row("A1"), row("A2"), row("A1", desc="later")]
+    first = hashes(spec, [chunk([row("A1")])])
+
+    results = skipping(spec, [chunk(rows)], first)
+
+    assert [type(r).__name__ for r in results if r.key == "A1"] == [
+        "RejectedInvoice",
+        "RejectedInvoice",
+    ]
