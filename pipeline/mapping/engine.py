@@ -52,7 +52,7 @@ from pipeline.mapping.results import (
     Streamed,
     UnchangedSource,
 )
-from pipeline.mapping.skipping import AckedSources, Skipper
+from pipeline.mapping.skipping import AckedSources, Skipper, Span, unchanged
 from pipeline.mapping.sourcehash import SourceHasher
 
 __all__ = [
@@ -125,35 +125,45 @@ class MappingEngine:
         for its keys. A mapping with a lines source maps every invoice (no skipping)."""
         if self.spec.lines_source is not None:
             return self.run(chunks)
-        return self._run_grouped(iter(chunks), Skipper(SourceHasher(self.spec), acked))
+        return self._run_grouped(iter(chunks), acked)
 
     # --- one row per line ----------------------------------------------------------------------
-    def _run_grouped(self, chunks: Iterator[Chunk], skipper: Skipper | None) -> Iterator[Streamed]:
+    def _run_grouped(
+        self, chunks: Iterator[Chunk], acked: AckedSources | None
+    ) -> Iterator[Streamed]:
         known = Identities(self.spec.invoice_key)
         try:
-            yield from self._grouped(chunks, known, skipper)
+            yield from self._grouped(chunks, known, acked)
         except Exception:
             yield from known.drain()  # whole invoices read before the source failed go on
             raise
 
     def _grouped(
-        self, chunks: Iterator[Chunk], known: Identities, skipper: Skipper | None
+        self, chunks: Iterator[Chunk], known: Identities, acked: AckedSources | None
     ) -> Iterator[Streamed]:
         plan: _Plan | None = None
+        skipper: Skipper | None = None
         pending: Group | None = None
         limit = self.spec.max_lines_per_invoice
         for chunk in chunks:
             if plan is None:
                 plan = self._plan_for(chunk.names, None, chunk.origin)
                 finish: Callable[[Group], Streamed] = self._finisher(plan)
-                if skipper is not None:
-                    finish = skipper.wrap(finish, functools.partial(self._watermark, plan=plan))
-            rows, keys = self._rows(chunk, plan.header, plan.key_at)
+                watermark = functools.partial(self._watermark, plan=plan)
+                if acked is not None:
+                    hasher = SourceHasher(self.spec)
+                    skipper = Skipper(hasher, acked, len(plan.header.raw), limit)
+                    finish = skipper.wrap(finish, watermark)
+            columns, keys = self._columns(chunk, plan.header, plan.key_at)
             where = locator(chunk)
             del chunk  # its cells are freed before the source reads the next chunk
             spans = list(runs(keys, self._read_key))
-            if skipper is not None:
-                skipper.look_up([key for key, _, _ in spans], pending)
+            if skipper is None:
+                rows = plan.header.rows(columns) if keys else []
+                same: dict[int, str] = {}
+            else:
+                rows, same = self._skipping_rows(skipper, plan.header, columns, spans, pending)
+            del columns
             for key, start, end in spans:
                 if pending is not None and key == pending.key and start == 0:
                     pending.add(rows[start:end], where, start, limit)
@@ -165,12 +175,34 @@ class MappingEngine:
                     orphan = Orphan(None, where.location(start), 1, "blank_key")
                     yield from known.other(self._orphan(orphan))
                     continue
-                pending = Group(key, rows[start], (where, start))
-                pending.add(rows[start:end], where, start, limit)
+                group = Group(key, rows[start], (where, start))
+                group.add(rows[start:end], where, start, limit)
+                if start in same:  # a whole invoice, unchanged: it leaves now, not mapped
+                    yield from known.admit(group, unchanged(same[start], watermark))
+                else:
+                    pending = group
             del rows, keys  # only the rows of the pending invoice stay
         if pending is not None and plan is not None:
             yield from known.admit(pending, finish)
         yield from known.drain()
+
+    @staticmethod
+    def _skipping_rows(
+        skipper: Skipper,
+        table: RowTable,
+        columns: dict[str, list[object]],
+        spans: list[Span],
+        pending: Group | None,
+    ) -> tuple[list[Row], dict[int, str]]:
+        """A chunk's rows, converted only where an invoice is to be mapped, and the starts of
+        the unchanged invoices with their source hash (:class:`Skipper`)."""
+        if not spans:
+            return [], {}
+        skipper.look_up([key for key, _, _ in spans], pending)
+        raw = table.raw_rows(columns)
+        same = skipper.unchanged_spans(raw, spans, pending)
+        keep = [(start, end) for _, start, end in spans if start not in same]
+        return table.convert_rows(columns, raw, keep), same
 
     # --- header rows joined with line rows -----------------------------------------------------
     def _run_joined(self, headers: Iterator[Chunk], lines: Iterator[Chunk]) -> Iterator[Streamed]:
@@ -217,6 +249,13 @@ class MappingEngine:
 
     # --- shared --------------------------------------------------------------------------------
     def _rows(self, chunk: Chunk, table: RowTable, key_at: int) -> tuple[list[Row], list[object]]:
+        columns, keys = self._columns(chunk, table, key_at)
+        return (table.rows(columns) if keys else []), keys
+
+    def _columns(
+        self, chunk: Chunk, table: RowTable, key_at: int
+    ) -> tuple[dict[str, list[object]], list[object]]:
+        """The raw columns of ``table`` in ``chunk`` (every one must be there), and its keys."""
         lookup = ColumnLookup(chunk.names, self.spec.column_case)
         found = {name: lookup.find(name) for name in table.raw}
         absent = [name for name, column in found.items() if column is None]
@@ -229,9 +268,9 @@ class MappingEngine:
                 ]
             )
         if not chunk.row_count:
-            return [], []
+            return {}, []
         columns = {name: chunk.columns[column] for name, column in found.items() if column}
-        return table.rows(columns), columns[table.raw[key_at]]
+        return columns, columns[table.raw[key_at]]
 
     def _plan_for(self, columns: list[str], line_columns: list[str] | None, origin: str) -> _Plan:
         spec = self.spec

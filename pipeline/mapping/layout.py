@@ -7,7 +7,7 @@ source a line row is ``line raw + line slots + header row``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -93,6 +93,25 @@ class RowTable:
         converted = [convert(columns[column]) for column, convert in self.slots.values()]
         with collector_paused():  # C code only: the tuples hold no cycles
             return list(zip(*raw, *converted, strict=True))
+
+    def raw_rows(self, columns: Mapping[str, list[object]]) -> list[Row]:
+        """Rows of one chunk with only their raw values (nothing converted)."""
+        with collector_paused():
+            return list(zip(*(columns[name] for name in self.raw), strict=True))
+
+    def convert_rows(
+        self, columns: Mapping[str, list[object]], raw: list[Row], keep: Sequence[tuple[int, int]]
+    ) -> list[Row]:
+        """``raw`` (from :meth:`raw_rows`) with the rows of the ``keep`` ranges converted as
+        :meth:`rows` converts them (the others stay raw: invoices that are not mapped)."""
+        wanted = [index for start, end in keep for index in range(start, end)]
+        if len(wanted) == len(raw):
+            return self.rows(columns)
+        if wanted:
+            picked = {name: [values[i] for i in wanted] for name, values in columns.items()}
+            for index, row in zip(wanted, self.rows(picked), strict=True):
+                raw[index] = row
+        return raw
 
 
 @dataclass

@@ -12,20 +12,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
-from pipeline.mapping.grouping import Group
+from pipeline.mapping.grouping import Group, Row
 from pipeline.mapping.results import MappedInvoice, Streamed, UnchangedSource
 from pipeline.mapping.sourcehash import SourceHasher
 
+Span = tuple[str | None, int, int]
+"""``(key, start, end)``: a run of rows of one key in a chunk."""
 AckedSources = Callable[[list[str]], Mapping[str, str]]
 """Keys → the source hash behind each one's acknowledged payload (keys without one left out)."""
 
 
 class Skipper:
-    """The source hashes of the chunk in hand, and the finish step that consults them."""
+    """The source hashes staging holds for the chunk in hand, and the decisions made on them."""
 
-    def __init__(self, hasher: SourceHasher, acked: AckedSources) -> None:
+    def __init__(self, hasher: SourceHasher, acked: AckedSources, width: int, limit: int) -> None:
         self._hasher = hasher
         self._acked = acked
+        self._width = width
+        """Raw values per row (the converted ones follow them)."""
+        self._limit = limit
         self._known: Mapping[str, str] = {}
 
     def look_up(self, keys: Sequence[str | None], pending: Group | None) -> None:
@@ -37,15 +42,33 @@ class Skipper:
             found.setdefault(pending.key, self._known[pending.key])
         self._known = found
 
+    def unchanged_spans(
+        self, rows: Sequence[Row], spans: Sequence[Span], pending: Group | None
+    ) -> dict[int, str]:
+        """``start → source hash`` of the spans of a chunk's raw ``rows`` that are whole
+        invoices with the hash staging holds: neither the invoice still collected from the
+        chunk before, nor the last span (it may go on in the next chunk)."""
+        found: dict[int, str] = {}
+        last = len(rows)
+        for key, start, end in spans:
+            known = self._known.get(key) if key is not None else None
+            if known is None or end == last or (start == 0 and pending and pending.key == key):
+                continue
+            kept = rows[start : min(end, start + self._limit)]
+            if self._hasher.of_rows(kept, self._width, end - start - len(kept)) == known:
+                found[start] = known
+        return found
+
     def wrap(
         self,
         finish: Callable[[Group], Streamed],
         watermark: Callable[[Group], object | None],
     ) -> Callable[[Group], Streamed]:
-        """``finish`` for groups whose source changed; the others come back unchanged."""
+        """``finish`` for groups not decided by :meth:`unchanged_spans`: unchanged ones come
+        back as such; the mapped carry their source hash."""
 
         def finish_or_skip(group: Group) -> Streamed:
-            source = self._hasher(group)
+            source = self._hasher.of_rows(group.rows, self._width, group.dropped)
             if self._known.get(group.key) == source:
                 return UnchangedSource(group.key, group.locate(-1), source, watermark(group))
             result = finish(group)
@@ -54,3 +77,10 @@ class Skipper:
             return result
 
         return finish_or_skip
+
+
+def unchanged(
+    source: str, watermark: Callable[[Group], object | None]
+) -> Callable[[Group], Streamed]:
+    """The finish step of a group :meth:`Skipper.unchanged_spans` found unchanged."""
+    return lambda group: UnchangedSource(group.key, group.locate(-1), source, watermark(group))

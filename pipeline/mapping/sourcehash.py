@@ -3,10 +3,10 @@ tell, before mapping, that an invoice would map to the payload AppZen already ac
 
 The hash covers the mapping (its whole checked spec, with :data:`ENGINE_REVISION` and the package
 version: a changed mapping file or engine changes every hash, and every invoice is mapped again)
-and the invoice's rows as the engine holds them after converting cells, as ``repr`` text (exact
-decimals, dates and text, None apart from ``'None'``; independent of object identity, and cheaper
-than pickling: ~18 µs for a three-line invoice of 44 columns), with the count of rows beyond
-``max_lines_per_invoice``. Equal hashes mean equal input to a deterministic mapping.
+and the invoice's rows as read (the raw columns the mapping reads, before conversion), as ``repr``
+text (exact decimals, dates and text, None apart from ``'None'``; independent of object identity,
+and cheaper than pickling: ~18 µs for a three-line invoice of 44 columns), with the count of rows
+beyond ``max_lines_per_invoice``. Equal hashes mean equal input to a deterministic mapping.
 
 What it does not cover, by design: the ``invoice_date`` check counts from today, so an
 acknowledged invoice that is not mapped again is not checked again either.
@@ -15,9 +15,10 @@ acknowledged invoice that is not mapped again is not checked again either.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from importlib import metadata
 
-from pipeline.mapping.grouping import Group
+from pipeline.mapping.grouping import Row
 from pipeline.mapping.spec import MappingSpec
 
 ENGINE_REVISION = "1"
@@ -38,19 +39,16 @@ def mapping_identity(spec: MappingSpec) -> bytes:
 
 
 class SourceHasher:
-    """``hasher(group)``: the source hash of one invoice's rows under one mapping."""
+    """The source hash of one invoice's rows under one mapping."""
 
     def __init__(self, spec: MappingSpec) -> None:
         self._identity = mapping_identity(spec)
 
-    def __call__(self, group: Group) -> str:
-        """Hex SHA-256 of the mapping identity, the header row, the line rows and the dropped
-        count (rows over the limit: kept rows equal, more dropped, is another invoice)."""
+    def of_rows(self, rows: Sequence[Row], width: int, dropped: int) -> str:
+        """Hex SHA-256 of the mapping identity, the raw part (the first ``width`` values, as
+        read, before conversion) of each kept row, and the count of rows dropped over the limit
+        (kept rows equal, more dropped, is another invoice)."""
         digest = hashlib.sha256(self._identity)
-        rows = group.rows
-        if rows and rows[0] is group.header:  # one row per line: the header is the first row
-            text = repr((rows, group.dropped))
-        else:
-            text = repr((group.header, rows, group.dropped))
+        text = repr(([row[:width] for row in rows], dropped))
         digest.update(text.encode("utf-8", "surrogatepass"))
         return digest.hexdigest()

@@ -96,3 +96,26 @@ def test_a_split_invoice_is_refused_even_when_its_parts_are_unchanged(load: Load
         "RejectedInvoice",
         "RejectedInvoice",
     ]
+
+
+def test_with_nothing_acknowledged_the_results_are_those_of_a_plain_run(load: Load) -> None:
+    spec = load(MINIMAL)
+    rows = [row(f"A{n}", price=Decimal("5.00")) for n in range(5)] + [row("", desc="no key")]
+    rows += [row("B1", date="2024-13-45"), row("B2")]
+    chunks = [chunk(rows[:3]), chunk(rows[3:], first_row=5)]
+
+    plain = list(MappingEngine(spec).run(chunks))
+    skipping_none = skipping(spec, chunks, {})
+
+    assert [type(r) for r in plain] == [type(r) for r in skipping_none]
+    for one, other in zip(plain, skipping_none, strict=True):
+        if isinstance(one, MappedInvoice):
+            assert isinstance(other, MappedInvoice)
+            assert (one.key, one.payload, one.location) == (
+                other.key,
+                other.payload,
+                other.location,
+            )
+        else:
+            assert isinstance(other, RejectedInvoice)
+            assert (one.key, one.failures) == (other.key, other.failures)
