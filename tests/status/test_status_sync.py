@@ -13,7 +13,7 @@ from pipeline.devkit.sandbox import SandboxServer
 from pipeline.settings import Settings
 from pipeline.staging import StageItem, StagingStore
 from pipeline.staging.records import SendOutcome, StatusCandidate
-from pipeline.status.push import status_body
+from pipeline.status.pushes import status_body
 from tests.status.status_helpers import (
     MAPPING_NAME,
     UTC_STAMP,
