@@ -9,6 +9,15 @@ dictionary lookup per key, and one executemany ``UPDATE`` writes only the rows w
 changed, setting ``push_pending`` when the new status differs from what was pushed. The push
 itself is the existing status-sync path (:mod:`pipeline.status.push`), which walks the pending rows.
 
+On PostgreSQL a status-sync's chunk is compared and recorded in one statement instead
+(:func:`refresh_status_reads`): the chunk goes in as one JSON array of ``[key, status, error]``,
+joined to staging by primary key (one index range scan when the chunk is in key order, else a
+lookup per key), and an ``UPDATE … FROM`` writes the changed rows; only two counts come back:
+nothing of the unchanged rows (99 % of a full read) crosses to Python. PostgreSQL compares text
+byte for byte (a deterministic collation), as Python does;
+MariaDB's collations ignore case and trailing spaces, so there (and on SQLite) the chunk is
+compared in Python as above.
+
 Statuses are compared as staging stores them: the status text, and the error as canonical JSON
 (:func:`~pipeline.staging.claims.dump_json`), exactly as ``claim_batch`` writes them.
 """
@@ -19,6 +28,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from pipeline.staging.claims import chunks, dump_json
 from pipeline.staging.outcomes import push_intent
-from pipeline.staging.records import StatusCandidate, StatusRead
+from pipeline.staging.records import ErpError, StatusCandidate, StatusRead
 from pipeline.staging.tables import invoices as inv
 
 _P = sa.bindparam
@@ -47,6 +57,126 @@ class StatusComparison:
     would_push: list[StatusCandidate] = field(default_factory=list)
     settled: list[str] = field(default_factory=list)
     not_staged: int = 0
+
+
+@dataclass(slots=True)
+class StatusColumns:
+    """A chunk of a status read as three columns: ``keys[i]``'s ERP status and error, the error
+    as staging stores it (canonical JSON text, :func:`~pipeline.staging.claims.dump_json`; None:
+    no error). A million reads cost three lists, not a million objects; :meth:`reads` gives
+    them as :class:`StatusRead` rows where those are needed."""
+
+    keys: list[str] = field(default_factory=list)
+    statuses: list[str | None] = field(default_factory=list)
+    errors: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def append(self, key: str, status: str | None, error: ErpError | None = None) -> None:
+        """One more read (``error``: the ERP's error parts, None without one)."""
+        self.keys.append(key)
+        self.statuses.append(status)
+        self.errors.append(dump_json(error))
+
+    def latest(self) -> dict[str, tuple[str | None, str | None]]:
+        """(status, error JSON) by key; a key read twice: the last wins."""
+        return dict(zip(self.keys, zip(self.statuses, self.errors, strict=True), strict=True))
+
+    def reads(self) -> list[StatusRead]:
+        """The reads as :class:`StatusRead` rows (validated: key and status lengths)."""
+        return [
+            StatusRead(key, status, None if error is None else dict(json.loads(error)))
+            for key, status, error in zip(self.keys, self.statuses, self.errors, strict=True)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRefresh:
+    """What recording one chunk of a status read did: ``changed`` ERP statuses written (pending
+    a push where AppZen was told otherwise), ``not_staged`` keys staging has never seen."""
+
+    changed: int
+    not_staged: int
+
+
+def refreshes_in_one_statement(dialect: str) -> bool:
+    """Whether :func:`refresh_status_reads` compares and records a chunk in one statement on
+    ``dialect`` (PostgreSQL); elsewhere :func:`compare_status_reads`, then
+    :func:`record_status_reads`."""
+    return dialect == "postgresql"
+
+
+def refresh_status_reads(
+    conn: Connection, mapping: str, reads: StatusColumns, now: datetime
+) -> StatusRefresh:
+    """Compare a chunk of reads with staging and record the changed ones, in one statement
+    (PostgreSQL only: :func:`refreshes_in_one_statement`); the same rows change, with the same
+    values, as :func:`compare_status_reads` then :func:`record_status_reads` would write."""
+    keys, statuses, errors = reads.keys, reads.statuses, reads.errors
+    if not keys:
+        return StatusRefresh(0, 0)
+    ordered = all(a < b for a, b in pairwise(keys))  # so no key twice either
+    if not ordered:
+        latest = reads.latest()
+        keys = sorted(latest)  # row locks taken in one order
+        statuses, errors = [latest[key][0] for key in keys], [latest[key][1] for key in keys]
+    # One JSON text, not three arrays: psycopg dumps arrays element by element in Python.
+    document = json.dumps(list(zip(keys, statuses, errors, strict=True)), ensure_ascii=False)
+    statement = (_REFRESH_RANGE if ordered else _REFRESH_PROBED).bindparams(
+        sa.bindparam("reads", document, type_=sa.Text()),
+        sa.bindparam("mapping", mapping, type_=sa.Text()),
+        sa.bindparam("now", now, type_=inv.c.updated_at.type),
+    )
+    if not ordered:
+        # A lookup per key costs the planner's estimate past JIT's threshold; compiling takes
+        # longer than running it.
+        conn.exec_driver_sql("SET LOCAL jit = off")
+    staged, changed = conn.execute(statement).one()
+    return StatusRefresh(changed=int(changed), not_staged=len(keys) - int(staged))
+
+
+_STAGED_RANGE = f"""
+    SELECT read.invoice_id, read.status, read.error,
+           (i.erp_status IS DISTINCT FROM read.status
+            OR i.erp_error IS DISTINCT FROM read.error) AS changed
+    FROM read JOIN {inv.name} i ON i.invoice_id = read.invoice_id
+    WHERE i.mapping = :mapping
+      AND i.invoice_id BETWEEN (SELECT min(invoice_id) FROM read)
+                           AND (SELECT max(invoice_id) FROM read)
+"""  # noqa: S608 - the table name is this module's own
+"""Staging's rows of a chunk in key order: one index range scan (its bounds in the database's
+own collation, so the range holds every key of the chunk in any case)."""
+_STAGED_PROBED = f"""
+    SELECT read.invoice_id, read.status, read.error,
+           (i.erp_status IS DISTINCT FROM read.status
+            OR i.erp_error IS DISTINCT FROM read.error) AS changed
+    FROM read CROSS JOIN LATERAL (
+        SELECT erp_status, erp_error FROM {inv.name}
+        WHERE mapping = :mapping AND invoice_id = read.invoice_id LIMIT 1
+    ) i
+"""  # noqa: S608 - the table name is this module's own
+"""Staging's rows of an unordered chunk: one primary-key lookup per key (the chunk's key range
+may span the whole table)."""
+_REFRESH = f"""
+WITH read AS (
+    SELECT r ->> 0 AS invoice_id, r ->> 1 AS status, r ->> 2 AS error
+    FROM json_array_elements(CAST(:reads AS json)) AS r
+), staged AS ({{staged}}), written AS (
+    UPDATE {inv.name} i
+    SET push_pending = (i.pushed_status IS DISTINCT FROM staged.status
+                        OR i.pushed_error IS DISTINCT FROM staged.error),
+        erp_status = staged.status,
+        erp_error = staged.error,
+        updated_at = :now
+    FROM staged
+    WHERE staged.changed AND i.mapping = :mapping AND i.invoice_id = staged.invoice_id
+    RETURNING i.invoice_id
+)
+SELECT (SELECT count(*) FROM staged), (SELECT count(*) FROM written)
+"""  # noqa: S608 - the table name is this module's own
+_REFRESH_RANGE = sa.text(_REFRESH.format(staged=_STAGED_RANGE))
+_REFRESH_PROBED = sa.text(_REFRESH.format(staged=_STAGED_PROBED))
 
 
 def compare_status_reads(

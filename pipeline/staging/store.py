@@ -508,6 +508,22 @@ class StagingStore:
             lambda c: statuses.record_status_reads(c, mapping, changed, now),
         )
 
+    def refresh_status_reads(
+        self, mapping: str, reads: statuses.StatusColumns
+    ) -> statuses.StatusRefresh:
+        """Compare a chunk of a status read with staging and record the changed ERP statuses
+        (pending a push where they differ from the last one): one statement on PostgreSQL,
+        :meth:`compare_status_reads` then :meth:`record_status_reads` elsewhere."""
+        if not statuses.refreshes_in_one_statement(self._engine.dialect.name):
+            comparison = self.compare_status_reads(mapping, reads.reads())
+            self.record_status_reads(mapping, comparison.changed)
+            return statuses.StatusRefresh(len(comparison.changed), comparison.not_staged)
+        now = self._clock()
+        return self._write(
+            f"recording {len(reads)} ERP statuses",
+            lambda c: statuses.refresh_status_reads(c, mapping, reads, now),
+        )
+
     def named_lock(self, name: str) -> NamedLock:
         """A lock named ``name`` held through this database (one status-sync per mapping)."""
         return NamedLock(self._engine, name, self._url)

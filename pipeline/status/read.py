@@ -4,9 +4,10 @@ A mapping declares where current statuses come from (``status.source``): its mai
 (``main``: only the key, status and error columns are used) or a light query or file of its own
 that returns the key and the same status and error columns. :class:`StatusReader` checks those
 columns up front (every missing one named with the mapping file's line), then streams the source
-in chunks, each turned into :class:`~pipeline.staging.StatusRead` rows read exactly as sync reads
-the same cells (:func:`~pipeline.mapping.transforms.text_or_none`), so an unchanged status never
-looks changed. With ``status.watermark_column`` the read is incremental: the last successful
+in chunks, each turned into :class:`~pipeline.staging.statuses.StatusColumns` (keys, statuses,
+errors: three lists, not an object per row) read exactly as sync reads the same cells
+(:func:`~pipeline.mapping.transforms.text_or_none`), so an unchanged status never looks changed.
+With ``status.watermark_column`` the read is incremental: the last successful
 status read's maximum is bound as ``:since`` (:func:`since_params`); without it every status is
 read (the main source is read with ``:since`` unbound, i.e. in full).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 from pipeline.extract.base import Chunk, Source
@@ -29,7 +31,9 @@ from pipeline.mapping.transforms import text_or_none
 from pipeline.runtime.prefetch import read_ahead
 from pipeline.runtime.watermarks import Watermarks, bound_params
 from pipeline.settings import Settings
-from pipeline.staging import StagingStore, StatusCandidate, StatusRead
+from pipeline.staging import StagingStore, StatusCandidate
+from pipeline.staging.records import ErpError
+from pipeline.staging.statuses import StatusColumns
 from pipeline.staging.tables import KEY_CHARS, STATUS_CHARS
 
 ERROR_PARTS = ("message", "status", "exception")
@@ -39,10 +43,11 @@ STATUS_FLOW = "status_sync"
 
 @dataclass(slots=True)
 class StatusBatch:
-    """One chunk of the status read: its statuses by key, the rows that could not be read, and
-    how many rows it had (blank or overlong keys are rows that match no staged invoice)."""
+    """One chunk of the status read: its statuses by key (as columns), the rows that could not
+    be read, and how many rows it had (blank or overlong keys are rows that match no staged
+    invoice)."""
 
-    reads: list[StatusRead] = field(default_factory=list)
+    reads: StatusColumns = field(default_factory=StatusColumns)
     failures: list[RowFailure] = field(default_factory=list)
     rows: int = 0
 
@@ -96,35 +101,34 @@ class StatusReader:
         lookup = ColumnLookup(chunk.names, self.spec.column_case)
         cells = {name: self._cells(chunk, lookup, name) for name in self._needed()}
         batch = StatusBatch(rows=chunk.row_count)
-        keys, statuses = cells[self._key], cells[self._status]
-        messages, codes, exceptions = (
-            cells.get(column) if column else None for column in self._error.values()
-        )
-        read_key = key_reader(self.spec.key_normalisation)  # the keys as the sync stages them
+        # Whole columns at a time (map), then one pass that keeps the readable rows.
+        keys = map(key_reader(self.spec.key_normalisation), cells[self._key])  # as sync does
+        statuses = map(text_or_none, cells[self._status])
+        message_column = self._error["message"]
+        messages = map(text_or_none, cells[message_column]) if message_column else repeat(None)
+        rows = zip(keys, statuses, messages, strict=False)  # messages may repeat None forever
         reads = batch.reads
-        for index in range(chunk.row_count):
-            key = read_key(keys[index])
+        for index, (key, status, message) in enumerate(rows):
             if key is None or len(key) > KEY_CHARS:
                 continue  # no staged invoice has it
-            status = text_or_none(statuses[index])
             if status is not None and len(status) > STATUS_CHARS:
                 batch.failures.append(self._too_long(key, status, chunk.location(index)))
                 continue
-            message = text_or_none(messages[index]) if messages else None
-            if not message:
-                reads.append(StatusRead(key, status))
-                continue
-            parts = {
-                "message": message,
-                "status": text_or_none(codes[index]) if codes else None,
-                "exception": text_or_none(exceptions[index]) if exceptions else None,
-            }
-            error = {part: value for part, value in parts.items() if value is not None}
-            reads.append(StatusRead(key, status, error))
+            reads.append(key, status, self._error_of(message, cells, index) if message else None)
         if self._watermark_column is not None:
             marks = [mark for mark in cells[self._watermark_column] if mark is not None]
             self._marks.add(done=marks, still_open=())
         return batch
+
+    def _error_of(self, message: str, cells: dict[str, list[object]], index: int) -> ErpError:
+        """The ERP error of row ``index``: its message and the status and exception it has."""
+        parts: dict[str, object] = {"message": message}
+        for part in ("status", "exception"):
+            column = self._error[part]
+            value = text_or_none(cells[column][index]) if column else None
+            if value is not None:
+                parts[part] = value
+        return parts
 
     def _needed(self) -> list[str]:
         columns = [self._key, self._status, *(c for c in self._error.values() if c)]
@@ -201,14 +205,16 @@ def refresh_statuses(
         outcome.counts["status_read"] += batch.rows
         outcome.failures += batch.failures
         _count(outcome.counts, "failed_status_sync", len(batch.failures))
-        comparison = store.compare_status_reads(mapping, batch.reads, plan=dry_run)
-        _count(outcome.counts, "status_changed", len(comparison.changed))
-        _count(outcome.counts, "status_not_staged", comparison.not_staged)
         if dry_run:
+            comparison = store.compare_status_reads(mapping, batch.reads.reads(), plan=True)
+            _count(outcome.counts, "status_changed", len(comparison.changed))
+            _count(outcome.counts, "status_not_staged", comparison.not_staged)
             outcome.would_push.update((c.invoice_id, c) for c in comparison.would_push)
             outcome.settled.update(comparison.settled)
         else:
-            store.record_status_reads(mapping, comparison.changed)
+            refresh = store.refresh_status_reads(mapping, batch.reads)
+            _count(outcome.counts, "status_changed", refresh.changed)
+            _count(outcome.counts, "status_not_staged", refresh.not_staged)
     outcome.watermark = reader.watermark or since
     return outcome
 
