@@ -28,7 +28,10 @@ Adaptation (AIMD)
     gaps without traffic count for at most one second, time inside a cooldown not at all. From 0.9x
     the rate at which the last 429 came, the increase runs at a fifth of its speed, so the limiter
     lingers just under the quota it found instead of hitting it again at once (fewer 429s and
-    Retry-After pauses); past 1.1x that rate it forgets it (the quota has grown).
+    Retry-After pauses); past 1.1x that rate it forgets it (the quota has grown). A limiter
+    given a measured ``quota`` (a remembered rate) that draws a 429 while probing above it
+    steps back to 0.97x that quota, not x0.7: the quota is known, the 429 only says it has not
+    grown.
 
     Simulated against a server token bucket of ``capacity = quota`` (tests/load/test_ratelimit.py,
     16 workers, 20-160 ms round trips): started at the quota, 100% of it with no 429; started at
@@ -62,6 +65,9 @@ _PROBE_SPEED = 0.2
 _FORGET_ABOVE = 1.1
 """Near the rate of the last 429 (from 0.9x), additive increase runs at a fifth of its speed;
 past 1.1x that rate the memory is dropped."""
+
+_UNDER_QUOTA = 0.97
+"""A probe past a measured quota that draws a 429 falls back to this share of that quota."""
 
 ADMITTED_MIN_S = 5.0
 ADMITTED_MIN = 50
@@ -110,13 +116,17 @@ class AdaptiveRateLimiter:
         max_pause: float = MAX_PAUSE,
         throttled_at: float | None = None,
         probe_speed: float = _PROBE_SPEED,
+        quota: float | None = None,
     ) -> None:
         """``rate`` is the start rate (requests/s); ``increase`` defaults to 5% of ``max_rate``
         per second of success; ``burst`` (≥ 1, default 1) bounds catch-up after late sends;
         ``min_rate`` is lowered to ``rate`` when the start rate is below it. ``throttled_at`` is
         the rate a 429 came at before (a remembered quota, :attr:`throttled_at` of an earlier
         run): the limiter lingers under it as if it had found it itself. ``probe_speed`` is the
-        share of ``increase`` used from 0.9x that rate on (0.2: a fifth)."""
+        share of ``increase`` used from 0.9x that rate on (0.2: a fifth). ``quota`` is the
+        quota measured before (a remembered rate): a 429 that comes above it, while probing,
+        drops the rate to just under it (:data:`_UNDER_QUOTA`) instead of by ``decrease``, once;
+        the 429s after that decrease as usual (the quota has fallen)."""
         self._max_rate = float(rate if max_rate is None else max_rate)
         min_rate = min(min_rate, rate)
         _check(
@@ -145,6 +155,7 @@ class AdaptiveRateLimiter:
         self._last_increase = -math.inf
         self._throttled_at = math.inf if throttled_at is None else float(throttled_at)
         self._probe_speed = float(probe_speed)
+        self._quota = math.inf if quota is None else float(quota)
         self._first_throttle = math.inf
         self._last_success = -math.inf
         self._admitted = 0
@@ -233,7 +244,11 @@ class AdaptiveRateLimiter:
         self._last_increase = now
         if now - self._last_decrease >= self._cooldown:
             self._throttled_at = self._rate
-            self._rate = max(self._min_rate, self._rate * self._decrease)
+            lowered = self._rate * self._decrease
+            if self._rate > self._quota:  # a probe past the measured quota: back just under it
+                lowered = max(lowered, _UNDER_QUOTA * self._quota)
+            self._quota = math.inf  # once: a 429 below it means the quota has fallen
+            self._rate = max(self._min_rate, lowered)
             self._last_decrease = now
 
     def _next_slot(self, now: float) -> float:

@@ -46,6 +46,11 @@ AppZen may have raised the quota, but each probe past it costs a few 429s."""
 _PROBE_FROM = 0.9
 """A run too short to measure remembers 0.9x the rate its last 429 came at."""
 
+CATCH_UP_S = 0.1
+"""A run started at a remembered quota paces right at it, with no 429 to pull it up: sends that a
+busy machine makes late are made up within this many seconds' worth of requests (a burst AppZen's
+bucket, a second of its quota, takes at once) instead of lost."""
+
 MEMORY_DAYS = 7
 """A remembered rate older than this is ignored (quotas change; re-probing costs a few 429s)."""
 
@@ -120,6 +125,8 @@ class RateMemory:
             max_rate=configured,
             throttled_at=min(self.recalled.quota, configured),
             probe_speed=PROBE_SPEED,
+            quota=min(self.recalled.quota, configured),
+            burst=max(1.0, CATCH_UP_S * start),
         )
 
     def remember(self, limiter: AdaptiveRateLimiter) -> None:

@@ -413,3 +413,21 @@ async def test_a_small_server_bucket_is_found_by_aimd_not_by_its_slack(
     traffic = await simulate(quota=50.0, configured=configured, seconds=300.0, capacity=0.2)
     assert traffic.accepted_per_second >= 0.85 * 50.0
     assert traffic.reject_share < max_rejects
+
+
+def test_a_probe_past_a_measured_quota_falls_back_just_under_it_once(clock: FakeClock) -> None:
+    """A remembered quota: the 429 a probe above it draws costs a step back to 0.97x the quota,
+    not the usual x0.7 (that cost a run 3 % of its quota for 20 s); a 429 after that (the quota
+    fell) decreases as usual."""
+    limiter = AdaptiveRateLimiter(50.0, clock=clock, max_rate=100.0, quota=50.0)
+    limiter.on_success()  # a probe: +5/s
+    assert limiter.current_rate == pytest.approx(55.0)
+    limiter.on_throttled(None)
+    assert limiter.current_rate == pytest.approx(0.97 * 50.0)
+    clock.advance(2.0)  # past the cooldown
+    limiter.on_throttled(None)
+    assert limiter.current_rate == pytest.approx(0.97 * 50.0 * 0.7)
+
+    plain = AdaptiveRateLimiter(52.0, clock=clock, max_rate=100.0)
+    plain.on_throttled(None)
+    assert plain.current_rate == pytest.approx(52.0 * 0.7), "no measured quota: x0.7"
