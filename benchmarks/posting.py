@@ -5,7 +5,9 @@ Row 1, at the quota (50 requests/s, 100 ms latency): the share of the quota the 
 share of 429 answers, with the client configured at the quota and at twice the quota, beside a
 naive sequential httpx loop. Row 8, the remembered rate: the client configured at twice the
 quota, a first run with no memory (8a, re-probing) then a second run that starts from what the
-first learned (8b), each over its own invoices. Row 2, with no quota: the invoices per second a
+first learned (8b), each over its own invoices, and two worker processes on one PostgreSQL staging
+sharing the quota through a Prefect global concurrency limit (8c, :mod:`benchmarks.sharing`).
+Row 2, with no quota: the invoices per second a
 full backfill posts ÷ the ceiling ``wrk`` reaches on the same sandbox in the same run.
 """
 
@@ -20,6 +22,7 @@ import httpx
 from benchmarks.report import Figure
 from benchmarks.runs import SAMPLE_MAPPING, settings_for, store_for, sync
 from benchmarks.sandbox import Counts, SandboxProcess
+from benchmarks.sharing import two_workers
 from benchmarks.wrk import ceiling
 from pipeline.mapping import MappedInvoice, MappingEngine, load_mapping
 from pipeline.settings import SANDBOX_CREDENTIALS
@@ -30,6 +33,7 @@ QUOTA_TARGET = 0.85
 RAW_TARGET = 0.5
 FRESH_TARGET = (0.95, 0.01)
 REMEMBERED_TARGET = (0.98, 0.005)
+SHARED_TARGET = (0.95, 0.01)
 """Row 8's targets: (share of the quota, at most this share of answers 429)."""
 
 
@@ -121,17 +125,31 @@ def row8(erp_urls: tuple[str, str], folder: Path, invoices: int) -> list[Figure]
                 sync(settings, store)
             shares.append(Share.of(sandbox.counts(), burst=int(QUOTA)))
     fresh, remembered = shares
+    counts, _ = two_workers(
+        erp_urls[0], folder / "shared", quota=QUOTA, latency_ms=LATENCY_MS, rate=2 * QUOTA
+    )
+    shared = Share.of(counts, burst=int(QUOTA))
     what = f"Posting, quota {QUOTA:.0f}/s + {LATENCY_MS:.0f} ms, client at 2x, {invoices:,} each"
     first = f"{what}: first run (nothing remembered)"
     then = f"{what}: next run, from the remembered rate"
+    both = (
+        f"Posting, quota {QUOTA:.0f}/s + {LATENCY_MS:.0f} ms: two workers at 2x, one global "
+        f"limit, PostgreSQL staging, {invoices:,} between them"
+    )
     return [
         _memory_figure("8a", first, fresh, None, FRESH_TARGET),
         _memory_figure("8b", then, remembered, fresh, REMEMBERED_TARGET),
+        _memory_figure("8c", both, shared, fresh, SHARED_TARGET, "one worker (8a)"),
     ]
 
 
 def _memory_figure(
-    row: str, what: str, share: Share, baseline: Share | None, target: tuple[float, float]
+    row: str,
+    what: str,
+    share: Share,
+    baseline: Share | None,
+    target: tuple[float, float],
+    baseline_is: str = "first run",
 ) -> Figure:
     ratio = share.rate / QUOTA
     least, most_429 = target
@@ -139,7 +157,7 @@ def _memory_figure(
         row=row,
         what=what,
         measured=share.cell(),
-        baseline=f"first run: {baseline.cell()}" if baseline else "—",
+        baseline=f"{baseline_is}: {baseline.cell()}" if baseline else "—",
         ratio=ratio,
         target=f">= {least:.2f} of the quota, < {most_429:.1%} 429s",
         met=ratio >= least and share.throttled < most_429,
