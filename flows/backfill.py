@@ -168,7 +168,9 @@ async def backfill(
     e.g. ``Lost (Running)``) instead of being waited for forever, and the backfill ends Failed.
     Stopped only by the spent daily AppZen budget, it schedules itself again (same parameters)
     at the next AppZen day's start and ends Completed saying when it resumes, unless
-    ``resume_next_day`` is off or it was not run from a deployment (:mod:`flows.resume`)."""
+    ``resume_next_day`` is off or it was not run from a deployment (:mod:`flows.resume`).
+    SIGTERM (a cancel) stops its local partitions cleanly (``cancelled``) and ends the flow run
+    Cancelled."""
     # spread: the partitions need the limit (strict); here, the one every flow finds
     shared = (global_limit or OFF) if spread else None
     settings = await flow_settings(credentials_block, global_limit=shared)
@@ -183,8 +185,8 @@ async def backfill(
                     deployment, parallel, global_limit, credentials_block, partition_timeout
                 )
                 rows = await _spread(settings, store, parts, spec, parent)
-            else:
-                rows = await _local(settings, parts, parent)
+            else:  # SIGTERM (a cancel) stops every local partition cleanly
+                rows = await sigterm_stops_runs(_local(settings, parts, parent))
         stopped = [row for row in rows if row["state"] != "Completed"]
         resumes = None
         if stopped and all(row["budget_spent"] for row in stopped):
@@ -207,6 +209,9 @@ async def backfill(
         store.close()
     if resumes is not None and resumes.flow_run is not None:
         return _completed(resumes.line("backfill"), rows)
+    cancelled = [summary for summary in parent.summaries if summary.cancelled]
+    if cancelled:  # a returned state is the flow run's final state (Prefect)
+        return Cancelled(message=f"backfill run {parent.id} {cancelled[0].fatal}")  # type: ignore[return-value]
     if stopped:
         states = "; ".join(f"partition {row['index']}: {row['state']}" for row in stopped)
         raise RunStopped(f"backfill did not complete ({states}); rerun it to finish")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from prefect.client.schemas.objects import Log
 
-from flows.backfill import backfill_partition
+from flows.backfill import backfill, backfill_partition
 from flows.nightly import nightly_sync
 from flows.retry import retry_failed
 from flows.status import status_sync
@@ -276,4 +276,41 @@ async def test_a_sigterm_stops_retry_failed_cleanly_and_ends_the_flow_run_cancel
     counts = counts_of(again)
     assert counts.get("busy", 0) == 0, counts
     assert len(sandbox.state.invoices()) == refused
+    assert {invoice.versions for invoice in sandbox.state.invoices().values()} == {1}
+
+
+async def test_a_sigterm_stops_a_local_backfill_cleanly_and_ends_the_flow_run_cancelled(
+    flow_env: Settings, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while a backfill's partitions run in its own process: every partition stops
+    cleanly, the backfill's staging run and its partitions' are ``cancelled``, nothing is left
+    claimed, the flow run ends Cancelled, and a rerun sends the rest, each invoice once."""
+    monkeypatch.setenv("BATCH_SIZE", "10")
+    monkeypatch.setenv("APPZEN_MAX_CONCURRENCY", "4")
+    sandbox.state.configure(latency_ms=100.0)
+    thread, sent = sigterm_once(lambda: len(sandbox.state.invoices()) >= STORED_BEFORE_TERM)
+
+    state = await backfill(mapping=MAPPING, partitions=2, return_state=True)
+    thread.join(5)
+    sandbox.state.configure(latency_ms=0.0)
+
+    assert sent.is_set(), "SIGTERM was not sent while the partitions listened"
+    assert state.is_cancelled(), state
+    assert "cancelled: SIGTERM received" in (state.message or "")
+    store = open_store(flow_env)
+    try:
+        runs = store.list_runs(10)
+        held = [r for r in store.invoices_in_state("sample_erp", "pending", 1000) if r.claimed_by]
+    finally:
+        store.close()
+    assert len(runs) >= 2, runs  # the backfill and its partition(s)
+    assert {(run.flow, run.status) for run in runs} == {("backfill", "cancelled")}, runs
+    assert held == []
+    stored = len(sandbox.state.invoices())
+    assert stored < len(expected(flow_env))
+
+    rows = await backfill(mapping=MAPPING, partitions=2)
+
+    assert {row["state"] for row in rows} == {"Completed"}, rows
+    assert set(sandbox.state.invoices()) == set(expected(flow_env))
     assert {invoice.versions for invoice in sandbox.state.invoices().values()} == {1}
