@@ -40,6 +40,7 @@ SLOW_FIRST = (
     "flows/test_automations.py",
     "flows/test_multi_worker.py",
     "flows/test_server_stops.py",
+    "flows/test_status_deployment.py",
     "cli/test_secrets.py",
     "staging/test_concurrency.py",
     "packaging/test_release_worker.py",
