@@ -3,8 +3,8 @@ copy of the checkout, against a real Prefect server (PostgreSQL), two checkout w
 worker that runs the installed release outside the checkout, and the sandbox.
 
 Only what must differ on a shared test machine is replaced (:func:`_replacements`): ports,
-database names, the ``/srv`` and ``/opt`` folders, the sample's size, and the worker venv's
-installer (uv instead of pip: the same requirements.txt; pip took 80 s on a busy machine).
+database names, the ``/srv`` and ``/opt`` folders, the sample's size (invoices, partitions), and
+the worker venv's installer (uv for pip: the same requirements.txt; pip took 80 s when busy).
 The page marks how each block runs (tests/flows/walkthrough.py); then this test checks what the
 issue asked the walkthrough to show: write-back deployed inactive, bad parameters refused when
 the run is created, retry-failed run, progress, WARNING and ERROR lines in the flow-run logs,
@@ -56,6 +56,7 @@ def _replacements(
         ("--port 8765", f"--port {ports['sandbox']}"),
         *databases.items(),
         ("invoices=400", "invoices=40"),
+        ("--param partitions=4", "--param partitions=2"),  # two flow-run processes fewer
         (f"python3 -m venv {venv}", f"{UV} venv --seed --quiet --python {sys.executable} {venv}"),
         (
             f"{venv}/bin/pip install -r requirements.txt",

@@ -48,13 +48,15 @@ def blocks(text: str) -> list[Block]:
         mark = MARK.match(line)
         if mark:
             action, rest = mark.group(1), mark.group(2) or ""
-            assert action in ACTIONS, f"unknown walkthrough action: {line}"
+            if action not in ACTIONS:
+                raise ValueError(f"unknown walkthrough action: {line}")
             if action == "stop":
                 found.append(Block("stop", rest, ""))
             else:
                 pending = (action, rest)
         elif line.startswith("```sh"):
-            assert pending, f"a command block without a walkthrough comment: line {index + 1}"
+            if pending is None:
+                raise ValueError(f"a command block without a walkthrough comment: line {index + 1}")
             end = lines.index("```", index + 1)
             action, rest = pending
             words = rest.split()
@@ -90,7 +92,8 @@ def fresh_copy(repo: Path, target: Path) -> Path:
 
 
 def shell_env(home: Path) -> dict[str, str]:
-    """A new terminal's environment: no Prefect or appzen-etl settings, no venv on ``PATH``."""
+    """A new terminal's environment: no Prefect or appzen-etl settings, no venv on ``PATH``; the
+    operator's Prefect profile in ``home``; workers that poll every second."""
     settings = ("PREFECT_", "APPZEN_", "ERP_", "STAGING_", "REPORTS_", "VIRTUAL_ENV")
     env = {k: v for k, v in os.environ.items() if not k.startswith(settings)}
     path = [p for p in env.get("PATH", "/usr/bin:/bin").split(":") if not p.endswith(".venv/bin")]
@@ -100,6 +103,7 @@ def shell_env(home: Path) -> dict[str, str]:
         "PATH": ":".join(path),
         "PREFECT_HOME": str(home),  # the operator's own Prefect profile, not ~/.prefect
         "UV_PYTHON_DOWNLOADS": "never",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",  # workers poll every second, not every 10 s (speed)
     }
 
 
