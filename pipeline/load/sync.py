@@ -156,7 +156,13 @@ class SyncJob:
         if self.options.force:
             yield from map_stream(self.spec, sources, self.params())
             return
-        yield from skipping_stream(self.spec, sources, self.params(), self._acked_sources)
+        yield from skipping_stream(
+            self.spec,
+            sources,
+            self.params(),
+            self._acked_sources,
+            record=not self.options.dry_run,  # a dry run stages nothing
+        )
 
     def _acked_sources(self, keys: list[str]) -> dict[str, str]:
         return self.store.acked_sources(self.spec.name, keys)

@@ -118,28 +118,31 @@ class MappingEngine:
         # Without an acknowledged-source lookup nothing is skipped: every result is a Result.
         return cast(Iterator[Result], self._run_grouped(iter(chunks), None))
 
-    def run_skipping(self, chunks: Iterable[Chunk], acked: AckedSources) -> Iterator[Streamed]:
+    def run_skipping(
+        self, chunks: Iterable[Chunk], acked: AckedSources, *, record: bool = True
+    ) -> Iterator[Streamed]:
         """:meth:`run`, but an invoice whose source hash (:mod:`pipeline.mapping.sourcehash`)
         is the one ``acked`` returns for its key is not mapped: an :class:`UnchangedSource`
         comes instead; the mapped carry their source hash. ``acked`` is asked once per chunk
-        for its keys. A mapping with a lines source maps every invoice (no skipping)."""
+        for its keys. A mapping with a lines source maps every invoice (no skipping). Without
+        ``record`` (a dry run) mapped invoices carry no source hash (none is computed for them)."""
         if self.spec.lines_source is not None:
             return self.run(chunks)
-        return self._run_grouped(iter(chunks), acked)
+        return self._run_grouped(iter(chunks), acked, record)
 
     # --- one row per line ----------------------------------------------------------------------
     def _run_grouped(
-        self, chunks: Iterator[Chunk], acked: AckedSources | None
+        self, chunks: Iterator[Chunk], acked: AckedSources | None, record: bool = False
     ) -> Iterator[Streamed]:
         known = Identities(self.spec.invoice_key)
         try:
-            yield from self._grouped(chunks, known, acked)
+            yield from self._grouped(chunks, known, acked, record)
         except Exception:
             yield from known.drain()  # whole invoices read before the source failed go on
             raise
 
     def _grouped(
-        self, chunks: Iterator[Chunk], known: Identities, acked: AckedSources | None
+        self, chunks: Iterator[Chunk], known: Identities, acked: AckedSources | None, record: bool
     ) -> Iterator[Streamed]:
         plan: _Plan | None = None
         skipper: Skipper | None = None
@@ -152,7 +155,8 @@ class MappingEngine:
                 watermark = functools.partial(self._watermark, plan=plan)
                 if acked is not None:
                     hasher = SourceHasher(self.spec)
-                    skipper = Skipper(hasher, acked, len(plan.header.raw), limit)
+                    width = len(plan.header.raw)
+                    skipper = Skipper(hasher, acked, width, limit, record=record)
                     finish = skipper.wrap(finish, watermark)
             columns, keys = self._columns(chunk, plan.header, plan.key_at)
             where = locator(chunk)

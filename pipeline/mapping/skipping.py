@@ -25,8 +25,12 @@ AckedSources = Callable[[list[str]], Mapping[str, str]]
 class Skipper:
     """The source hashes staging holds for the chunk in hand, and the decisions made on them."""
 
-    def __init__(self, hasher: SourceHasher, acked: AckedSources, width: int, limit: int) -> None:
+    def __init__(
+        self, hasher: SourceHasher, acked: AckedSources, width: int, limit: int, *, record: bool
+    ) -> None:
         self._hasher = hasher
+        self._record = record
+        """Whether mapped invoices carry their source hash (a dry run stages nothing: no need)."""
         self._acked = acked
         self._width = width
         """Raw values per row (the converted ones follow them)."""
@@ -68,11 +72,14 @@ class Skipper:
         back as such; the mapped carry their source hash."""
 
         def finish_or_skip(group: Group) -> Streamed:
-            source = self._hasher.of_rows(group.rows, self._width, group.dropped)
-            if self._known.get(group.key) == source:
-                return UnchangedSource(group.key, group.locate(-1), source, watermark(group))
+            source = None
+            if (known := self._known.get(group.key)) is not None:
+                source = self._hasher.of_rows(group.rows, self._width, group.dropped)
+                if source == known:
+                    return UnchangedSource(group.key, group.locate(-1), source, watermark(group))
             result = finish(group)
-            if isinstance(result, MappedInvoice):
+            if self._record and isinstance(result, MappedInvoice):
+                source = source or self._hasher.of_rows(group.rows, self._width, group.dropped)
                 return dataclasses.replace(result, source_hash=source)
             return result
 

@@ -65,6 +65,8 @@ def skipping_stream(
     sources: Sources,
     params: Mapping[str, object] | None,
     acked: AckedSources,
+    *,
+    record: bool = True,
 ) -> Generator[Streamed, None, None]:
     """:func:`map_stream`, but invoices whose source is unchanged since their acknowledged send
     come as :class:`~pipeline.mapping.results.UnchangedSource`, not mapped
@@ -73,7 +75,9 @@ def skipping_stream(
     def run(chunks: Iterator[Chunk], lines: Iterator[Chunk] | None) -> Iterator[Streamed]:
         engine = MappingEngine(spec)
         return (
-            engine.run(chunks, lines) if lines is not None else engine.run_skipping(chunks, acked)
+            engine.run(chunks, lines)
+            if lines is not None
+            else engine.run_skipping(chunks, acked, record=record)
         )
 
     yield from _stream(sources, params, run)

@@ -119,3 +119,26 @@ def test_with_nothing_acknowledged_the_results_are_those_of_a_plain_run(load: Lo
         else:
             assert isinstance(other, RejectedInvoice)
             assert (one.key, one.failures) == (other.key, other.failures)
+
+
+def test_without_recording_mapped_invoices_carry_no_hash_but_unchanged_ones_skip(
+    load: Load,
+) -> None:
+    spec = load(MINIMAL)
+    rows = [row("A1"), row("A2"), row("A3")]
+    first = hashes(spec, [chunk(rows)])
+    acked = {"A1": first["A1"], "A3": first["A3"]}  # A3 is the chunk's last invoice
+
+    results = list(
+        MappingEngine(spec).run_skipping(
+            [chunk(rows)], lambda keys: {k: acked[k] for k in keys if k in acked}, record=False
+        )
+    )
+
+    assert [type(r).__name__ for r in results] == [
+        "UnchangedSource",
+        "MappedInvoice",
+        "UnchangedSource",
+    ]
+    assert isinstance(results[1], MappedInvoice)
+    assert results[1].source_hash is None
