@@ -100,8 +100,9 @@ async def test_a_backfill_partition_with_the_erp_down_ends_failed(flow_env: Sett
 async def test_nightly_with_appzen_unreachable_ends_failed_with_the_outage_at_error(
     flow_env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A closed port; the breaker's window tuned to 3 s (the default 30 s in real time is
-    tests/cli/test_outage.py's)."""
+    """A closed port; the breaker's window tuned to 3 s (its twins at the default 30 s, in real
+    time: tests/cli/test_outage.py, and a deployed nightly on a real server:
+    tests/flows/test_server_stops.py)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
