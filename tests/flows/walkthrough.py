@@ -93,7 +93,7 @@ def fresh_copy(repo: Path, target: Path) -> Path:
 
 def shell_env(home: Path) -> dict[str, str]:
     """A new terminal's environment: no Prefect or appzen-etl settings, no venv on ``PATH``; the
-    operator's Prefect profile in ``home``; workers that poll every second."""
+    operator's Prefect profile in ``home``; workers that poll every second; no scheduler."""
     settings = ("PREFECT_", "APPZEN_", "ERP_", "STAGING_", "REPORTS_", "VIRTUAL_ENV")
     env = {k: v for k, v in os.environ.items() if not k.startswith(settings)}
     path = [p for p in env.get("PATH", "/usr/bin:/bin").split(":") if not p.endswith(".venv/bin")]
@@ -104,6 +104,9 @@ def shell_env(home: Path) -> dict[str, str]:
         "PREFECT_HOME": str(home),  # the operator's own Prefect profile, not ~/.prefect
         "UV_PYTHON_DOWNLOADS": "never",
         "PREFECT_WORKER_QUERY_SECONDS": "1",  # workers poll every second, not every 10 s (speed)
+        # No scheduled runs: status-sync's cron (every two hours on office days) would otherwise start a
+        # run of its own mid-walkthrough and push what the page's runs are about to push.
+        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
     }
 
 
