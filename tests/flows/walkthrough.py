@@ -104,8 +104,8 @@ def shell_env(home: Path) -> dict[str, str]:
         "PREFECT_HOME": str(home),  # the operator's own Prefect profile, not ~/.prefect
         "UV_PYTHON_DOWNLOADS": "never",
         "PREFECT_WORKER_QUERY_SECONDS": "1",  # workers poll every second, not every 10 s (speed)
-        # No scheduled runs: status-sync's cron (every two hours on office days) would otherwise start a
-        # run of its own mid-walkthrough and push what the page's runs are about to push.
+        # No scheduled runs: status-sync's cron (every two hours on office days) would otherwise
+        # start a run of its own mid-walkthrough and push what the page's runs are about to push.
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
     }
 
