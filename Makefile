@@ -41,7 +41,7 @@ test: install services lint typecheck
 	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder  # 4 workers (most tests wait on servers and subprocesses); a file stays on one worker; files in collection order (tests/conftest.py puts the longest first)
 
 check: install lint typecheck
-	$(BIN)/pytest --fast  # leaves out the tests marked for servers, Prefect, a browser, or slow
+	$(BIN)/pytest --fast -n 2  # on both cores (tests spread one by one); leaves out the tests marked for servers, Prefect, a browser, or slow
 
 bench: install services
 	$(BIN)/python -m benchmarks

@@ -94,6 +94,7 @@ def test_the_installed_package_reads_only_its_own_files(venv_bin: Path, tmp_path
     assert "_shipped" in json.loads(done.stdout)[2]
 
 
+@pytest.mark.slow  # two demos, each a Prefect ephemeral server: out of the fast lane
 def test_the_demo_runs_from_the_wheel(venv_bin: Path, tmp_path: Path) -> None:
     done = _run(venv_bin, tmp_path, "appzen-etl", "demo")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
