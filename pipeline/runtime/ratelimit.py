@@ -117,7 +117,6 @@ class AdaptiveRateLimiter:
         throttled_at: float | None = None,
         probe_speed: float = _PROBE_SPEED,
         quota: float | None = None,
-        hold_s: float = 0.0,
     ) -> None:
         """``rate`` is the start rate (requests/s); ``increase`` defaults to 5% of ``max_rate``
         per second of success; ``burst`` (≥ 1, default 1) bounds catch-up after late sends;
@@ -127,8 +126,7 @@ class AdaptiveRateLimiter:
         share of ``increase`` used from 0.9x that rate on (0.2: a fifth). ``quota`` is the
         quota measured before (a remembered rate): a 429 that comes above it, while probing,
         drops the rate to just under it (:data:`_UNDER_QUOTA`) instead of by ``decrease``, once;
-        the 429s after that decrease as usual (the quota has fallen). ``hold_s``: for that many
-        seconds from the start, the rate does not climb past ``quota``."""
+        the 429s after that decrease as usual (the quota has fallen)."""
         self._max_rate = float(rate if max_rate is None else max_rate)
         min_rate = min(min_rate, rate)
         _check(
@@ -158,7 +156,6 @@ class AdaptiveRateLimiter:
         self._throttled_at = math.inf if throttled_at is None else float(throttled_at)
         self._probe_speed = float(probe_speed)
         self._quota = math.inf if quota is None else float(quota)
-        self._hold_until = clock.monotonic() + hold_s
         self._first_throttle = math.inf
         self._last_success = -math.inf
         self._admitted = 0
@@ -235,8 +232,7 @@ class AdaptiveRateLimiter:
             self._throttled_at = math.inf  # well past the old limit: the quota has grown
         near = self._rate >= _PROBE_FROM * self._throttled_at
         step = self._increase * (self._probe_speed if near else 1.0) * min(now - since, 1.0)
-        ceiling = min(self._max_rate, self._quota) if now < self._hold_until else self._max_rate
-        self._rate = max(self._rate, min(ceiling, self._rate + step))
+        self._rate = min(self._max_rate, self._rate + step)
 
     def on_throttled(self, retry_after: float | None = None) -> None:
         """Multiplicative decrease (once per cooldown) and a pause for ``retry_after`` seconds."""

@@ -51,12 +51,6 @@ CATCH_UP_S = 0.1
 busy machine makes late are made up within this many seconds' worth of requests (a burst AppZen's
 bucket, a second of its quota, takes at once) instead of lost."""
 
-HOLD_S = 60.0
-"""A run started at a remembered quota holds there this long before probing above it: each
-probe past an unchanged quota costs a 429 and AppZen's Retry-After pause (a second without
-sending: 2.5 % of a 40 s run), so short runs do not probe at all; longer ones still find a quota
-that grew."""
-
 MEMORY_DAYS = 7
 """A remembered rate older than this is ignored (quotas change; re-probing costs a few 429s)."""
 
@@ -133,7 +127,6 @@ class RateMemory:
             probe_speed=PROBE_SPEED,
             quota=min(self.recalled.quota, configured),
             burst=max(1.0, CATCH_UP_S * start),
-            hold_s=HOLD_S,
         )
 
     def remember(self, limiter: AdaptiveRateLimiter) -> None:

@@ -431,14 +431,3 @@ def test_a_probe_past_a_measured_quota_falls_back_just_under_it_once(clock: Fake
     plain = AdaptiveRateLimiter(52.0, clock=clock, max_rate=100.0)
     plain.on_throttled(None)
     assert plain.current_rate == pytest.approx(52.0 * 0.7), "no measured quota: x0.7"
-
-
-def test_a_remembered_quota_is_held_before_probing_above_it(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(50.0, clock=clock, max_rate=100.0, quota=50.0, hold_s=60.0)
-    for _ in range(30):
-        clock.advance(1.0)
-        limiter.on_success()
-    assert limiter.current_rate == 50.0, "held at the quota"
-    clock.advance(31.0)
-    limiter.on_success()
-    assert limiter.current_rate > 50.0, "then probes above it"
