@@ -54,11 +54,11 @@ _DECAY: dict[str, float] = {}
 class PrefectPermits:
     """Permits of the Prefect global concurrency limit ``name`` (``strict``: never "no limit").
 
-    Refused (423), it asks again after the time the limit takes to free ``count`` slots (its
-    decay), not after the server's ``Retry-After``: that grows with every refusal of every
-    process (Prefect counts them as denied slots), so processes that ask for more than their
-    share slept for seconds while the limit's slots decayed unused (two workers sharing 50/s
-    reached 38/s; benchmarks row 8c)."""
+    Refused (423), it asks again after about the time the limit takes to free ``count`` slots
+    (its decay, ±20 % so that processes do not ask in step), not after the server's
+    ``Retry-After``: that grows with every refusal of every process (Prefect counts them as
+    denied slots), so processes that ask for more than their share slept for seconds while the
+    limit's slots decayed unused (two workers sharing 50/s reached 38/s; benchmarks row 8c)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -87,7 +87,7 @@ class PrefectPermits:
         told = float(cause.response.headers.get("Retry-After", 0.0))
         if not self.decay:
             return told
-        return min(told, count / self.decay * random.uniform(0.5, 1.0))  # noqa: S311
+        return min(told, count / self.decay * random.uniform(0.8, 1.2))  # noqa: S311
 
 
 def _create_hint(name: str) -> str:
