@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import pytest
@@ -37,7 +36,6 @@ from flows.nightly import nightly_sync
 from pipeline.devkit.sample_erp import generate
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.staging import StagingStore
-from tests.cli.support import APPZEN_ETL, clean_environment
 from tests.flows.helpers import MAPPING, REPO, counts_of
 from tests.flows.prefect_processes import (
     PREFECT,
@@ -50,11 +48,11 @@ from tests.flows.prefect_processes import (
     stop,
     wait_until,
 )
+from tests.flows.server_client import POOL, flow_run_state, runs_json
 from tests.reliability.world import settle
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.timeout(600)]
 
-POOL = "appzen-etl"
 BLOCK = "custom-webhook/appzen-etl-test"
 HEARTBEAT = 30  # s, Prefect's minimum
 TIMEOUT = 60  # s without a heartbeat: Crashed
@@ -165,14 +163,6 @@ async def _start_nightly(api_url: str) -> UUID:
     return run.id
 
 
-async def _state(api_url: str, run_id: UUID) -> tuple[str, str]:
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        async with get_client() as client:
-            state = (await client.read_flow_run(run_id)).state
-    assert state is not None
-    return state.name or "", state.message or ""
-
-
 def _recorded(staging_url: str) -> set[str]:
     """The invoices staging records as sent (acknowledged by AppZen)."""
     store = StagingStore.open(staging_url)
@@ -180,22 +170,6 @@ def _recorded(staging_url: str) -> set[str]:
         return {r.invoice_id for r in store.invoices_in_state("sample_erp", "sent", 100_000)}
     finally:
         store.close()
-
-
-def _runs_json(settings: dict[str, str], cwd: Path) -> list[dict[str, Any]]:
-    """``appzen-etl runs --json`` as an operator runs it."""
-    done = subprocess.run(
-        [str(APPZEN_ETL), "runs", "--json"],
-        env=clean_environment(settings),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done
-    runs: list[dict[str, Any]] = json.loads(done.stdout)["runs"]
-    return runs
 
 
 @contextmanager
@@ -256,7 +230,7 @@ async def test_automations_install_once_crash_lost_runs_and_alert(
             await asyncio.to_thread(
                 wait_until, lambda: len(sandbox.state.invoices()) >= 3, 240, "the nightly sending"
             )
-            assert (await _state(api_url, run_id))[0] == "Running"
+            assert (await flow_run_state(api_url, run_id))[0] == "Running"
             killed = kill_machine(worker)
             assert killed, "the flow-run process was the worker's child"
         except BaseException:
@@ -283,7 +257,7 @@ async def test_automations_install_once_crash_lost_runs_and_alert(
         twice = {key for key, invoice in stored.items() if invoice.versions > 1}
         assert twice == unrecorded, "each resend after the crash counted, and only those"
         assert {invoice.versions for invoice in stored.values()} <= {1, 2}
-        listed = _runs_json({**in_process, "APPZEN_SANDBOX": "true"}, tmp_path)
+        listed = runs_json({**in_process, "APPZEN_SANDBOX": "true"}, tmp_path)
         assert [(r["flow"], r["status"]) for r in listed if r["flow"] == "sync"] == [
             ("sync", "succeeded"),
             ("sync", "crashed"),
@@ -292,7 +266,7 @@ async def test_automations_install_once_crash_lost_runs_and_alert(
 
         deadline = TIMEOUT + HEARTBEAT + 60  # the last beat may be up to HEARTBEAT old
         for _ in range(int(deadline / 2)):
-            name, message = await _state(api_url, run_id)
+            name, message = await flow_run_state(api_url, run_id)
             if name != "Running":
                 break
             await asyncio.sleep(2)  # poll interval

@@ -21,22 +21,18 @@ places; the sandbox's latency keeps the run long enough to cancel mid-way.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import subprocess
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from pipeline.devkit.sample_erp import generate
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.staging import StagingStore
-from tests.cli.support import APPZEN_ETL, clean_environment
 from tests.flows.helpers import MAPPING, REPO
 from tests.flows.prefect_processes import (
     PREFECT,
@@ -49,23 +45,22 @@ from tests.flows.prefect_processes import (
     stop,
     wait_until,
 )
+from tests.flows.server_client import (
+    POOL,
+    create_process_pool,
+    final_state,
+    flow_run_state,
+    runs_json,
+)
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.timeout(600)]
 
-POOL = "appzen-etl"
 INVOICES = 300
 LATENCY_MS = 1500.0
 """Each answer takes 1.5 s: 16 requests in flight (the default) deliver ~10 invoices/s, so the
 nightly runs ~30 s and is cancelled mid-way; requests out at SIGTERM finish well within the
 stop's 10 s grace."""
 STORED_BEFORE_CANCEL = 40
-FINAL = ("Completed", "Cancelled", "Failed", "Crashed")
-
-
-async def _create_pool(api_url: str) -> None:
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        async with get_client() as client:
-            await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
 
 
 async def _start_nightly(api_url: str, env: dict[str, str] | None = None) -> UUID:
@@ -89,43 +84,6 @@ async def _error_lines(api_url: str, run_id: UUID) -> list[str]:
     return [log.message for log in logs if log.level == logging.ERROR]
 
 
-async def _state(api_url: str, run_id: UUID) -> tuple[str, str]:
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        async with get_client() as client:
-            state = (await client.read_flow_run(run_id)).state
-    assert state is not None
-    return state.name or "", state.message or ""
-
-
-async def _final_state(api_url: str, run_id: UUID, seconds: float) -> tuple[str, str]:
-    """Poll the flow run's state until it is final (deadline ``seconds``)."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        name, message = await _state(api_url, run_id)
-        if name in FINAL:
-            return name, message
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"flow run {run_id} still {name} after {seconds:.0f} s")
-        await asyncio.sleep(0.5)  # poll interval
-
-
-def _runs_json(settings: dict[str, str], cwd: Path) -> list[dict[str, object]]:
-    """``appzen-etl runs --json`` as an operator runs it."""
-    done = subprocess.run(
-        [str(APPZEN_ETL), "runs", "--json"],
-        env=clean_environment(settings),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done
-    runs = json.loads(done.stdout)["runs"]
-    assert isinstance(runs, list)
-    return runs
-
-
 async def test_prefect_flow_run_cancel_stops_the_nightly_cleanly_and_the_next_finishes(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -143,7 +101,7 @@ async def test_prefect_flow_run_cancel_stops_the_nightly_cleanly_and_the_next_fi
     sandbox.state.configure(latency_ms=LATENCY_MS)
 
     with prefect_database() as database, prefect_server(tmp_path, database, REPO) as api_url:
-        await _create_pool(api_url)
+        await create_process_pool(api_url)
         ops = client_env(api_url, tmp_path / "ops-home", {})
         run_cli(["--no-prompt", "deploy", "--name", "nightly"], ops, REPO, 240)
         extra = {**settings, "PREFECT_WORKER_QUERY_SECONDS": "1"}
@@ -158,13 +116,13 @@ async def test_prefect_flow_run_cancel_stops_the_nightly_cleanly_and_the_next_fi
                 240,
                 "the nightly delivering its first invoices",
             )
-            assert (await _state(api_url, first))[0] == "Running"
+            assert (await flow_run_state(api_url, first))[0] == "Running"
             await asyncio.to_thread(run_cli, ["flow-run", "cancel", str(first)], ops, REPO)
-            name, message = await _final_state(api_url, first, 120)
+            name, message = await final_state(api_url, first, 120)
             assert name == "Cancelled", (name, message, worker.tail(80))
             stored = dict(sandbox.state.invoices())
             assert len(stored) < clean, "cancelled mid-delivery: the rest is left"
-            [cancelled] = _runs_json(settings, tmp_path)
+            [cancelled] = runs_json(settings, tmp_path)
             store = StagingStore.open(staging_url)
             try:
                 states = store.count_by_state("sample_erp")
@@ -177,9 +135,9 @@ async def test_prefect_flow_run_cancel_stops_the_nightly_cleanly_and_the_next_fi
 
             sandbox.state.configure(latency_ms=0.0)
             second = await _start_nightly(api_url)  # at once: no lease to wait out
-            again = await _final_state(api_url, second, 240)
+            again = await final_state(api_url, second, 240)
             assert again[0] == "Completed", (again, worker.tail(80))
-            finished = _runs_json(settings, tmp_path)
+            finished = runs_json(settings, tmp_path)
         finally:
             stop(worker)
 
@@ -224,7 +182,7 @@ async def test_an_appzen_outage_ends_the_deployed_nightly_failed_with_the_reason
     down = {"APPZEN_BASE_URL": f"http://127.0.0.1:{port}/dictionary-data-services"}
 
     with prefect_database() as database, prefect_server(tmp_path, database, REPO) as api_url:
-        await _create_pool(api_url)
+        await create_process_pool(api_url)
         ops = client_env(api_url, tmp_path / "ops-home", {})
         run_cli(["--no-prompt", "deploy", "--name", "nightly"], ops, REPO, 240)
         extra = {**settings, "PREFECT_WORKER_QUERY_SECONDS": "1"}
@@ -233,10 +191,10 @@ async def test_an_appzen_outage_ends_the_deployed_nightly_failed_with_the_reason
         worker = start("worker", args, worker_env, tmp_path, REPO)
         try:
             first = await _start_nightly(api_url, down)
-            name, message = await _final_state(api_url, first, 240)
+            name, message = await final_state(api_url, first, 240)
             assert name == "Failed", (name, message, worker.tail(80))
             errors = await _error_lines(api_url, first)
-            [failed] = _runs_json(settings, tmp_path)
+            [failed] = runs_json(settings, tmp_path)
             store = StagingStore.open(staging_url)
             try:
                 states = store.count_by_state("sample_erp")
@@ -244,7 +202,7 @@ async def test_an_appzen_outage_ends_the_deployed_nightly_failed_with_the_reason
                 store.close()
 
             second = await _start_nightly(api_url)  # AppZen answers again
-            again = await _final_state(api_url, second, 240)
+            again = await final_state(api_url, second, 240)
             assert again[0] == "Completed", (again, worker.tail(80))
         finally:
             stop(worker)

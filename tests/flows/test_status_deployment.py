@@ -10,13 +10,10 @@ the sandbox runs in the test process, on loopback.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from uuid import UUID
 
 import pytest
-from prefect.client.orchestration import PrefectClient, get_client
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from pipeline.devkit.sample_erp import generate, pay
@@ -33,19 +30,12 @@ from tests.flows.prefect_processes import (
     start,
     stop,
 )
+from tests.flows.server_client import POOL, create_process_pool, final_state
 from tests.status.read_helpers import status_sync, sync
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.timeout(420)]
 
-POOL = "appzen-etl"  # the pool prefect.yaml names
 DEPLOYMENT = "status-sync/status-sync"
-FINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
-
-
-async def _create_pool(api_url: str) -> None:
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        async with get_client() as client:
-            await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
 
 
 async def _run_deployment(api_url: str, seconds: float = 240) -> tuple[str, str]:
@@ -55,20 +45,7 @@ async def _run_deployment(api_url: str, seconds: float = 240) -> tuple[str, str]
         async with get_client() as client:
             deployment = await client.read_deployment_by_name(DEPLOYMENT)
             run = await client.create_flow_run_from_deployment(deployment.id)
-            return await _final_state(client, run.id, seconds)
-
-
-async def _final_state(client: PrefectClient, run_id: UUID, seconds: float) -> tuple[str, str]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        flow_run = await client.read_flow_run(run_id)
-        state = flow_run.state
-        if state is not None and state.name in FINAL:
-            return state.name, state.message or ""
-        if loop.time() > deadline:
-            raise TimeoutError(f"flow run {run_id} not finished in {seconds:.0f} s: {state}")
-        await asyncio.sleep(1)  # poll interval
+    return await final_state(api_url, run.id, seconds)
 
 
 async def test_the_deployed_status_sync_pushes_a_quiet_payment_exactly_once(
@@ -95,7 +72,7 @@ async def test_the_deployed_status_sync_pushes_a_quiet_payment_exactly_once(
     assert updated_at(erp_url) == before, "a payment leaves the invoice's updated_at"
 
     with prefect_database() as database, prefect_server(tmp_path, database, REPO) as api_url:
-        await _create_pool(api_url)
+        await create_process_pool(api_url)
         deploy_env = client_env(api_url, tmp_path / "deploy-home", {})
         run_cli(["--no-prompt", "deploy", "--name", "status-sync"], deploy_env, REPO, 240)
         worker_env = client_env(
