@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from prefect.artifacts import Artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import Log, State
-from prefect.logging.handlers import APILogHandler
+from prefect.logging.handlers import APILogWorker
 
 REPO = Path(__file__).resolve().parents[2]
 MAPPING = str(REPO / "mappings" / "sample_erp.yaml")
@@ -48,9 +49,24 @@ def flow_run_id(state: State[Any]) -> UUID:
     return run_id
 
 
+FLUSH_SECONDS = 60.0
+
+
+async def flush_logs() -> None:
+    """Send the log lines this process still holds to the server, waiting ``FLUSH_SECONDS`` at
+    most (see :func:`logs_of`)."""
+    drained = APILogWorker.drain_all(timeout=FLUSH_SECONDS)
+    if inspect.isawaitable(drained):
+        await drained
+
+
 async def logs_of(run_id: UUID) -> list[Log]:
-    """Every log line of a flow run and its task runs, as the Prefect server stored it."""
-    await APILogHandler.aflush()
+    """Every log line of a flow run and its task runs, as the Prefect server stored it.
+
+    The log worker is drained first, for at most ``FLUSH_SECONDS``: Prefect's own
+    ``APILogHandler.aflush()`` waits without a bound, and a worker stuck on a request to a
+    loaded test server held a test until pytest-timeout (twice in full runs)."""
+    await flush_logs()
     async with get_client() as client:
         return await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
 

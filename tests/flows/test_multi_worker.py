@@ -23,7 +23,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
 from prefect.events.worker import EventsWorker
 from prefect.exceptions import PrefectHTTPStatusError
-from prefect.logging.handlers import APILogHandler
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.backfill import backfill
@@ -32,7 +31,7 @@ from pipeline.devkit.sample_erp import generate
 from pipeline.devkit.sandbox import SandboxServer
 from pipeline.staging import StagingStore
 from tests.databases import pg_schema
-from tests.flows.helpers import MAPPING, REPO
+from tests.flows.helpers import MAPPING, REPO, flush_logs
 from tests.flows.prefect_processes import (
     PREFECT,
     Process,
@@ -97,7 +96,7 @@ async def _create_pool_and_limit(api_url: str) -> None:
 
 async def _drain() -> None:
     """Send what this process still queues for the server (logs, events) while it is up."""
-    await APILogHandler.aflush()
+    await flush_logs()
     pending = EventsWorker.drain_all(timeout=10)
     if inspect.isawaitable(pending):
         await pending
