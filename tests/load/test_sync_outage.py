@@ -50,7 +50,7 @@ def down(settings: Settings, port: int) -> Settings:
 
 
 async def run_down(job_options: SyncOptions, settings: Settings, store: StagingStore) -> RunSummary:
-    clock = FakeClock()
+    clock = FakeClock(settle=0.005)  # each call's first connect is refused before time moves on
     summary = await SyncJob(job_options, settings, store=store, clock=clock).run()
     assert clock.monotonic() < 60.0, "stopped within a minute of virtual time"
     return summary
@@ -105,7 +105,7 @@ async def test_5xx_on_every_request_is_an_outage_too(
     valid = expected(settings)
     sandbox.state.configure(fail_rate=1.0)
 
-    stopped = await SyncJob(options(), settings, store=store, clock=FakeClock()).run()
+    stopped = await SyncJob(options(), settings, store=store, clock=FakeClock(settle=0.005)).run()
 
     assert stopped.status == "failed"
     assert stopped.outage
@@ -172,7 +172,9 @@ async def test_status_sync_with_appzen_port_closed_stops_as_an_outage_and_pushes
     await sync_job.run(settings, store, options())
     assert sandbox.state.pushes() == []
 
-    stopped = await run_status_sync(down(settings, closed_port), store, NAME, clock=FakeClock())
+    stopped = await run_status_sync(
+        down(settings, closed_port), store, NAME, clock=FakeClock(settle=0.005)
+    )
 
     assert stopped.status == "failed"
     assert stopped.outage

@@ -33,8 +33,11 @@ waits costs about 10 µs, and the rate-limit simulations advance time tens of th
 class FakeClock:
     """Virtual time: sleeping advances time instantly, concurrent sleepers wake in time order."""
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, *, settle: float = 0.0) -> None:
         self._now = float(start)
+        self._settle = settle
+        """Real seconds the driver also waits, once the clock is quiet, before moving time on
+        (0: none): lets real network I/O between two sleeps (a loopback connect) end first."""
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._events = 0
@@ -94,8 +97,14 @@ class FakeClock:
     async def _quiet(self) -> None:
         """Yield until :data:`QUIET_ROUNDS` loop turns in a row pass with no sleep starting or
         ending (bounded: every sleep that starts waits for this driver to end it)."""
-        seen, quiet = self._events, 0
-        while quiet < QUIET_ROUNDS:
-            await asyncio.sleep(0)
-            quiet = quiet + 1 if self._events == seen else 0
-            seen = self._events
+        while True:
+            seen, quiet = self._events, 0
+            while quiet < QUIET_ROUNDS:
+                await asyncio.sleep(0)
+                quiet = quiet + 1 if self._events == seen else 0
+                seen = self._events
+            if not self._settle:
+                return
+            await asyncio.sleep(self._settle)  # real time: real I/O still out may end now
+            if self._events == seen:
+                return
