@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
@@ -36,6 +39,7 @@ from pipeline.staging import StagingStore
 from tests.flows.helpers import MAPPING, REPO
 from tests.flows.prefect_processes import (
     PREFECT,
+    Process,
     client_env,
     free_port,
     prefect_database,
@@ -84,22 +88,34 @@ async def _error_lines(api_url: str, run_id: UUID) -> list[str]:
     return [log.message for log in logs if log.level == logging.ERROR]
 
 
-async def test_prefect_flow_run_cancel_stops_the_nightly_cleanly_and_the_next_finishes(
-    sandbox: SandboxServer, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class _Night:
+    """A deployed nightly on a running server: its API, the ops and run settings, the worker."""
+
+    api_url: str
+    ops: dict[str, str]
+    settings: dict[str, str]
+    worker: Process
+    clean: int
+    """How many of the sample ERP's invoices are valid (what AppZen should end up holding)."""
+
+
+@asynccontextmanager
+async def _deployed_nightly(
+    sandbox: SandboxServer, tmp_path: Path, invoices: int, *, seed: int
+) -> AsyncIterator[_Night]:
+    """A sample ERP of ``invoices``, a Prefect server (PostgreSQL) with the process pool, the
+    ``nightly`` deployment made by ``prefect deploy``, and one worker; the caller stops the
+    worker (it may need it until its last assertion)."""
     erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
-    report = generate(erp_url, invoices=INVOICES, seed=14)
-    clean = INVOICES - len(report.dirty)
-    staging_url = f"sqlite:///{tmp_path / 'staging.db'}"
+    report = generate(erp_url, invoices=invoices, seed=seed)
     settings = {
         "APPZEN_BASE_URL": sandbox.base_url,
         "ERP_DATABASE_URL": erp_url,
-        "STAGING_DATABASE_URL": staging_url,
+        "STAGING_DATABASE_URL": f"sqlite:///{tmp_path / 'staging.db'}",
         "REPORTS_DIR": str(tmp_path / "reports"),
         "APPZEN_SANDBOX": "true",
     }
-    sandbox.state.configure(latency_ms=LATENCY_MS)
-
     with prefect_database() as database, prefect_server(tmp_path, database, REPO) as api_url:
         await create_process_pool(api_url)
         ops = client_env(api_url, tmp_path / "ops-home", {})
@@ -108,6 +124,16 @@ async def test_prefect_flow_run_cancel_stops_the_nightly_cleanly_and_the_next_fi
         worker_env = client_env(api_url, tmp_path / "worker-home", extra)
         args = [PREFECT, "worker", "start", "--pool", POOL, "--name", "night"]
         worker = start("worker", args, worker_env, tmp_path, REPO)
+        yield _Night(api_url, ops, settings, worker, invoices - len(report.dirty))
+
+
+async def test_prefect_flow_run_cancel_stops_the_nightly_cleanly_and_the_next_finishes(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    sandbox.state.configure(latency_ms=LATENCY_MS)
+    async with _deployed_nightly(sandbox, tmp_path, INVOICES, seed=14) as night:
+        api_url, ops, settings, worker = night.api_url, night.ops, night.settings, night.worker
+        clean, staging_url = night.clean, night.settings["STAGING_DATABASE_URL"]
         try:
             first = await _start_nightly(api_url)
             await asyncio.to_thread(
@@ -167,28 +193,11 @@ async def test_prefect_flow_run_cancel_stops_the_nightly_cleanly_and_the_next_fi
 async def test_an_appzen_outage_ends_the_deployed_nightly_failed_with_the_reason_at_error(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
-    report = generate(erp_url, invoices=60, seed=15)
-    clean = 60 - len(report.dirty)
-    staging_url = f"sqlite:///{tmp_path / 'staging.db'}"
-    settings = {
-        "APPZEN_BASE_URL": sandbox.base_url,
-        "ERP_DATABASE_URL": erp_url,
-        "STAGING_DATABASE_URL": staging_url,
-        "REPORTS_DIR": str(tmp_path / "reports"),
-        "APPZEN_SANDBOX": "true",
-    }
     port = free_port()  # nothing listens: connection refused
     down = {"APPZEN_BASE_URL": f"http://127.0.0.1:{port}/dictionary-data-services"}
-
-    with prefect_database() as database, prefect_server(tmp_path, database, REPO) as api_url:
-        await create_process_pool(api_url)
-        ops = client_env(api_url, tmp_path / "ops-home", {})
-        run_cli(["--no-prompt", "deploy", "--name", "nightly"], ops, REPO, 240)
-        extra = {**settings, "PREFECT_WORKER_QUERY_SECONDS": "1"}
-        worker_env = client_env(api_url, tmp_path / "worker-home", extra)
-        args = [PREFECT, "worker", "start", "--pool", POOL, "--name", "night"]
-        worker = start("worker", args, worker_env, tmp_path, REPO)
+    async with _deployed_nightly(sandbox, tmp_path, 60, seed=15) as night:
+        api_url, settings, worker = night.api_url, night.settings, night.worker
+        clean, staging_url = night.clean, night.settings["STAGING_DATABASE_URL"]
         try:
             first = await _start_nightly(api_url, down)
             name, message = await final_state(api_url, first, 240)
