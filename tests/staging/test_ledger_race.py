@@ -31,7 +31,9 @@ def _waiting_on_a_lock(conn: sa.Connection) -> bool:
         query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
     else:
         query = "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
-    return int(conn.execute(sa.text(query)).scalar_one()) > 0
+    waiting = int(conn.execute(sa.text(query)).scalar_one()) > 0
+    conn.rollback()  # PostgreSQL keeps pg_stat_activity's snapshot for the whole transaction
+    return waiting
 
 
 @pytest.mark.parametrize(
