@@ -33,10 +33,21 @@ Adaptation (AIMD)
     steps back to 0.97x that quota, not x0.7: the quota is known, the 429 only says it has not
     grown.
 
-    Simulated against a server token bucket of ``capacity = quota`` (tests/load/test_ratelimit.py,
-    16 workers, 20-160 ms round trips): started at the quota, 100% of it with no 429; started at
-    twice the quota, ~100% of the quota with < 1% of requests answered 429 (~98% when every 429
-    carries ``Retry-After: 1``).
+    From the second decrease on, the rate AppZen answered since the last one is a measure of
+    the quota: both decreases came when the quota was used up, so what it let through between
+    them is what it grants per second (for a token bucket exactly, its burst included). The
+    decrease then goes to 0.97x that answered rate (at least half the rate, at most 0.97x it:
+    a window that held an idle spell measures low) instead of x0.7, and additive increase above
+    the measured rate runs at a twentieth of its speed (:data:`MEASURED_PROBE`), as above a
+    remembered quota; past 1.1x it the measure is dropped. At twice the quota the first x0.7
+    still lands above it; the second decrease lands under it and stays there instead of
+    probing back into a third, fourth, ... burst of 429s every few seconds.
+
+    Simulated against a server token bucket of ``capacity = quota``
+    (tests/runtime/test_ratelimit.py, 16 workers, 20-160 ms round trips): started at the quota,
+    100% of it with no 429; started at twice the quota, ~100% of the quota with < 1% of requests
+    answered 429 (0.3% over 60 s when every 429 carries ``Retry-After: 1``, as the sandbox's do;
+    0.6% before the answered-rate step).
 
 Sharing a limit across processes
     :class:`RateLimiter` is the whole surface the poster uses: ``acquire()`` is the only way in.
@@ -68,6 +79,19 @@ past 1.1x that rate the memory is dropped."""
 
 _UNDER_QUOTA = 0.97
 """A probe past a measured quota that draws a 429 falls back to this share of that quota."""
+
+WINDOW_MIN_S = 1.0
+WINDOW_MIN = 20
+"""Seconds and successes between two decreases before the successes per second between them
+count as a measure of the quota (:meth:`AdaptiveRateLimiter.on_throttled`)."""
+
+_WINDOW_FLOOR = 0.5
+"""A decrease to a measured quota goes no lower than this share of the rate (a window that
+held an idle spell measures low)."""
+
+MEASURED_PROBE = 0.05
+"""Above a quota measured between two decreases, additive increase runs at a twentieth of its
+speed (as above a remembered quota: :data:`pipeline.staging.ratememory.PROBE_SPEED`)."""
 
 ADMITTED_MIN_S = 5.0
 ADMITTED_MIN = 50
@@ -159,6 +183,9 @@ class AdaptiveRateLimiter:
         self._first_throttle = math.inf
         self._last_success = -math.inf
         self._admitted = 0
+        self._window_start = math.inf
+        self._window_admitted = 0
+        self._measured = math.inf
         self._queue: deque[asyncio.Future[None]] = deque()
 
     @property
@@ -224,14 +251,21 @@ class AdaptiveRateLimiter:
         if now >= self._first_throttle:
             self._admitted += 1
             self._last_success = now
+        if now >= self._window_start:
+            self._window_admitted += 1
         since = max(self._last_increase, self._last_decrease + self._cooldown)
         self._last_increase = now
         if now <= since:
             return
         if self._rate > _FORGET_ABOVE * self._throttled_at:
             self._throttled_at = math.inf  # well past the old limit: the quota has grown
+        if self._rate > _FORGET_ABOVE * self._measured:
+            self._measured = math.inf
         near = self._rate >= _PROBE_FROM * self._throttled_at
-        step = self._increase * (self._probe_speed if near else 1.0) * min(now - since, 1.0)
+        speed = self._probe_speed if near else 1.0
+        if self._rate >= self._measured:
+            speed = min(speed, MEASURED_PROBE)
+        step = self._increase * speed * min(now - since, 1.0)
         self._rate = min(self._max_rate, self._rate + step)
 
     def on_throttled(self, retry_after: float | None = None) -> None:
@@ -243,13 +277,27 @@ class AdaptiveRateLimiter:
             self._paused_until = max(self._paused_until, pause_end)
         self._last_increase = now
         if now - self._last_decrease >= self._cooldown:
+            measured = self._window_rate(now)
+            self._window_start, self._window_admitted = now, 0
             self._throttled_at = self._rate
             lowered = self._rate * self._decrease
             if self._rate > self._quota:  # a probe past the measured quota: back just under it
                 lowered = max(lowered, _UNDER_QUOTA * self._quota)
+            elif measured is not None:  # AppZen's answered rate since the last decrease
+                lowered = max(_UNDER_QUOTA * measured, _WINDOW_FLOOR * self._rate)
+                lowered = min(lowered, _UNDER_QUOTA * self._rate)
+                self._measured = max(measured, lowered)
             self._quota = math.inf  # once: a 429 below it means the quota has fallen
             self._rate = max(self._min_rate, lowered)
             self._last_decrease = now
+
+    def _window_rate(self, now: float) -> float | None:
+        """Successes per second since the last decrease (None before the first, or over less
+        than :data:`WINDOW_MIN_S` seconds or :data:`WINDOW_MIN` successes)."""
+        span = now - self._window_start
+        if span < WINDOW_MIN_S or self._window_admitted < WINDOW_MIN:
+            return None
+        return self._window_admitted / span
 
     def _next_slot(self, now: float) -> float:
         """The theoretical slot of the next send: on schedule, or now when too late to catch up."""
