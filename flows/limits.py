@@ -6,7 +6,8 @@ Every flow resolves the limit when it loads its settings (:func:`shared_quota`, 
 take permits (:func:`pipeline.runtime.shared.provide_permits`); from then on every AppZen request
 of the run — posts, status pushes, retry-failed, write-back's searches — holds a permit of it
 (:class:`pipeline.runtime.shared.SharedRateLimiter`, taken in blocks of
-:data:`~pipeline.runtime.shared.BLOCK`). Which limit: ``APPZEN_GLOBAL_LIMIT`` when set (it must
+:func:`~pipeline.runtime.shared.block_size`: half a second of the limit's decay, at least 10, at
+most half its slots). Which limit: ``APPZEN_GLOBAL_LIMIT`` when set (it must
 exist: ``strict``, a misspelled name fails loudly instead of meaning "no limit"); unset, the limit
 :data:`DEFAULT_LIMIT` when the server has it (created once per server, as the README says:
 ``prefect gcl create appzen-api --limit 20 --slot-decay-per-second 20``), else none and the run
@@ -35,7 +36,7 @@ from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.exceptions import MissingContextError, ObjectNotFound
 
 from pipeline.errors import ConfigurationError
-from pipeline.runtime.shared import BLOCK, OFF, provide_permits, shared_name
+from pipeline.runtime.shared import BLOCK, OFF, block_size, provide_permits, shared_name
 from pipeline.settings import Settings
 
 DEFAULT_LIMIT = "appzen-api"
@@ -47,8 +48,9 @@ class GlobalLimitError(ConfigurationError):
     """The global concurrency limit a flow should share is missing or cannot rate-limit."""
 
 
-_DECAY: dict[str, float] = {}
-"""The slot decay (permits per second) of each limit :func:`shared_quota` checked."""
+_LIMITS: dict[str, tuple[int, float]] = {}
+"""The slots and the slot decay (permits per second) of each limit :func:`shared_quota`
+checked."""
 
 
 class PrefectPermits:
@@ -62,7 +64,11 @@ class PrefectPermits:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.decay = _DECAY.get(name)
+        limit, decay = _LIMITS.get(name, (None, None))
+        self.decay = decay
+        self.block = BLOCK if limit is None or decay is None else block_size(limit, decay)
+        """Permits taken at once (:func:`~pipeline.runtime.shared.block_size`; 10 when the
+        limit was not checked)."""
 
     async def take(self, count: int) -> None:
         """Wait until ``count`` slots of the limit are taken (they decay back by themselves)."""
@@ -122,17 +128,17 @@ async def check_limit(name: str) -> None:
 
 def _check(limit: GlobalConcurrencyLimit) -> None:
     name = limit.name
-    _DECAY[name] = limit.slot_decay_per_second
+    _LIMITS[name] = (limit.limit, limit.slot_decay_per_second)
     if not limit.active or limit.slot_decay_per_second <= 0:
         raise GlobalLimitError(
             f"global concurrency limit {name!r} must be active with a slot decay > 0 to share "
             f"a request rate (active={limit.active}, slot decay={limit.slot_decay_per_second}/s):"
             f" prefect gcl update {name} --enable --slot-decay-per-second {limit.limit}"
         )
-    if limit.limit < BLOCK:
+    if limit.limit < 1:
         raise GlobalLimitError(
-            f"global concurrency limit {name!r} allows {limit.limit} slots, fewer than the "
-            f"{BLOCK} a process takes at once: prefect gcl update {name} --limit {BLOCK * 4}"
+            f"global concurrency limit {name!r} allows {limit.limit} slots: no request could "
+            f"ever be sent: prefect gcl update {name} --limit {BLOCK * 2}"
         )
 
 

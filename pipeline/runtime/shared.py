@@ -24,11 +24,25 @@ from typing import Protocol
 from pipeline.runtime.ratelimit import RateLimiter
 
 BLOCK = 10
-"""Permits taken from the shared limit at once. A Prefect ``rate_limit`` call costs ~6.5 ms and
-single permits reach only ~55-70 % of the limit (PREFECT-NOTES); every update of the limit also
-loses decay (the server floors the slots decayed since the last update, and a refusal restarts
-that clock without decaying), so fewer, larger takes give more of it: two workers sharing 50/s
-reached 0.92 of it in blocks of 5, 0.93-0.96 in blocks of 10 (benchmarks row 8c)."""
+"""Permits taken from the shared limit at once, at least (when the limit holds twice as many).
+A Prefect ``rate_limit`` call costs ~6.5 ms and single permits reach only ~55-70 % of the limit
+(PREFECT-NOTES); every successful take also loses the fraction of a slot that decayed since the
+limit's last update (the server floors the slots decayed), about half a slot per take, so fewer,
+larger takes give more of it: :func:`block_size`."""
+
+BLOCK_SECONDS = 0.5
+"""A process takes up to this many seconds of the limit's decay at once (never more than half
+its slots). A model of the server's floor with two workers asking for 4x their share of 50/s
+loses ~5 % of it in blocks of 10 (benchmarks row 8c measured 0.93-0.96 at load 7-9), ~2.5 % in
+blocks of 25."""
+
+
+def block_size(limit: int, decay: float) -> int:
+    """Permits a process takes at once from a limit of ``limit`` slots that decay at ``decay``
+    per second: :data:`BLOCK_SECONDS` of its decay, at least :data:`BLOCK`, at most half its
+    slots (so that a block is free again before the whole limit is), and at least 1."""
+    return max(1, min(limit // 2, max(BLOCK, round(decay * BLOCK_SECONDS))))
+
 
 OFF = "none"
 """``APPZEN_GLOBAL_LIMIT=none``: never share, even when a limit of the default name exists."""
@@ -40,6 +54,11 @@ class PermitSource(Protocol):
     @property
     def name(self) -> str:
         """The shared limit's name (for messages)."""
+        ...
+
+    @property
+    def block(self) -> int:
+        """Permits to take at once (:func:`block_size`)."""
         ...
 
     async def take(self, count: int) -> None:
@@ -76,10 +95,12 @@ class SharedRateLimiter:
     """A :class:`~pipeline.runtime.ratelimit.RateLimiter` that holds a permit of a shared limit
     for every request it lets through, then paces locally with ``local``."""
 
-    def __init__(self, permits: PermitSource, local: RateLimiter, *, block: int = BLOCK) -> None:
+    def __init__(
+        self, permits: PermitSource, local: RateLimiter, *, block: int | None = None
+    ) -> None:
         self.permits = permits
         self.local = local
-        self.block = block
+        self.block = permits.block if block is None else block
         self._held = 0
         self._refill = asyncio.Lock()
 

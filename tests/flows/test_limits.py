@@ -83,10 +83,27 @@ async def test_a_limit_without_slot_decay_cannot_share_a_rate(limit_name: str) -
         await check_limit(limit_name)
 
 
-async def test_a_limit_smaller_than_a_block_is_refused(limit_name: str) -> None:
+async def test_a_small_limit_is_taken_in_small_blocks_an_empty_one_refused(
+    limit_name: str,
+) -> None:
     await _create(limit_name, limit=BLOCK - 1, decay=10.0)
-    with pytest.raises(GlobalLimitError, match=f"fewer than the {BLOCK}"):
+    await check_limit(limit_name)
+    assert PrefectPermits(limit_name).block == (BLOCK - 1) // 2
+    async with get_client() as client:
+        await client.delete_global_concurrency_limit_by_name(limit_name)
+    await _create(limit_name, limit=0, decay=10.0)
+    with pytest.raises(GlobalLimitError, match="allows 0 slots"):
         await check_limit(limit_name)
+
+
+async def test_a_limit_is_taken_in_blocks_of_half_a_second_of_its_decay(limit_name: str) -> None:
+    """Row 8c's limit (50 slots, 50/s): blocks of 25."""
+    await _create(limit_name, limit=50, decay=50.0)
+    await check_limit(limit_name)
+    limiter = SharedRateLimiter(
+        PrefectPermits(limit_name), AdaptiveRateLimiter(1000.0, clock=SYSTEM_CLOCK)
+    )
+    assert limiter.block == 25
 
 
 async def test_concurrent_callers_take_whole_blocks_and_waste_none(limit_name: str) -> None:

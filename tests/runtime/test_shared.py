@@ -17,7 +17,13 @@ from pipeline.jobs import verify as verify_job
 from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.dispatch import Dispatcher
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter
-from pipeline.runtime.shared import BLOCK, SharedRateLimiter, provide_permits, share
+from pipeline.runtime.shared import (
+    BLOCK,
+    SharedRateLimiter,
+    block_size,
+    provide_permits,
+    share,
+)
 from pipeline.settings import Settings
 from pipeline.staging import StagingStore
 from tests.load.sync_helpers import MAPPING, options, retry_all_failed, run_sync, tuned
@@ -27,6 +33,7 @@ class CountingPermits:
     """A shared limit that always has permits and counts what was taken, per limit name."""
 
     taken: ClassVar[dict[str, int]] = {}
+    block = BLOCK
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -76,6 +83,17 @@ async def test_permits_are_taken_a_block_at_a_time_and_none_wasted(
     await asyncio.gather(*(limiter.acquire() for _ in range(3 * BLOCK + 1)))
 
     assert permits == {"q": 4 * BLOCK}  # 16 requests: 4 blocks
+
+
+def test_a_block_is_half_a_second_of_the_decay_within_the_limit() -> None:
+    """Fewer, larger takes lose less of the limit's decay to the server's floor; a block is
+    never more than half the limit (free again before the whole limit is) nor less than 1."""
+    assert block_size(50, 50.0) == 25  # row 8c's limit: 25, not 10
+    assert block_size(20, 20.0) == BLOCK  # the README's limit
+    assert block_size(1000, 400.0) == 200
+    assert block_size(1000, 0.001) == BLOCK  # a barely decaying limit: at least a block of 10
+    assert block_size(9, 10.0) == 4
+    assert block_size(1, 10.0) == 1
 
 
 def _requests(sandbox: SandboxServer) -> int:
