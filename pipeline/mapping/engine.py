@@ -162,15 +162,20 @@ class MappingEngine:
             where = locator(chunk)
             del chunk  # its cells are freed before the source reads the next chunk
             spans = list(runs(keys, self._read_key))
+            rows: Iterator[Row]
             if skipper is None:
-                rows = plan.header.rows(columns) if keys else []
+                rows = plan.header.iter_rows(columns) if keys else iter(())
                 same: dict[int, str] = {}
             else:
-                rows, same = self._skipping_rows(skipper, plan.header, columns, spans, pending)
+                listed, same = self._skipping_rows(skipper, plan.header, columns, spans, pending)
+                rows = iter(listed)
+                del listed
             del columns
+            part: list[Row] = []
             for key, start, end in spans:
+                part = list(itertools.islice(rows, end - start))  # rows made as they are taken
                 if pending is not None and key == pending.key and start == 0:
-                    pending.add(rows[start:end], where, start, limit)
+                    pending.add(part, where, start, limit)
                     continue
                 if pending is not None:
                     yield from known.admit(pending, finish)
@@ -179,13 +184,14 @@ class MappingEngine:
                     orphan = Orphan(None, where.location(start), 1, "blank_key")
                     yield from known.other(self._orphan(orphan))
                     continue
-                group = Group(key, rows[start], (where, start))
-                group.add(rows[start:end], where, start, limit)
+                group = Group(key, part[0], (where, start))
+                group.add(part, where, start, limit)
                 if start in same:  # a whole invoice, unchanged: it leaves now, not mapped
                     yield from known.admit(group, unchanged(same[start], watermark))
                 else:
                     pending = group
-            del rows, keys  # only the rows of the pending invoice stay
+            next(rows, None)  # every row was taken: this only checks the columns' lengths (strict)
+            del rows, keys, part  # only the rows of the pending invoice stay
         if pending is not None and plan is not None:
             yield from known.admit(pending, finish)
         yield from known.drain()

@@ -7,7 +7,7 @@ source a line row is ``line raw + line slots + header row``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -93,6 +93,14 @@ class RowTable:
         converted = [convert(columns[column]) for column, convert in self.slots.values()]
         with collector_paused():  # C code only: the tuples hold no cycles
             return list(zip(*raw, *converted, strict=True))
+
+    def iter_rows(self, columns: Mapping[str, list[object]]) -> Iterator[Row]:
+        """:meth:`rows`, made as they are taken: an invoice's row tuples live only while it is
+        mapped, so the collector never walks a whole chunk of them (a collection after a chunk
+        of 20,000 rows walked every tuple: ~10 % of the mapping benchmark's time)."""
+        raw = [columns[name] for name in self.raw]
+        converted = [convert(columns[column]) for column, convert in self.slots.values()]
+        return zip(*raw, *converted, strict=True)
 
     def raw_rows(self, columns: Mapping[str, list[object]]) -> list[Row]:
         """Rows of one chunk with only their raw values (nothing converted)."""
