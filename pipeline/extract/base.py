@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Protocol, Self, runtime_checkable
 
 from pipeline.errors import EtlError, TerminalError, TransientError
@@ -13,6 +14,34 @@ from pipeline.errors import EtlError, TerminalError, TransientError
 Columns = Mapping[str, list[object]]
 """Column name → the values of that column, one per row (every list as long as the chunk)."""
 NO_COLUMNS: Columns = {}
+Rows = Sequence[Sequence[object]]
+"""Row tuples as a database driver returns them, each in the order of the chunk's names."""
+
+
+class RowColumns(Mapping[str, list[object]]):
+    """The columns of row tuples, each transposed when first read (and kept): a chunk read as
+    rows (:meth:`Chunk.of_rows`) costs only the columns its reader asks for."""
+
+    __slots__ = ("_at", "_made", "_rows")
+
+    def __init__(self, names: Sequence[str], rows: Rows) -> None:
+        self._at = {name: index for index, name in enumerate(names)}
+        if len(self._at) != len(names):
+            raise ValueError(f"column names {list(names)} hold a name more than once")
+        self._rows = rows
+        self._made: dict[str, list[object]] = {}
+
+    def __getitem__(self, name: str) -> list[object]:
+        made = self._made.get(name)
+        if made is None:
+            made = self._made[name] = list(map(itemgetter(self._at[name]), self._rows))
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._at)
 
 
 class SourceError(EtlError):
@@ -51,8 +80,17 @@ class Chunk:
     row_count: int
     origin: str
     first_row: int
+    rows: Rows | None = field(default=None, kw_only=True)
+    """The row tuples themselves when the chunk was read as rows (:meth:`of_rows`; ``columns``
+    is then a view over them), else None."""
 
     def __post_init__(self) -> None:
+        if self.rows is not None:
+            if len(self.rows) != self.row_count:
+                raise ValueError(
+                    f"{self.origin}: {len(self.rows)} rows in a chunk of {self.row_count} rows"
+                )
+            return
         for name, values in self.columns.items():
             if len(values) != self.row_count:
                 raise ValueError(
@@ -70,6 +108,12 @@ class Chunk:
             lists = [[] for _ in names]
         return cls(dict(zip(names, lists, strict=True)), len(rows), origin, first_row)
 
+    @classmethod
+    def of_rows(cls, names: Sequence[str], rows: Rows, origin: str, first_row: int) -> Self:
+        """A chunk that keeps ``rows`` (each a sequence in the order of ``names``, as a driver
+        fetched them) and transposes a column only when it is read (:class:`RowColumns`)."""
+        return cls(RowColumns(names, rows), len(rows), origin, first_row, rows=rows)
+
     def __len__(self) -> int:
         return self.row_count
 
@@ -86,13 +130,17 @@ class Chunk:
         """Each row as ``{column: value}`` (for small consumers and tests; the engine reads
         :attr:`columns`)."""
         names = self.names
+        if self.rows is not None:
+            for values in self.rows:
+                yield dict(zip(names, values, strict=True))
+            return
         for index in range(self.row_count):
             yield {name: self.columns[name][index] for name in names}
 
     def without_rows(self) -> Self:
         """This chunk without its values: enough to name row locations, without keeping every
         cell alive while an invoice waits for its next rows."""
-        return dataclasses.replace(self, columns=NO_COLUMNS, row_count=0)
+        return dataclasses.replace(self, columns=NO_COLUMNS, row_count=0, rows=None)
 
 
 class Source(Protocol):

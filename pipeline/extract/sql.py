@@ -20,8 +20,9 @@ and pandas' own SQL reader would turn decimals into floats.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -30,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from pipeline.extract.base import Chunk, ExtractError, SourceError, SourceUnavailable
+from pipeline.extract.base import Chunk, ExtractError, Rows, SourceError, SourceUnavailable
 from pipeline.extract.sqltext import bindable_text, query_parameters
 from pipeline.runtime.dbcodes import db_failure
 from pipeline.settings import mask_url
@@ -51,6 +52,42 @@ class QueryChunk(Chunk):
     def location(self, index: int) -> str:
         """``sql/sample_erp/extract.sql row 17``."""
         return f"{self.origin} row {self.first_row + index}"
+
+
+def _driver_error(connection: Connection) -> tuple[type[Exception], ...]:
+    """The driver's base error class (``psycopg.Error``, ``pymysql.MySQLError`` …): what a
+    fetch straight from its cursor raises, where SQLAlchemy would have wrapped it."""
+    error = getattr(connection.dialect.loaded_dbapi, "Error", None)
+    return (error,) if isinstance(error, type) and issubclass(error, Exception) else ()
+
+
+def _fetches(result: CursorResult[object], size: int) -> Iterator[Rows]:
+    """The result's rows, ``size`` at a time, as the driver's own row tuples.
+
+    After SQLAlchemy's first row (a streamed result fetches one when it runs), every fetch goes
+    straight to the DBAPI cursor (psycopg's named cursor, PyMySQL's ``SSCursor``, sqlite3's
+    cursor): no ``Row`` object per row, values exactly as the driver made them. When SQLAlchemy
+    would change a value (a dialect's result processor) or buffered more than that one row,
+    every row goes through SQLAlchemy instead, as ``tuple(row)``.
+    """
+    head: list[Sequence[object]] = [tuple(row) for row in result.fetchmany(1)]
+    cursor = result.cursor
+    processors = getattr(result._metadata, "_processors", None)
+    buffered = getattr(result.cursor_strategy, "_rowbuffer", None)
+    fetch: Callable[[int], Rows]
+    if cursor is None or processors is None or any(processors) or buffered:
+
+        def fetch(count: int) -> Rows:
+            return [tuple(row) for row in result.fetchmany(count)]
+    else:
+        fetch = cursor.fetchmany
+    while True:
+        want = size - len(head)
+        part = head + list(fetch(want)) if want else head
+        if not part:
+            return
+        head = []
+        yield part
 
 
 class SqlSource:
@@ -132,18 +169,27 @@ class SqlSource:
     # --- running ---------------------------------------------------------------------------------
     def _stream(self, connection: Connection, statement: sa.TextClause) -> Iterator[Chunk]:
         done = 0
+        size = self._chunk_rows
+        failed: tuple[type[Exception], ...] = (
+            sa.exc.SQLAlchemyError,
+            *_driver_error(connection),
+        )
         try:
-            streamed = statement.execution_options(stream_results=True, yield_per=self._chunk_rows)
+            streamed = statement.execution_options(stream_results=True, max_row_buffer=size)
             result = connection.execute(streamed)
             keys = self._checked_keys(result)
-            # A text() statement ignores the yield_per option: set it on the result too.
-            for part in result.yield_per(self._chunk_rows).partitions(self._chunk_rows):
-                chunk = QueryChunk.from_rows(keys, part, self._origin, done + 1)
+            for part in _fetches(result, size):
+                chunk = QueryChunk.of_rows(keys, part, self._origin, done + 1)
                 done += len(part)
                 del part  # nothing of this chunk stays referenced here while the next is read
                 yield chunk
                 del chunk
-        except sa.exc.SQLAlchemyError as error:
+        except failed as error:
+            if not isinstance(error, sa.exc.SQLAlchemyError):
+                # Raised by the driver's cursor itself, so SQLAlchemy did not see it: this
+                # connection is not rolled back and reused (it may be lost), but dropped.
+                with contextlib.suppress(Exception):
+                    connection.invalidate()
             after = f" after {done} rows" if done else ""
             raise self._error(f"the query failed{after}", error) from None
 

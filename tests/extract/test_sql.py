@@ -109,6 +109,36 @@ def test_values_stay_native_and_exact(sample_erp: tuple[str, GenerationReport]) 
     assert all(value is None for value in missing["supplier_name"])
 
 
+@pytest.mark.parametrize("chunk_rows", [1, 7, 20_000])
+def test_rows_are_the_values_sqlalchemy_reads(
+    sample_erp: tuple[str, GenerationReport], chunk_rows: int
+) -> None:
+    """Chunks carry the driver's row tuples (no SQLAlchemy ``Row``): every value and its type
+    the same as a SQLAlchemy read of the same statement, every row once, chunks full."""
+    url, report = sample_erp
+    source = _source(url, chunk_rows=chunk_rows)
+    chunks = list(source.chunks({}))
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            statement = source._statement(source._query(), {})
+            expected = [tuple(row) for row in connection.execute(statement)]
+    finally:
+        engine.dispose()
+
+    got = [tuple(row) for chunk in chunks for row in chunk.rows or ()]
+    assert len(got) == report.lines
+    assert got == expected
+    assert [[type(v) for v in row] for row in got] == [[type(v) for v in row] for row in expected]
+    assert [len(chunk) for chunk in chunks[:-1]] == [chunk_rows] * (len(chunks) - 1)
+    first = chunks[0]
+    assert first.names == [str(key) for key in first.columns]
+    assert first.columns["document_no"] == [
+        row[first.names.index("document_no")] for row in first.rows or ()
+    ]
+    assert next(first.records()) == dict(zip(first.names, got[0], strict=True))
+
+
 def test_since_and_until_select_by_updated_at(sample_erp: tuple[str, GenerationReport]) -> None:
     url, _ = sample_erp
     updated = _updated(url)
