@@ -32,6 +32,7 @@ from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from pipeline.extract.base import Chunk, ExtractError, Rows, SourceError, SourceUnavailable
+from pipeline.extract.readahead import READ_AHEAD, read_ahead
 from pipeline.extract.sqltext import bindable_text, query_parameters
 from pipeline.runtime.dbcodes import db_failure
 from pipeline.settings import mask_url
@@ -97,10 +98,19 @@ class SqlSource:
     """
 
     def __init__(
-        self, url: str, query_file: Path, *, base_dir: Path, chunk_rows: int = CHUNK_ROWS
+        self,
+        url: str,
+        query_file: Path,
+        *,
+        base_dir: Path,
+        chunk_rows: int = CHUNK_ROWS,
+        read_ahead: int = READ_AHEAD,
     ) -> None:
         if chunk_rows < 1:
             raise ExtractError(f"SQL source {query_file}: chunk_rows must be at least 1")
+        if read_ahead < 0:
+            raise ExtractError(f"SQL source {query_file}: read_ahead must be 0 or more")
+        self._read_ahead = read_ahead
         self._url = url
         self._origin = Path(query_file).as_posix()
         self._query_path = Path(base_dir) / query_file
@@ -131,7 +141,12 @@ class SqlSource:
             engine.dispose()
 
     def chunks(self, params: Mapping[str, object]) -> Iterator[Chunk]:
-        """Stream the rows ``chunk_rows`` at a time through a server-side cursor."""
+        """Stream the rows ``chunk_rows`` at a time through a server-side cursor, read on a
+        thread of their own ``read_ahead`` chunks ahead of the caller (:mod:`.readahead`: the
+        database read overlaps the mapping of the chunk before)."""
+        return read_ahead(self._chunks(params), self._read_ahead, name="appzen-sql-read")
+
+    def _chunks(self, params: Mapping[str, object]) -> Iterator[Chunk]:
         statement = self._statement(self._query(), params)
         engine = self._engine()
         try:
