@@ -38,7 +38,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install services lint typecheck
-	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder  # 4 workers (most tests wait on servers and subprocesses); a file stays on one worker; files in collection order (tests/conftest.py puts the longest first)
+	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder --durations=40  # 4 workers (most tests wait on servers and subprocesses); a file stays on one worker; files in collection order (tests/conftest.py puts the longest first); the 40 longest set-ups, calls and teardowns listed at the end (where the time goes, in every CI run)
 
 check: install lint typecheck
 	$(BIN)/pytest --fast -n 2  # on both cores (tests spread one by one); leaves out the tests marked for servers, Prefect, a browser, or slow
