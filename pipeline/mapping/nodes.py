@@ -17,7 +17,7 @@ from pipeline.mapping.transforms import ConversionError, Converter, is_blank
 
 
 def object_node(children: list[Child], probe: list[int], *, optional: bool) -> Node:
-    general = _general_node(children, probe, optional=optional)
+    general = compiled_node(children, probe, optional=optional)
     if len(children) != 2 or any(slot < 0 for _, slot, _ in children):
         return general
     (first, at_first, _), (second, at_second, _) = children
@@ -35,7 +35,71 @@ def object_node(children: list[Child], probe: list[int], *, optional: bool) -> N
     return pair
 
 
-def _general_node(children: list[Child], probe: list[int], *, optional: bool) -> Node:
+def ctx_key(row: Row, ctx: Ctx, prefix: str) -> object:
+    """``invoice_id`` when the mapping names none: the invoice key."""
+    return ctx.key
+
+
+def ctx_lines(row: Row, ctx: Ctx, prefix: str) -> object:
+    """``invoice_lines``: the lines built before the header (:meth:`Compiler.invoice`)."""
+    return ctx.lines
+
+
+def ctx_line_no(row: Row, ctx: Ctx, prefix: str) -> object:
+    """``line_number`` when the mapping names none: the line's position, from 1."""
+    return ctx.line_no
+
+
+_INLINE: dict[Node, str] = {ctx_key: "ctx.key", ctx_lines: "ctx.lines", ctx_line_no: "ctx.line_no"}
+"""Child nodes that only read ``ctx``: a compiled node reads the attribute in place of a call."""
+
+
+def compiled_node(children: list[Child], probe: list[int], *, optional: bool) -> Node:
+    """:func:`general_node`'s object as straight-line code made for these children (no loop
+    over them, no tuple unpacking, constant slot positions, the ``ctx``-only children read in
+    place, one dict display when nothing is left out): the same values, keys in the same order,
+    marks resolved and children called in the same order (so failures are recorded alike).
+    ``tests/mapping/test_nodes.py`` holds it equal to :func:`general_node`."""
+    if not children:
+        return general_node(children, probe, optional=optional)
+    space: dict[str, Any] = {"Mark": Mark, "OMIT": OMIT, "BLANK": BLANK, "is_blank": is_blank}
+    code = ["def node(row, ctx, prefix):"]
+    if probe:
+        tests = [
+            f"row[{~index}] is not BLANK" if index < 0 else f"not is_blank(row[{index}])"
+            for index in probe
+        ]
+        code.append(f"    if not ({' or '.join(tests)}):")
+        code.append("        return OMIT")
+    for at, (_, slot, arg) in enumerate(children):
+        if slot >= 0:
+            space[f"a{at}"] = arg
+            code.append(f"    v{at} = row[{slot}]")
+            code.append(f"    if v{at}.__class__ is Mark:")
+            code.append(f"        v{at} = a{at}.resolve(v{at}, ctx, prefix)")
+        elif arg in _INLINE:
+            code.append(f"    v{at} = {_INLINE[arg]}")
+        else:
+            space[f"n{at}"] = arg
+            code.append(f"    v{at} = n{at}(row, ctx, prefix)")
+    names = [repr(name) for name, _, _ in children]
+    kept = " and ".join(f"v{at} is not OMIT" for at in range(len(children)))
+    code.append(f"    if {kept}:")
+    code.append("        return {" + ", ".join(f"{n}: v{at}" for at, n in enumerate(names)) + "}")
+    code.append("    out = {}")
+    for at, name in enumerate(names):
+        code.append(f"    if v{at} is not OMIT:")
+        code.append(f"        out[{name}] = v{at}")
+    code.append("    return OMIT if not out else out" if optional else "    return out")
+    exec("\n".join(code), space)  # noqa: S102 - our own text: names are repr()'d, slots ints
+    node: Node = space["node"]
+    return node
+
+
+def general_node(children: list[Child], probe: list[int], *, optional: bool) -> Node:
+    """An object's node as a loop over its children: the reference :func:`compiled_node` is
+    held equal to (and what it falls back on for an object without children)."""
+
     def node(row: Row, ctx: Ctx, prefix: str) -> object:
         if probe:
             for index in probe:

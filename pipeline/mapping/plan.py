@@ -44,7 +44,14 @@ from pipeline.mapping.layout import (
     RowTable,
 )
 from pipeline.mapping.leaves import CustomJsonSpec, OthersValue, Strict, ValueSpec, template_parts
-from pipeline.mapping.nodes import list_node, object_node, sum_node
+from pipeline.mapping.nodes import (
+    ctx_key,
+    ctx_line_no,
+    ctx_lines,
+    list_node,
+    object_node,
+    sum_node,
+)
 from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.transforms import (
     CANONICAL,
@@ -255,11 +262,11 @@ class Compiler:
 
     def _special(self, model: type[WireModel], name: str, given: set[str]) -> Node | None:
         if model is Invoice and name == "invoice_lines":
-            return lambda row, ctx, prefix: ctx.lines
+            return ctx_lines
         if (model, name) in DEFAULTED and name not in given:
             if name == "invoice_id":
-                return lambda row, ctx, prefix: ctx.key
-            return lambda row, ctx, prefix: ctx.line_no
+                return ctx_key
+            return ctx_line_no
         return None
 
     def _child(

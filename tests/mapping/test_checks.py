@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.mapping import MappedInvoice, MappingEngine, MappingSpec, RejectedInvoice
-from pipeline.mapping.checks import invoice_number_key
+from pipeline.mapping.checks import _line_tax, _lines_tax, invoice_number_key
 from pipeline.mapping.loader import MappingFileError, load_mapping
 from tests.mapping.conftest import COLUMNS, MINIMAL, Load, Write, chunk, row
 
@@ -292,3 +295,33 @@ def test_a_bad_checks_section_is_refused_with_its_place(
     with pytest.raises(MappingFileError) as caught:
         load_mapping(path)
     assert message in str(caught.value)
+
+
+_amounts = st.one_of(
+    st.none(),
+    st.sampled_from([Decimal("0"), Decimal("0.00"), Decimal("38.00"), Decimal("1E+2")]),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3),
+)
+_money = st.one_of(
+    st.none(), st.just({}), st.builds(lambda amount: {"amount": amount}, _amounts)
+).map(lambda money: {k: v for k, v in money.items() if v is not None} if money else money)
+_entry = st.fixed_dictionaries({}, optional={"vat_amount": _money, "code": st.just("V")})
+_line = st.fixed_dictionaries(
+    {},
+    optional={
+        "tax_amount": _money,
+        "line_vat_amount": _money,
+        "line_vat_breakdown": st.one_of(st.none(), st.lists(_entry, max_size=3)),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_line, max_size=6))
+def test_the_lines_tax_is_the_sum_of_each_lines_tax(lines: list[dict[str, object]]) -> None:
+    """The lines' tax (read in place for the usual one-VAT-entry line) is ``sum()`` of every
+    line's tax from ``Decimal(0)``: the same value and the same exponent."""
+    taxes = [tax for line in lines if (tax := _line_tax(line)) is not None]
+    expected = sum(taxes, Decimal(0)) if taxes else None
+    found = _lines_tax(lines)
+    assert (found, repr(found)) == (expected, repr(expected))
