@@ -52,7 +52,7 @@ from pipeline.mapping.results import (
     Streamed,
     UnchangedSource,
 )
-from pipeline.mapping.skipping import AckedSources, Skipper, Span, unchanged
+from pipeline.mapping.skipping import AckedSources, Skipper
 from pipeline.mapping.sourcehash import SourceHasher
 
 __all__ = [
@@ -136,40 +136,27 @@ class MappingEngine:
     ) -> Iterator[Streamed]:
         known = Identities(self.spec.invoice_key)
         try:
-            yield from self._grouped(chunks, known, acked, record)
+            if acked is None:
+                yield from self._grouped(chunks, known)
+            else:
+                yield from self._grouped_skipping(chunks, known, acked, record)
         except Exception:
             yield from known.drain()  # whole invoices read before the source failed go on
             raise
 
-    def _grouped(
-        self, chunks: Iterator[Chunk], known: Identities, acked: AckedSources | None, record: bool
-    ) -> Iterator[Streamed]:
+    def _grouped(self, chunks: Iterator[Chunk], known: Identities) -> Iterator[Streamed]:
         plan: _Plan | None = None
-        skipper: Skipper | None = None
         pending: Group | None = None
         limit = self.spec.max_lines_per_invoice
         for chunk in chunks:
             if plan is None:
                 plan = self._plan_for(chunk.names, None, chunk.origin)
                 finish: Callable[[Group], Streamed] = self._finisher(plan)
-                watermark = functools.partial(self._watermark, plan=plan)
-                if acked is not None:
-                    hasher = SourceHasher(self.spec)
-                    width = len(plan.header.raw)
-                    skipper = Skipper(hasher, acked, width, limit, record=record)
-                    finish = skipper.wrap(finish, watermark)
             columns, keys = self._columns(chunk, plan.header, plan.key_at)
             where = locator(chunk)
             del chunk  # its cells are freed before the source reads the next chunk
             spans = list(runs(keys, self._read_key))
-            rows: Iterator[Row]
-            if skipper is None:
-                rows = plan.header.iter_rows(columns) if keys else iter(())
-                same: dict[int, str] = {}
-            else:
-                listed, same = self._skipping_rows(skipper, plan.header, columns, spans, pending)
-                rows = iter(listed)
-                del listed
+            rows: Iterator[Row] = plan.header.iter_rows(columns) if keys else iter(())
             del columns
             part: list[Row] = []
             for key, start, end in spans:
@@ -184,35 +171,63 @@ class MappingEngine:
                     orphan = Orphan(None, where.location(start), 1, "blank_key")
                     yield from known.other(self._orphan(orphan))
                     continue
-                group = Group(key, part[0], (where, start))
-                group.add(part, where, start, limit)
-                if start in same:  # a whole invoice, unchanged: it leaves now, not mapped
-                    yield from known.admit(group, unchanged(same[start], watermark))
-                else:
-                    pending = group
+                pending = Group(key, part[0], (where, start))
+                pending.add(part, where, start, limit)
             next(rows, None)  # every row was taken: this only checks the columns' lengths (strict)
             del rows, keys, part  # only the rows of the pending invoice stay
         if pending is not None and plan is not None:
             yield from known.admit(pending, finish)
         yield from known.drain()
 
-    @staticmethod
-    def _skipping_rows(
-        skipper: Skipper,
-        table: RowTable,
-        columns: dict[str, list[object]],
-        spans: list[Span],
-        pending: Group | None,
-    ) -> tuple[list[Row], dict[int, str]]:
-        """A chunk's rows, converted only where an invoice is to be mapped, and the starts of
-        the unchanged invoices with their source hash (:class:`Skipper`)."""
-        if not spans:
-            return [], {}
-        skipper.look_up([key for key, _, _ in spans], pending)
-        raw = table.raw_rows(columns)
-        same = skipper.unchanged_spans(raw, spans, pending)
-        keep = [(start, end) for _, start, end in spans if start not in same]
-        return table.convert_rows(columns, raw, keep), same
+    def _grouped_skipping(
+        self, chunks: Iterator[Chunk], known: Identities, acked: AckedSources, record: bool
+    ) -> Iterator[Streamed]:
+        """:meth:`_grouped` with a :class:`Skipper`: each chunk's raw rows are hashed (one
+        ``repr`` per row, one join per invoice), and a whole invoice with the hash staging holds
+        leaves as an :class:`UnchangedSource` (its rows neither converted nor grouped); the others
+        are converted and mapped as usual."""
+        plan: _Plan | None = None
+        pending: Group | None = None
+        limit = self.spec.max_lines_per_invoice
+        for chunk in chunks:
+            if plan is None:
+                plan = self._plan_for(chunk.names, None, chunk.origin)
+                width = len(plan.header.raw)
+                skipper = Skipper(SourceHasher(self.spec), acked, width, limit, record=record)
+                marks = functools.partial(self._watermark, plan=plan)
+                finish = skipper.wrap(self._finisher(plan), marks)
+            columns, keys = self._columns(chunk, plan.header, plan.key_at)
+            where = locator(chunk)
+            del chunk  # its cells are freed before the source reads the next chunk
+            spans = list(runs(keys, self._read_key))
+            raw = plan.header.raw_rows(columns) if spans else []
+            same = skipper.read_chunk(raw, spans, pending, where)
+            keep = [(start, end) for _, start, end in spans if start not in same]
+            rows = plan.header.convert_rows(columns, raw, keep) if keep else raw
+            del columns
+            for key, start, end in spans:
+                if pending is not None and key == pending.key and start == 0:
+                    pending.add(rows[start:end], where, start, limit)
+                    continue
+                if pending is not None:
+                    yield from known.admit(pending, finish)
+                    pending = None
+                if key is None:
+                    orphan = Orphan(None, where.location(start), 1, "blank_key")
+                    yield from known.other(self._orphan(orphan))
+                    continue
+                source = same.get(start)
+                if source is not None:  # a whole invoice, unchanged: it leaves now, not mapped
+                    mark = self._watermark_of(rows[start : min(end, start + limit)], plan)
+                    skipped = UnchangedSource(key, source, mark, (where, start))
+                    yield from known.admit(Group(key, (), (where, start)), _leaving(skipped))
+                    continue
+                pending = Group(key, rows[start], (where, start))
+                pending.add(rows[start:end], where, start, limit)
+            del rows, raw, keys  # only the rows of the pending invoice stay
+        if pending is not None and plan is not None:
+            yield from known.admit(pending, finish)
+        yield from known.drain()
 
     # --- header rows joined with line rows -----------------------------------------------------
     def _run_joined(self, headers: Iterator[Chunk], lines: Iterator[Chunk]) -> Iterator[Streamed]:
@@ -412,7 +427,15 @@ class MappingEngine:
         if self.spec.lines_source is not None or not group.rows:
             value = group.header[at]
             return None if is_blank(value) else value
-        values = [row[at] for row in group.rows if not is_blank(row[at])]
+        return self._watermark_of(group.rows, plan)
+
+    @staticmethod
+    def _watermark_of(rows: Sequence[Row], plan: _Plan) -> object | None:
+        """The largest watermark of ``rows`` (one invoice's, one row per line)."""
+        at = plan.watermark_at
+        if at is None:
+            return None
+        values = [row[at] for row in rows if not is_blank(row[at])]
         if not values:
             return None
         try:
@@ -425,6 +448,11 @@ def _rejected(group: Group, failures: Sequence[RowFailure], data: object) -> Rej
     """The invoice of ``group`` cannot be sent; what of it could be mapped names it."""
     facts = InvoiceFacts.of(data) if isinstance(data, Mapping) else None
     return RejectedInvoice(group.key, group.locate(-1), tuple(failures), facts)
+
+
+def _leaving(result: UnchangedSource) -> Callable[[Group], Streamed]:
+    """The finish step of an invoice found unchanged before it was grouped: ``result``."""
+    return lambda _: result
 
 
 def locator(chunk: Chunk) -> Chunk:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from pipeline.appzen.models import ErrorData, Invoice
+from pipeline.extract.base import Chunk
 from pipeline.failures import InvoiceFacts, RowFailure
 
 
@@ -70,9 +71,16 @@ class UnchangedSource:
     payload came from (same source hash): not mapped again, nothing to stage or send."""
 
     key: str
-    location: str
     source_hash: str
     watermark: object | None
+    at: tuple[Chunk, int]
+    """The chunk (its locator: no rows) and the row its first row is at."""
+
+    @property
+    def location(self) -> str:
+        """Where its first row came from (``sql/x.sql row 17``), named when asked."""
+        chunk, row = self.at
+        return chunk.location(row)
 
 
 Streamed = Result | UnchangedSource

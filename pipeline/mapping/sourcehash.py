@@ -48,7 +48,13 @@ class SourceHasher:
         """Hex SHA-256 of the mapping identity, the raw part (the first ``width`` values, as
         read, before conversion) of each kept row, and the count of rows dropped over the limit
         (kept rows equal, more dropped, is another invoice)."""
+        return self.of_texts([repr(row[:width]) for row in rows], dropped)
+
+    def of_texts(self, texts: Sequence[str], dropped: int) -> str:
+        """:meth:`of_rows` from the ``repr`` of each kept row's raw part (a chunk's rows are
+        written once, each invoice's joined): the same text as ``repr((rows, dropped))``, so
+        the hashes staged since r0012 still match."""
         digest = hashlib.sha256(self._identity)
-        text = repr(([row[:width] for row in rows], dropped))
+        text = f"([{', '.join(texts)}], {dropped})"
         digest.update(text.encode("utf-8", "surrogatepass"))
         return digest.hexdigest()

@@ -3,12 +3,16 @@ an invoice is skipped only when staging names the same hash for its key, across 
 
 from __future__ import annotations
 
+import hashlib
+from datetime import date
 from decimal import Decimal
 
 from pipeline.extract.base import Chunk
 from pipeline.mapping import MappedInvoice, MappingSpec, RejectedInvoice
 from pipeline.mapping.engine import MappingEngine, Streamed, UnchangedSource
-from tests.mapping.conftest import MINIMAL, Load, chunk, row
+from pipeline.mapping.refs import needed_columns
+from pipeline.mapping.sourcehash import mapping_identity
+from tests.mapping.conftest import COLUMNS, MINIMAL, Load, chunk, row
 
 
 def skipping(spec: MappingSpec, chunks: list[Chunk], acked: dict[str, str]) -> list[Streamed]:
@@ -142,3 +146,26 @@ def test_without_recording_mapped_invoices_carry_no_hash_but_unchanged_ones_skip
     ]
     assert isinstance(results[1], MappedInvoice)
     assert results[1].source_hash is None
+
+
+def test_the_source_hash_is_still_the_r0012_encoding(load: Load) -> None:
+    """Staged hashes keep matching across versions: the hash is SHA-256 of the mapping's
+    identity and ``repr((raw rows, dropped))``, whether an invoice is hashed with its chunk or
+    from its rows (it went on into the next chunk)."""
+    spec = load(MINIMAL)
+    a1 = [
+        row("A1", total="20.00", price=Decimal("5.00"), desc='it\'s "quoted"'),
+        row("A1", total="20.00", desc="Two", date=date(2024, 12, 31), qty=Decimal("2")),
+    ]
+    single = [row("A2", desc="é")]
+    whole = hashes(spec, [chunk([*a1, *single, row("A3")])])
+    split = hashes(spec, [chunk(a1[:1]), chunk([a1[1], *single, row("A3")], first_row=3)])
+
+    def r0012(rows: list[list[object]]) -> str:
+        at = [COLUMNS.index(name) for name in needed_columns(spec, "header")]
+        raw = [tuple(values[i] for i in at) for values in rows]
+        text = repr((raw, 0)).encode("utf-8", "surrogatepass")
+        return hashlib.sha256(mapping_identity(spec) + text).hexdigest()
+
+    assert whole["A1"] == split["A1"] == r0012(a1)
+    assert whole["A2"] == split["A2"] == r0012(single)
