@@ -219,7 +219,8 @@ async def backfill(
 
 
 async def _local(settings: Settings, parts: list[BackfillPartition], parent: ParentRun) -> Rows:
-    """Every partition as a task of this flow run, all sharing one rate limiter."""
+    """Every partition as a task of this flow run, all sharing one rate limiter; as many at once
+    as the cores and ``ERP_MAX_CONNECTIONS`` allow (:func:`backfill_job.partitions_at_once`)."""
     limiter = AdaptiveRateLimiter(settings.appzen_rate_limit, clock=SYSTEM_CLOCK)
     run_partition: Any = partition_task  # an async task: awaitable, whatever the stubs say
 
@@ -234,7 +235,13 @@ async def _local(settings: Settings, parts: list[BackfillPartition], parent: Par
         _log_end(part, len(parts), label or "Unknown", summary)
         return _row(part, label or "Unknown", None, summary)
 
-    return _added(parent, await asyncio.gather(*(one(part) for part in parts)))
+    mapping = parts[0].mapping if parts else Path()
+    at_once = backfill_job.partitions_at_once(settings, mapping, len(parts)) if parts else 1
+    found = await backfill_job.run_partitions(parts, one, at_once)
+    for outcome in found:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return _added(parent, [row for row in found if not isinstance(row, BaseException)])
 
 
 def _added(parent: ParentRun, rows: Sequence[dict[str, object]]) -> Rows:

@@ -128,6 +128,16 @@ class Settings(PathSettings):
     erp_database_url: Annotated[
         SecretStr | None, Field(description="SQLAlchemy URL of the ERP (may hold a password).")
     ] = None
+    erp_max_connections: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1_000,
+            description="The most connections a run opens to the ERP database at once: a "
+            "backfill reads that many partitions at a time (fewer when the machine has fewer "
+            "cores, or a partition needs two: a lines source).",
+        ),
+    ] = 4
     staging_database_url: Annotated[
         SecretStr, Field(description="SQLAlchemy URL of the staging database.")
     ] = SecretStr(f"sqlite:///{DEFAULT_STATE_DIR / 'staging.db'}")

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from pipeline.appzen.client import AppZenClient
 from pipeline.jobs import sync
@@ -196,6 +197,51 @@ async def run_partition(
         on_progress=on_progress,
         per_batch=per_batch,
     )
+
+
+def connections_per_partition(mapping: Path) -> int:
+    """ERP connections one partition of ``mapping`` holds at once while it reads: one per SQL
+    source it streams (its source and its lines source), at least one."""
+    spec = load_mapping(mapping)
+    sources = (spec.source, spec.lines_source)
+    return max(1, sum(1 for source in sources if source is not None and source.kind == "sql"))
+
+
+def partitions_at_once(
+    settings: Settings, mapping: Path, partitions: int, *, cores: int | None = None
+) -> int:
+    """How many of ``partitions`` partitions of ``mapping`` run at once: no more than the
+    machine's ``cores`` (default: this machine's), nor than ``ERP_MAX_CONNECTIONS`` allows
+    with the connections each holds (:func:`connections_per_partition`); at least one."""
+    cores = cores or os.cpu_count() or 1
+    budget = settings.erp_max_connections // connections_per_partition(mapping)
+    return max(1, min(partitions, cores, budget))
+
+
+T = TypeVar("T")
+
+
+async def run_partitions(
+    partitions: Sequence[BackfillPartition],
+    run: Callable[[BackfillPartition], Awaitable[T]],
+    at_once: int,
+) -> list[T | BaseException]:
+    """``run`` each partition, ``at_once`` at a time (their reads, mapping and posting overlap),
+    in the order given; each partition's result or the exception that stopped it, in that
+    order: a failing partition stops neither the others nor those still waiting."""
+    if at_once < 1:
+        raise ValueError(f"partitions at once must be at least 1, not {at_once}")
+    slots = asyncio.Semaphore(at_once)
+
+    async def one(partition: BackfillPartition) -> T:
+        async with slots:
+            return await run(partition)
+
+    found = await asyncio.gather(*(one(part) for part in partitions), return_exceptions=True)
+    for outcome in found:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome  # a cancel or an interrupt is not a partition's failure
+    return found
 
 
 @dataclass(frozen=True, slots=True)
