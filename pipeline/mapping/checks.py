@@ -32,8 +32,9 @@ from typing import Any
 from pipeline.failures import RowFailure, shorten
 from pipeline.mapping.checkspec import ChecksSpec
 from pipeline.mapping.currencies import minor_units
-from pipeline.mapping.keys import FirstSeen, Locations
+from pipeline.mapping.keys import Locations
 from pipeline.mapping.results import MappedInvoice
+from pipeline.mapping.seen import FirstSeen
 
 Data = dict[str, Any]
 
@@ -361,9 +362,8 @@ class Checks:
         supplier_invoice: str,
         found: list[Found],
     ) -> None:
-        exact = hash(key)
-        first = self._numbers.first(hash(supplier_invoice), exact, self._where.code(*at))
-        if first is None or first[0] == exact:
+        first = self._numbers.first(supplier_invoice, key, self._where.code(*at))
+        if first is None or first[0] == key:
             return
         supplier = body["supplier_id"]
         found.append(

@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pipeline.mapping.grouping import Group
-from pipeline.mapping.keys import FirstSeen, Locations, look_alike
+from pipeline.mapping.keys import Locations, look_alike
 from pipeline.mapping.rejections import key_failure
 from pipeline.mapping.results import RejectedInvoice, Result, Streamed
+from pipeline.mapping.seen import FirstSeen
 
 HOLD_BACK = 1_000
 """Invoices a result waits before it leaves the engine (a few MB of payloads at most)."""
@@ -39,7 +40,7 @@ _HINT_SPLIT = "list all rows of an invoice together: ORDER BY the invoice key"
 @dataclass(slots=True)
 class _Waiting:
     key: str | None
-    alike: int | None
+    alike: str | None
     location: str
     result: Streamed
     flagged: bool = False
@@ -59,12 +60,12 @@ class Identities:
         """Map ``group`` with ``finish`` when its key is new (else refuse it, and the earlier
         invoice too while it waits); yield the results that have waited long enough."""
         key = group.key
-        alike = hash(look_alike(key))
-        first = self._seen.first(alike, hash(key), self._where.code(*group.header_at))
+        alike = look_alike(key)
+        first = self._seen.first(alike, key, self._where.code(*group.header_at))
         if first is None:
             result = finish(group)
         else:
-            result = self._refuse(group, alike, same=first[0] == hash(key), earlier=first[1])
+            result = self._refuse(group, alike, same=first[0] == key, earlier=first[1])
         return self._push(_Waiting(key, alike, result.location, result))
 
     def other(self, result: Result) -> Iterator[Streamed]:
@@ -81,7 +82,7 @@ class Identities:
         while len(self._queue) > self._hold_back:
             yield self._queue.popleft().result
 
-    def _refuse(self, group: Group, alike: int, *, same: bool, earlier: int) -> RejectedInvoice:
+    def _refuse(self, group: Group, alike: str, *, same: bool, earlier: int) -> RejectedInvoice:
         first_at = self._where.location(earlier)
         here = group.locate(-1)
         held = [w for w in self._queue if w.alike == alike]

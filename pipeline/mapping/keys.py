@@ -10,14 +10,13 @@ identity, and the ``invoice_id`` sent.
 Two keys that still differ only by whitespace, case or control/format characters (their
 :func:`look_alike` forms are equal) are a ``key_collision``; an exact key seen again after other
 invoices is a ``contiguity`` failure. Both need, per run, the look-alike form of every key seen:
-:class:`FirstSeen` holds it as hashes in flat arrays (about 25 bytes an invoice: ~25 MB at a
-million invoices), not as a dictionary of strings (~150 MB).
+:class:`pipeline.mapping.seen.FirstSeen` holds it compactly (about 12 bytes an invoice in memory,
+the texts in a temporary file), not as a dictionary of strings (~150 MB at a million invoices).
 """
 
 from __future__ import annotations
 
 import unicodedata
-from array import array
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Literal
@@ -87,52 +86,6 @@ def look_alike(key: str) -> str:
     return "".join(
         ch for ch in folded if not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf")
     )
-
-
-class FirstSeen:
-    """Per run: a look-alike form (its hash) → the first exact key (its hash) and location code.
-
-    An open-addressing table over flat arrays: 4 bytes a slot (at most 3/4 full) plus 24 bytes
-    an entry. Hash equality stands for key equality (64-bit hashes: a false match among a million
-    keys has odds of about 1 in 30 million)."""
-
-    def __init__(self, capacity: int = 1024) -> None:
-        self._slots = array("I", bytes(4 * capacity))
-        self._mask = capacity - 1
-        self._alike = array("q")
-        self._exact = array("q")
-        self._where = array("q")
-
-    def __len__(self) -> int:
-        return len(self._alike)
-
-    def first(self, alike: int, exact: int, where: int) -> tuple[int, int] | None:
-        """The ``(exact, where)`` first recorded for ``alike``; when there is none, record these
-        and return None."""
-        slots, mask, known = self._slots, self._mask, self._alike
-        index = alike & mask
-        while entry := slots[index]:
-            if known[entry - 1] == alike:
-                return self._exact[entry - 1], self._where[entry - 1]
-            index = (index + 1) & mask
-        known.append(alike)
-        self._exact.append(exact)
-        self._where.append(where)
-        slots[index] = len(known)
-        if 4 * len(known) > 3 * len(slots):
-            self._grow()
-        return None
-
-    def _grow(self) -> None:
-        capacity = 2 * len(self._slots)
-        slots = array("I", bytes(4 * capacity))
-        mask = capacity - 1
-        for entry, alike in enumerate(self._alike, 1):
-            index = alike & mask
-            while slots[index]:
-                index = (index + 1) & mask
-            slots[index] = entry
-        self._slots, self._mask = slots, mask
 
 
 ROW_BITS = 40

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,8 @@ from pipeline.extract.base import Chunk, ExtractError
 from pipeline.mapping import MappedInvoice, RejectedInvoice, load_mapping, map_source
 from pipeline.mapping.engine import MappingEngine
 from pipeline.mapping.identities import HOLD_BACK
-from pipeline.mapping.keys import FirstSeen, Locations, look_alike
+from pipeline.mapping.keys import Locations, look_alike
+from pipeline.mapping.seen import FirstSeen
 from tests.mapping.conftest import COLUMNS, MINIMAL, Load, Write, chunk, mapped, row, run
 
 SQL_MAPPING = MINIMAL.replace("{kind: csv, path: x.csv}", "{kind: sql, query: sql/ap.sql}")
@@ -228,15 +229,29 @@ def test_no_merge_and_no_silent_split(load: Load, stream: tuple[list[str], list[
             )
 
 
-def test_first_seen_agrees_with_a_dictionary_as_it_grows() -> None:
+@pytest.mark.parametrize(
+    ("recent", "digest"),
+    [(16_384, hash), (8, hash), (8, lambda form: len(form) % 5 - 2)],
+    ids=["in-memory", "spilled", "colliding-digests"],
+)
+def test_first_seen_agrees_with_a_dictionary_as_it_grows(
+    recent: int, digest: Callable[[str], int]
+) -> None:
+    """Whether a form was seen, and with which key where, is exact: as a dictionary of texts
+    answers, also once forms moved to the sorted digests and the files, and when every digest
+    collides (five digests for 20,000 forms: each hit is confirmed against the stored form)."""
     generator = random.Random(15)
-    table, model = FirstSeen(capacity=8), dict[int, tuple[int, int]]()
+    table = FirstSeen(recent=recent, digest=digest)
+    model = dict[str, tuple[str, int]]()
     for n in range(20_000):
-        alike = generator.getrandbits(63) if n % 3 else generator.choice([1, 2, 3, 2**40 + 1])
-        exact = generator.getrandbits(63)
-        expected = model.setdefault(alike, (exact, n))
-        found = table.first(alike, exact, n)
-        assert found == (None if expected == (exact, n) else expected)
+        if n % 3:
+            form = f"f{generator.getrandbits(40)}"
+        else:
+            form = generator.choice(["a", "b", "\udc80 lone", "bé", f"f{n // 7}"])
+        key = f"k{generator.getrandbits(30)}"
+        expected = model.setdefault(form, (key, n))
+        found = table.first(form, key, n)
+        assert found == (None if expected == (key, n) else expected)
     assert len(table) == len(model)
 
 
