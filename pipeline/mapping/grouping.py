@@ -13,9 +13,12 @@ header (or the orders differ) and is reported as an orphan.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import ne
+from typing import cast
 
 from pipeline.extract.base import Chunk
 from pipeline.mapping.keys import invoice_key
@@ -71,6 +74,9 @@ def runs(
 ) -> Iterator[tuple[str | None, int, int]]:
     """``(key, start, end)`` for each run of equal keys (compared exactly, after ``read``: see
     :mod:`pipeline.mapping.keys`); each blank-key row is its own run."""
+    if read is invoice_key and (found := _text_runs(keys)) is not None:
+        yield from found
+        return
     start = 0
     current: str | None = None
     exact = read is invoice_key
@@ -86,6 +92,19 @@ def runs(
             current = key
     if len(keys) > start:
         yield current, start, len(keys)
+
+
+def _text_runs(keys: list[object]) -> list[tuple[str | None, int, int]] | None:
+    """:func:`runs` of exact keys that are all text and none blank, found by C-level passes
+    (each key compared with the one before it); None when a key is not text or blank."""
+    if not keys or set(map(type, keys)) != {str}:
+        return None
+    texts = cast(list[str], keys)
+    if "" in texts or any(map(str.isspace, texts)):
+        return None
+    starts = [0, *itertools.compress(range(1, len(texts)), map(ne, texts[1:], texts))]
+    ends = [*starts[1:], len(texts)]
+    return list(zip(map(texts.__getitem__, starts), starts, ends, strict=True))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,9 @@ from pipeline.staging.outcomes import push_intent
 from pipeline.staging.records import InvoiceRecord, StatusCandidate
 from pipeline.staging.tables import invoices as inv
 
+_LOOKUP_KEYS = 2_000
+"""Keys per source-hash lookup statement (SQLite's 32,766 and MySQL's bound limits are far)."""
+
 
 def _json(text: str | None) -> dict[str, object] | None:
     return None if text is None else dict(json.loads(text))
@@ -136,18 +139,15 @@ def acked_sources(conn: Connection, mapping: str, keys: list[str]) -> dict[str, 
     (and mapping) that payload came from. Rows without a source hash are left out.
 
     Only the key is a condition in SQL (a primary-key lookup per key): with ``state = 'sent'``
-    there too, SQLite chose the (mapping, state) index and scanned every sent invoice per query."""
+    there too, SQLite chose the (mapping, state) index and scanned every sent invoice per query.
+    The state and the hashes are compared in the select list instead (a ``CASE`` per row found),
+    so only two short texts per key cross to Python, fetched at once as plain tuples."""
+    current = sa.and_(inv.c.state == "sent", inv.c.payload_hash == inv.c.acked_hash)
+    source = sa.case((current, inv.c.source_hash), else_=sa.null())
     found: dict[str, str] = {}
-    columns = (
-        inv.c.invoice_id,
-        inv.c.source_hash,
-        inv.c.state,
-        inv.c.payload_hash,
-        inv.c.acked_hash,
-    )
-    for part in chunks(keys):
-        query = sa.select(*columns).where(inv.c.mapping == mapping, inv.c.invoice_id.in_(part))
-        for key, source, state, payload_hash, acked_hash in conn.execute(query):
-            if source is not None and state == "sent" and payload_hash == acked_hash:
-                found[key] = source
-    return found
+    for part in chunks(keys, _LOOKUP_KEYS):
+        query = sa.select(inv.c.invoice_id, source).where(
+            inv.c.mapping == mapping, inv.c.invoice_id.in_(part)
+        )
+        found.update(conn.execute(query).tuples().all())
+    return {key: hashed for key, hashed in found.items() if hashed is not None}
