@@ -39,7 +39,9 @@ SECRET_VARIABLES = ("APPZEN_API_KEY", "APPZEN_CUSTOMER_ID", "APPZEN_CUSTOMER_KEY
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
-    """One Prefect test server (SQLite in a temporary folder) for every flow test."""
+    """One Prefect test server (SQLite in a temporary folder) for every flow test, given up to
+    180 s to answer: on two cores at load 15 to 20 it took over 60 s (the wait this fixture
+    had), and every flow test of that xdist worker errored."""
     from prefect.settings import (  # noqa: PLC0415 - prefect reads the environment on import
         PREFECT_HOME as HOME,
     )
@@ -50,7 +52,7 @@ def prefect_server() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness  # noqa: PLC0415
 
     home = {HOME: PREFECT_HOME, PREFECT_SERVER_ANALYTICS_ENABLED: False}
-    with temporary_settings(updates=home), prefect_test_harness(server_startup_timeout=60):
+    with temporary_settings(updates=home), prefect_test_harness(server_startup_timeout=180):
         yield
     gc.collect()  # Prefect's leftovers (closed loops' transports) go now, not mid-parse later
 
