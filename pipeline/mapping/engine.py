@@ -22,7 +22,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import cast
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -68,11 +68,14 @@ from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.transforms import is_blank, text_or_none
 
 _validate = plain_validator(Invoice).validate_python
+_validate_closed = plain_validator(Invoice, extras=False).validate_python
+"""For mappings without ``extra:``: their invoices have no keys beyond AppZen's fields."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
     invoice: Node
+    validate: Callable[[object], dict[str, Any]]
     columns_by_path: dict[str, str]
     header: RowTable
     lines: RowTable
@@ -332,6 +335,7 @@ class MappingEngine:
         )
         return _Plan(
             invoice=invoice,
+            validate=_validate_closed if not compiler.extras else _validate,
             columns_by_path=compiler.columns_by_path,
             header=header,
             lines=lines,
@@ -364,7 +368,7 @@ class MappingEngine:
         if failures and plan.supplier_at is not None:
             failures = absent_supplier(failures, group.header[plan.supplier_at], self.spec)
         try:
-            body = _validate(data)
+            body = plan.validate(data)
         except ValidationError as error:
             failures = failures + validation_failures(error, group, plan.columns_by_path, failures)
             return _rejected(group, failures, data)

@@ -78,6 +78,8 @@ class Compiler:
     layouts: Layouts
     formats: Formats
     columns_by_path: dict[str, str] = field(default_factory=dict)
+    extras: bool = False
+    """Whether an object gets keys beyond its AppZen fields (an ``extra:`` section)."""
 
     def invoice(self) -> Node:
         """The whole invoice: its lines from ``ctx.rows`` first (``sum_lines`` reads them), then
@@ -255,6 +257,7 @@ class Compiler:
                 children.append(child)
                 positions.extend(used)
         for name, value_spec in (getattr(spec, "extra", None) or {}).items():
+            self.extras = True
             child, used = self.leaf(name, value_spec, "auto", False, place.down("extra"))
             children.append(child)
             positions.extend(used)

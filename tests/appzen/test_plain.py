@@ -137,3 +137,59 @@ def test_a_model_validator_is_refused_not_skipped() -> None:
 @given(st.decimals(allow_nan=False, allow_infinity=False))
 def test_decimals_are_written_exactly_without_exponent(number: Decimal) -> None:
     assert json_bytes([number]) == f"[{number:f}]".encode()
+
+
+CLOSED = plain_validator(Invoice, extras=False)
+_values = st.one_of(
+    st.none(), st.integers(-2, 3), money, st.text(max_size=4), st.sampled_from(["", "NaN", "EUR"])
+)
+
+
+@given(
+    amounts=st.lists(st.one_of(money, _values), min_size=1, max_size=3),
+    texts=st.lists(_values, min_size=4, max_size=4),
+    drop=st.sets(st.sampled_from(["invoice_number", "currency", "unit_price", "invoice_date"])),
+)
+def test_without_extra_keys_the_closed_validator_is_the_full_one(
+    amounts: list[object], texts: list[object], drop: set[str]
+) -> None:
+    """``extras=False`` on input with no key beyond the fields: the same output, the same
+    errors (values of any type, missing fields, nested objects and lists)."""
+    data: dict[str, Any] = {
+        "invoice_id": "A1",
+        "invoice_number": texts[0],
+        "invoice_date": texts[1] if "invoice_date" in drop else "2024-12-31",
+        "entity_id": "E1",
+        "supplier_id": texts[2],
+        "total_amount": {"amount": amounts[0], "currency": "EUR"},
+        "invoice_lines": [
+            {
+                "line_number": n,
+                "line_description": texts[3],
+                "quantity": amount,
+                "unit_price": {"amount": amount, "currency": texts[n % 4]},
+                "total_amount": {"amount": amount, "currency": "EUR"},
+                "line_vat_breakdown": [{"code": texts[0], "rate": amount}],
+                "custom_json": {"k": amount},
+            }
+            for n, amount in enumerate(amounts)
+        ],
+        "vat_amount": {"amount": amounts[-1]},
+    }
+    if "invoice_number" in drop:
+        del data["invoice_number"]
+    if "unit_price" in drop:
+        del data["invoice_lines"][0]["unit_price"]
+    if "currency" in drop:
+        del data["total_amount"]["currency"]
+    try:
+        expected: object = PLAIN.validate_python(copy.deepcopy(data))
+    except ValidationError as error:
+        expected = _errors(error)
+    try:
+        found: object = CLOSED.validate_python(data)
+    except ValidationError as error:
+        found = _errors(error)
+    assert found == expected
+    if isinstance(found, dict):
+        assert json_bytes(found) == json_bytes(expected)
