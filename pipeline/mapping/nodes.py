@@ -32,7 +32,13 @@ def object_node(children: list[Child], probe: list[int], *, optional: bool) -> N
             return {first: a, second: b}
         return general(row, ctx, prefix)
 
+    setattr(pair, _PAIR, (first, at_first, second, at_second))  # read by compiled_node
     return pair
+
+
+_PAIR = "_pair_slots"
+"""The attribute a pair node carries: ``(first, at_first, second, at_second)``, so a compiled
+parent reads the two cells in place and calls the pair only when one holds a mark."""
 
 
 def ctx_key(row: Row, ctx: Ctx, prefix: str) -> object:
@@ -79,6 +85,15 @@ def compiled_node(children: list[Child], probe: list[int], *, optional: bool) ->
             code.append(f"        v{at} = a{at}.resolve(v{at}, ctx, prefix)")
         elif arg in _INLINE:
             code.append(f"    v{at} = {_INLINE[arg]}")
+        elif (pair := getattr(arg, _PAIR, None)) is not None:
+            first, at_first, second, at_second = pair
+            space[f"n{at}"] = arg
+            code.append(f"    x = row[{at_first}]")
+            code.append(f"    y = row[{at_second}]")
+            code.append("    if x.__class__ is not Mark and y.__class__ is not Mark:")
+            code.append(f"        v{at} = {{{first!r}: x, {second!r}: y}}")
+            code.append("    else:")
+            code.append(f"        v{at} = n{at}(row, ctx, prefix)")
         else:
             space[f"n{at}"] = arg
             code.append(f"    v{at} = n{at}(row, ctx, prefix)")
@@ -147,6 +162,15 @@ def sum_node(path: list[str], leaf: Leaf, finish: Converter) -> Node:
 
 
 def list_node(rel: str, entries: list[tuple[Node, bool]]) -> Node:
+    if len(entries) == 1 and not entries[0][1]:  # one entry read from the row (a VAT code)
+        entry, first = entries[0][0], f"{rel}0."
+
+        def single(row: Row, ctx: Ctx, prefix: str) -> object:
+            value = entry(row, ctx, prefix + first)
+            return OMIT if value is OMIT else [value]
+
+        return single
+
     def node(row: Row, ctx: Ctx, prefix: str) -> object:
         items: list[object] = []
         for entry, each in entries:

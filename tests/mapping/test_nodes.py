@@ -9,7 +9,15 @@ from hypothesis import strategies as st
 
 from pipeline.mapping.cells import BLANK, Mark
 from pipeline.mapping.layout import NOTHING, OMIT, Child, Ctx, Leaf, Row
-from pipeline.mapping.nodes import compiled_node, ctx_key, ctx_line_no, ctx_lines, general_node
+from pipeline.mapping.nodes import (
+    compiled_node,
+    ctx_key,
+    ctx_line_no,
+    ctx_lines,
+    general_node,
+    list_node,
+    object_node,
+)
 from pipeline.mapping.transforms import ConversionError
 
 WIDTH = 6
@@ -57,6 +65,7 @@ children_st = st.lists(
         ),
         st.tuples(st.just("node"), st.sampled_from(["value", "omit", "fail"])),
         st.tuples(st.just("ctx"), st.sampled_from([ctx_key, ctx_lines, ctx_line_no])),
+        st.tuples(st.just("pair"), st.integers(0, WIDTH - 1), st.integers(0, WIDTH - 1)),
     ),
     max_size=6,
 )
@@ -70,6 +79,10 @@ def _children(specs: list[tuple[Any, ...]]) -> list[Child]:
             out.append((name, spec[1], _leaf(name, spec[2], spec[3])))
         elif spec[0] == "node":
             out.append((name, -1, _child_node(name, spec[1])))
+        elif spec[0] == "pair":  # money: read in place by a compiled parent
+            pair = [("amount", spec[1], _leaf("amount", NOTHING, True))]
+            pair.append(("currency", spec[2], _leaf("currency", "EUR", False)))
+            out.append((name, -1, object_node(pair, [~spec[1], ~spec[2]], optional=True)))
         else:
             out.append((name, -1, spec[1]))
     return out
@@ -108,3 +121,15 @@ def test_a_compiled_node_leaves_out_what_resolves_to_nothing() -> None:
         [("value_map", "invoice_lines.0.f1'\"\\: f1'\"\\ is left out", "invoice_lines.0.f1'\"\\",
           "col_f1'\"\\", "Y")],
     )  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(answer=st.sampled_from(["value", "omit", "fail"]), first=cells)
+def test_a_list_of_one_entry_is_the_general_list(answer: str, first: object) -> None:
+    """One entry read from the row: what the loop over entries gives (a second entry that is
+    always left out takes the loop)."""
+    entry = _child_node("code", answer)
+    single = list_node("vat_breakdown.", [(entry, False)])
+    looped = list_node("vat_breakdown.", [(entry, False), (_child_node("x", "omit"), False)])
+    row = (first, 0, 0, 0, 0, 0)
+    assert _run(single, row) == _run(looped, row)
