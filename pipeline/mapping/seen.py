@@ -28,6 +28,8 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.mapping.errors import MappingError
+
 RECENT = 16_384
 """Forms kept as text before they are moved to the sorted digests and the files."""
 
@@ -41,8 +43,15 @@ class _Spill:
     closed when the owner is collected."""
 
     def __init__(self, owner: object) -> None:
-        self._index = tempfile.TemporaryFile(prefix="appzen-etl-seen-")  # noqa: SIM115
-        self._data = tempfile.TemporaryFile(prefix="appzen-etl-seen-")  # noqa: SIM115
+        try:
+            self._index = tempfile.TemporaryFile(prefix="appzen-etl-seen-")  # noqa: SIM115
+        except OSError as error:
+            raise _unwritable(error) from None
+        try:
+            self._data = tempfile.TemporaryFile(prefix="appzen-etl-seen-")  # noqa: SIM115
+        except OSError as error:
+            self._index.close()
+            raise _unwritable(error) from None
         self._size = 0
         weakref.finalize(owner, _close, self._index, self._data)
 
@@ -55,11 +64,14 @@ class _Spill:
             index += _INDEX.pack(offset + len(data), where, len(form_bytes), len(key_bytes))
             data += form_bytes
             data += key_bytes
-        self._index.write(index)
-        self._data.write(data)
+        try:
+            self._index.write(index)
+            self._data.write(data)
+            self._index.flush()
+            self._data.flush()
+        except OSError as error:
+            raise _unwritable(error) from None
         self._size += len(data)
-        self._index.flush()
-        self._data.flush()
 
     def read(self, entry: int) -> tuple[str, str, int]:
         """Entry ``entry``'s ``(form, key, where)``."""
@@ -68,6 +80,14 @@ class _Spill:
         text = os.pread(self._data.fileno(), form_length + key_length, offset)
         form = text[:form_length].decode(_ENCODING, _ERRORS)
         return form, text[form_length:].decode(_ENCODING, _ERRORS), where
+
+
+def _unwritable(error: OSError) -> MappingError:
+    return MappingError(
+        f"the run's table of keys seen cannot be written to the temporary directory "
+        f"{tempfile.gettempdir()} ({error.strerror or error}); it takes ~50 bytes an invoice "
+        "past the first 16,384: free space there, or point TMPDIR at a writable directory"
+    )
 
 
 def _close(*files: object) -> None:

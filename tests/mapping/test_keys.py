@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 from pipeline.extract.base import Chunk, ExtractError
 from pipeline.mapping import MappedInvoice, RejectedInvoice, load_mapping, map_source
 from pipeline.mapping.engine import MappingEngine
+from pipeline.mapping.errors import MappingError
 from pipeline.mapping.identities import HOLD_BACK
 from pipeline.mapping.keys import Locations, look_alike
 from pipeline.mapping.seen import FirstSeen
@@ -253,6 +256,20 @@ def test_first_seen_agrees_with_a_dictionary_as_it_grows(
         found = table.first(form, key, n)
         assert found == (None if expected == (key, n) else expected)
     assert len(table) == len(model)
+
+
+def test_first_seen_names_the_temporary_directory_it_cannot_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``recent`` forms the table writes to the temporary directory: when it cannot, the
+    run stops with an error naming the directory and the fix, not an OSError."""
+    missing = tmp_path / "no-such-dir"
+    monkeypatch.setattr(tempfile, "tempdir", str(missing))
+    table = FirstSeen(recent=2)
+    table.first("a", "A", 1)
+    named = f"temporary directory {re.escape(str(missing))} .*TMPDIR"
+    with pytest.raises(MappingError, match=named):
+        table.first("b", "B", 2)
 
 
 def test_locations_are_named_again_from_their_codes() -> None:
