@@ -22,7 +22,7 @@ from pipeline.jobs.backfill import BackfillPartition, BackfillPlan
 from pipeline.jobs.store import open_store
 from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.summary import RunSummary
-from tests.databases import PG_ADMIN, pg_schema
+from tests.databases import MARIADB_ADMIN, PG_ADMIN, mariadb_database, pg_schema
 
 REPO = Path(__file__).resolve().parents[2]
 MAPPING = REPO / "mappings" / "sample_erp.yaml"
@@ -104,48 +104,81 @@ def _in_range(url: str) -> list[str]:
 
 
 class _Connections:
-    """The most connections with ``application_name`` open on PostgreSQL at once, looked at
-    every few milliseconds from a thread while the block runs."""
+    """The most connections of the ERP at ``url`` open on its server at once, looked at every
+    few milliseconds from a thread (an admin connection of its own) while the block runs:
+    PostgreSQL's by ``application_name`` (pg_stat_activity), MariaDB's by database (its
+    processlist); nothing on SQLite, which has no server."""
 
-    def __init__(self, application_name: str) -> None:
-        self.name = application_name
+    def __init__(self, url: str) -> None:
         self.most = 0
         self.looks = 0
         self._stop = threading.Event()
-        self._engine = sa.create_engine(PG_ADMIN, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        if url.startswith("postgresql"):
+            admin, self._query = PG_ADMIN, _PG_CONNECTIONS
+            self._params = {"name": APPLICATION}
+        elif url.startswith("mysql"):
+            admin, self._query = MARIADB_ADMIN, _MARIADB_CONNECTIONS
+            self._params = {"db": str(sa.make_url(url).database)}
+        else:
+            admin = None
+        self._engine = (
+            None
+            if admin is None
+            else sa.create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        )
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
-        query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+        assert self._engine is not None
         with self._engine.connect() as connection:
             while not self._stop.is_set():
-                found = connection.execute(query, {"name": self.name}).scalar_one()
+                found = connection.execute(self._query, self._params).scalar_one()
                 self.most = max(self.most, int(found))
                 self.looks += 1
                 self._stop.wait(0.003)
 
+    @property
+    def watched(self) -> bool:
+        """Whether a server was watched (not SQLite)."""
+        return self._engine is not None
+
     def __enter__(self) -> _Connections:
-        self._thread.start()
+        if self._engine is not None:
+            self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self._thread.join()
-        self._engine.dispose()
+        if self._engine is not None:
+            self._thread.join()
+            self._engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+APPLICATION = "appzen_budget_test"
+_PG_CONNECTIONS = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+_MARIADB_CONNECTIONS = sa.text("SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = :db")
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
 def erp_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A clean sample ERP (60 invoices, none dirty) on SQLite or PostgreSQL; a PostgreSQL
-    connection names itself ``appzen_budget_test`` (to be counted)."""
+    """A clean sample ERP (60 invoices, none dirty) on SQLite, PostgreSQL or MariaDB; a
+    PostgreSQL connection names itself :data:`APPLICATION` (to be counted)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'erp.db'}"
         generate(url, invoices=60, seed=11, dirty_share=0.0)
         yield url
         return
-    with pg_schema("budget") as url:
+    database = pg_schema if request.param == "postgresql" else mariadb_database
+    with database("budget") as url:
         generate(url, invoices=60, seed=11, dirty_share=0.0)
-        yield f"{url}&application_name=appzen_budget_test"
+        named = f"&application_name={APPLICATION}" if request.param == "postgresql" else ""
+        yield url + named
 
 
 def test_partitions_run_at_once_within_the_budget_and_send_every_invoice_once(
@@ -157,14 +190,14 @@ def test_partitions_run_at_once_within_the_budget_and_send_every_invoice_once(
     running = _Running()
     parts = PLAN.partitions_of(None)
 
-    with _Connections("appzen_budget_test") as connections:
+    with _Connections(erp_url) as connections:
         found = asyncio.run(backfill_job.run_partitions(parts, _runner(bounded, running), at_once))
 
     summaries = [summary for summary in found if isinstance(summary, RunSummary)]
     assert len(summaries) == 4
     assert all(summary.status == "succeeded" for summary in summaries)
     assert running.most == 2  # two at once, never more
-    if erp_url.startswith("postgresql"):
+    if connections.watched:
         assert connections.looks > 0
         assert 1 <= connections.most <= 2  # the server saw no more than the budget
     expected = _in_range(erp_url)
