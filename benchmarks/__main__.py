@@ -91,6 +91,8 @@ def run(rows: set[str], scale: Scale, folder: Path) -> list[Figure]:
         figures.append(_posted_row(scale, folder))
     if rows & {"5", "6"}:
         figures += _staged_rows(rows, scale, folder)
+    if "5" in rows:
+        figures.append(_rerun_mariadb(scale, folder))
     if "4" in rows:
         figures += _memory_rows(scale, folder)
     if "9" in rows:
@@ -129,6 +131,21 @@ def _staged_rows(rows: set[str], scale: Scale, folder: Path) -> list[Figure]:
                 _say("row 6: status-sync with 1 % changed")
                 figures.append(rerun.row6(url, work, sandbox))
         return figures
+
+
+def _rerun_mariadb(scale: Scale, folder: Path) -> Figure:
+    """Row 5b: row 5 with the sample ERP on MariaDB (staging in SQLite as for row 5)."""
+    with mariadb_database() as url:
+        _say(f"row 5b: sample ERP of {scale.staged:,} invoices (MariaDB), staged as sent")
+        sample_erp(url, scale.staged)
+        work = folder / "staged-mariadb"
+        work.mkdir()
+        with SandboxProcess() as sandbox:
+            settings = settings_for(sandbox.base_url, url, work, rate=10_000)
+            with store_for(settings) as store:
+                seeded = seed_sent(store, sandbox, url)
+            _say("row 5b: rerun over unchanged invoices (MariaDB)")
+            return rerun.row5(url, work, sandbox, seeded, row="5b", database="MariaDB")
 
 
 def _extraction_rows(scale: Scale, folder: Path) -> list[Figure]:

@@ -31,9 +31,18 @@ CHANGED_EVERY = 100  # 1 %
 _PAGE = 5_000
 
 
-def row5(erp_url: str, folder: Path, sandbox: SandboxProcess, seeded: Seeded) -> Figure:
+def row5(
+    erp_url: str,
+    folder: Path,
+    sandbox: SandboxProcess,
+    seeded: Seeded,
+    *,
+    row: str = "5",
+    database: str = "PostgreSQL",
+) -> Figure:
     """A full rerun over unchanged invoices: requests (0), seconds, and seconds ÷ a raw read of
-    the same rows (:func:`benchmarks.extraction.raw_read`, best of 2, after the rerun)."""
+    the same rows (:func:`benchmarks.extraction.raw_read`, best of 2, after the rerun). Row 5
+    (PostgreSQL) has issue #20's targets; its MariaDB twin (5b) is reported."""
     before = sandbox.counts()
     settings = settings_for(sandbox.base_url, erp_url, folder, rate=10_000, concurrency=32)
     with store_for(settings) as store:
@@ -43,10 +52,11 @@ def row5(erp_url: str, folder: Path, sandbox: SandboxProcess, seeded: Seeded) ->
     raw = min((raw_read(erp_url) for _ in range(2)), key=lambda read: read.seconds)
     invoices = int(counts["extracted"])
     ratio = rerun.seconds / raw.seconds
+    targeted = database == "PostgreSQL"
     met = sent == 0 and rerun.requests == 0 and rerun.seconds < TARGET_S and ratio <= TARGET_RAW
     return Figure(
-        row="5",
-        what=f"PostgreSQL: full rerun over {invoices:,} unchanged invoices ÷ a raw "
+        row=row,
+        what=f"{database}: full rerun over {invoices:,} unchanged invoices ÷ a raw "
         "server-side-cursor read of the same rows",
         measured=f"{sent} requests, {rerun.seconds:.1f} s "
         f"({int(counts['unchanged_source']):,} of {int(counts['unchanged']):,} unchanged "
@@ -54,8 +64,12 @@ def row5(erp_url: str, folder: Path, sandbox: SandboxProcess, seeded: Seeded) ->
         baseline=f"raw read of {raw.count:,} rows: {raw.seconds:.1f} s (staging them all as "
         f"new: {seeded.seconds:.1f} s)",
         ratio=ratio,
-        target=f"0 requests, < {TARGET_S:.0f} s, <= {TARGET_RAW:.0f}x the raw read",
-        met=met,
+        target=(
+            f"0 requests, < {TARGET_S:.0f} s, <= {TARGET_RAW:.0f}x the raw read"
+            if targeted
+            else "reported (0 requests)"
+        ),
+        met=met if targeted else None,
         detail={
             "requests": sent,
             "seconds": rerun.seconds,

@@ -22,6 +22,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any, cast
 
 from pydantic import ValidationError
@@ -66,6 +67,7 @@ __all__ = [
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.spec import MappingSpec
 from pipeline.mapping.transforms import is_blank, text_or_none
+from pipeline.runtime.gcpause import collector_paused
 
 _validate = plain_validator(Invoice).validate_python
 _validate_closed = plain_validator(Invoice, extras=False).validate_python
@@ -199,11 +201,10 @@ class MappingEngine:
                 skipper = Skipper(SourceHasher(self.spec), acked, width, limit, record=record)
                 marks = functools.partial(self._watermark, plan=plan)
                 finish = skipper.wrap(self._finisher(plan), marks)
-            columns, keys = self._columns(chunk, plan.header, plan.key_at)
+            columns, keys, raw = self._raw_rows(chunk, plan.header, plan.key_at)
             where = locator(chunk)
             del chunk  # its cells are freed before the source reads the next chunk
             spans = list(runs(keys, self._read_key))
-            raw = plan.header.raw_rows(columns) if spans else []
             same = skipper.read_chunk(raw, spans, pending, where)
             keep = [(start, end) for _, start, end in spans if start not in same]
             rows = plan.header.convert_rows(columns, raw, keep) if keep else raw
@@ -279,6 +280,43 @@ class MappingEngine:
     def _rows(self, chunk: Chunk, table: RowTable, key_at: int) -> tuple[list[Row], list[object]]:
         columns, keys = self._columns(chunk, table, key_at)
         return (table.rows(columns) if keys else []), keys
+
+    def _raw_rows(
+        self, chunk: Chunk, table: RowTable, key_at: int
+    ) -> tuple[Mapping[str, list[object]], list[object], list[Row]]:
+        """:meth:`_columns`, and the chunk's rows with only the raw values of ``table``. A chunk
+        read as rows (:meth:`Chunk.of_rows`) gives them by one pass over its row tuples, and
+        transposes a column only when it is read (the key column, and those of invoices that
+        are converted); else they are zipped from the columns."""
+        if chunk.rows is None or not chunk.row_count:
+            columns, keys = self._columns(chunk, table, key_at)
+            return columns, keys, table.raw_rows(columns) if keys else []
+        found = self._found(chunk, table)
+        at = {name: index for index, name in enumerate(chunk.names)}
+        picked = [at[found[name]] for name in table.raw]
+        if len(picked) == 1:
+            raw: list[Row] = [(row[picked[0]],) for row in chunk.rows]
+        else:
+            with collector_paused():  # C code only: the tuples hold no cycles
+                raw = list(map(itemgetter(*picked), chunk.rows))
+        lazy = {name: chunk.columns[found[name]] for name in table.raw[key_at : key_at + 1]}
+        renamed = _Renamed(chunk.columns, found, lazy)
+        return renamed, lazy[table.raw[key_at]], raw
+
+    def _found(self, chunk: Chunk, table: RowTable) -> dict[str, str]:
+        """Each raw column of ``table`` → its name in ``chunk`` (every one must be there)."""
+        lookup = ColumnLookup(chunk.names, self.spec.column_case)
+        found = {name: lookup.find(name) for name in table.raw}
+        absent = [name for name, column in found.items() if column is None]
+        if absent:
+            raise MappingError(
+                [
+                    f"{self.spec.file}: {chunk.origin} has no column {name!r}, which the mapping "
+                    "reads (a file of the source differs from the first one?)"
+                    for name in absent
+                ]
+            )
+        return cast(dict[str, str], found)
 
     def _columns(
         self, chunk: Chunk, table: RowTable, key_at: int
@@ -452,6 +490,33 @@ def _rejected(group: Group, failures: Sequence[RowFailure], data: object) -> Rej
     """The invoice of ``group`` cannot be sent; what of it could be mapped names it."""
     facts = InvoiceFacts.of(data) if isinstance(data, Mapping) else None
     return RejectedInvoice(group.key, group.locate(-1), tuple(failures), facts)
+
+
+class _Renamed(Mapping[str, list[object]]):
+    """The raw columns of a table read from a chunk's columns under the mapping's names, each
+    taken from the chunk only when read (a chunk read as rows then transposes it)."""
+
+    def __init__(
+        self,
+        columns: Mapping[str, list[object]],
+        found: dict[str, str],
+        taken: dict[str, list[object]],
+    ) -> None:
+        self._columns = columns
+        self._found = found
+        self._taken = taken
+
+    def __getitem__(self, name: str) -> list[object]:
+        values = self._taken.get(name)
+        if values is None:
+            values = self._taken[name] = self._columns[self._found[name]]
+        return values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._found)
+
+    def __len__(self) -> int:
+        return len(self._found)
 
 
 def _leaving(result: UnchangedSource) -> Callable[[Group], Streamed]:

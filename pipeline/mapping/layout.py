@@ -111,12 +111,15 @@ class RowTable:
         self, columns: Mapping[str, list[object]], raw: list[Row], keep: Sequence[tuple[int, int]]
     ) -> list[Row]:
         """``raw`` (from :meth:`raw_rows`) with the rows of the ``keep`` ranges converted as
-        :meth:`rows` converts them (the others stay raw: invoices that are not mapped)."""
+        :meth:`rows` converts them (the others stay raw: invoices that are not mapped). Unless
+        every row is kept, the kept rows' columns are taken from ``raw`` itself, so a column of
+        ``columns`` read lazily is not made for a few rows."""
         wanted = [index for start, end in keep for index in range(start, end)]
         if len(wanted) == len(raw):
             return self.rows(columns)
         if wanted:
-            picked = {name: [values[i] for i in wanted] for name, values in columns.items()}
+            values = zip(*(raw[i] for i in wanted), strict=True)
+            picked = dict(zip(self.raw, map(list, values), strict=True))
             for index, row in zip(wanted, self.rows(picked), strict=True):
                 raw[index] = row
         return raw

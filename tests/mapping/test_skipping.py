@@ -169,3 +169,29 @@ def test_the_source_hash_is_still_the_r0012_encoding(load: Load) -> None:
 
     assert whole["A1"] == split["A1"] == r0012(a1)
     assert whole["A2"] == split["A2"] == r0012(single)
+
+
+def test_chunks_read_as_rows_skip_and_map_as_chunks_of_columns(load: Load) -> None:
+    """A chunk that keeps its row tuples (as SQL sources read them) gives the same results:
+    the same hashes, the unchanged skipped, the changed and the split invoice mapped."""
+    spec = load(MINIMAL)
+    rows = [row("A1"), row("A2", total="20.00"), row("A2", total="20.00", desc="Two")]
+    rows += [row("A3"), row("", desc="no key"), row("A4"), row("A5")]
+    first = hashes(spec, [chunk([r for r in rows if r[0]])])
+    changed = [*rows[:3], row("A3", price=Decimal("5.0")), *rows[4:]]
+
+    def as_rows(part: list[list[object]], first_row: int) -> Chunk:
+        return Chunk.of_rows(COLUMNS, [tuple(values) for values in part], "x.csv", first_row)
+
+    def seen(results: list[Streamed]) -> list[tuple[str, str | None, str, str | None]]:
+        return [
+            (type(r).__name__, r.key, r.location, getattr(r, "source_hash", None)) for r in results
+        ]
+
+    by_columns = skipping(spec, [chunk(changed[:2]), chunk(changed[2:], first_row=4)], first)
+    by_rows = skipping(spec, [as_rows(changed[:2], 2), as_rows(changed[2:], 4)], first)
+
+    assert seen(by_rows) == seen(by_columns)
+    unchanged = [r.key for r in by_rows if isinstance(r, UnchangedSource)]
+    assert unchanged == ["A1", "A2", "A4", "A5"]  # A2 goes on into the second chunk
+    assert [r.key for r in by_rows if isinstance(r, MappedInvoice)] == ["A3"]
