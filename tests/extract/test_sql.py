@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 
 from pipeline.devkit.sample_erp import GenerationReport, generate, invoice, touch
 from pipeline.extract.base import Chunk, ExtractError, SourceError, SourceUnavailable
-from pipeline.extract.sql import QueryChunk, SqlSource
+from pipeline.extract.sql import QueryChunk, SqlSource, _fetches
 from tests.databases import DIALECTS, PG_ADMIN
 from tests.extract.conftest import EXTRACT_SQL, REPO, MakeDatabase
 
@@ -417,3 +417,29 @@ def test_a_sqlite_erp_that_is_not_there_is_refused_with_its_path(
         assert f"the SQLite database {path} does not exist" in message
         assert ("no such directory" if "/" in missing else "no such file") in message
     assert not path.exists()
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_values_sqlalchemy_converts_are_read_through_sqlalchemy(size: int) -> None:
+    """Where a result's columns have processors (a typed statement on a dialect that converts
+    them: SQLite's Numeric), rows come through SQLAlchemy, converted; else straight from the
+    DBAPI cursor; either way every row once, in fetches of ``size``."""
+    engine = sa.create_engine("sqlite://", poolclass=NullPool)
+    query = "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 7) "
+    query += "SELECT x, x * 1.5 AS amount FROM s"
+    try:
+        with engine.connect() as connection:
+            typed = sa.text(query).columns(x=sa.Integer, amount=sa.Numeric(10, 2))
+            converted = list(_fetches(connection.execute(typed), size))
+            plain = list(_fetches(connection.execute(sa.text(query)), size))
+    finally:
+        engine.dispose()
+
+    for parts in (converted, plain):
+        assert [len(part) for part in parts] == [size] * (7 // size) + (
+            [7 % size] if 7 % size else []
+        )
+    assert [row for part in converted for row in part] == [
+        (x, Decimal(str(x * 1.5)).quantize(Decimal("0.01"))) for x in range(1, 8)
+    ]
+    assert [row for part in plain for row in part] == [(x, x * 1.5) for x in range(1, 8)]
