@@ -12,17 +12,18 @@ window, the flow run ends Failed (never Completed) with the one-line reason, log
 the server, the staging run is ``failed`` with that reason and no invoice written off, and the next
 nightly, once AppZen answers, delivers everything.
 
-Real processes: a Prefect server (PostgreSQL database), the ``nightly`` deployment made by
-``prefect deploy`` from this checkout, one ``prefect worker`` of the process pool; the sandbox
-runs in this process. Every pipeline setting is at its default (leases included) but the
-places; the sandbox's latency keeps the run long enough to cancel mid-way.
+Real processes: a Prefect server (PostgreSQL database) shared by the module's tests, the
+``nightly`` deployment made by ``prefect deploy`` from this checkout, one ``prefect worker`` of
+the process pool per test (with that test's settings); the sandbox runs in this process. Every
+pipeline setting is at its default (leases included) but the places; the sandbox's latency keeps
+the run long enough to cancel mid-way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ from tests.flows.prefect_processes import (
     wait_until,
 )
 from tests.flows.server_client import (
+    FINAL,
     POOL,
     create_process_pool,
     final_state,
@@ -89,6 +91,39 @@ async def _error_lines(api_url: str, run_id: UUID) -> list[str]:
 
 
 @dataclass(frozen=True)
+class _Server:
+    """The module's Prefect server: its API, with the process pool and the ``nightly``
+    deployment; the ops environment that made them."""
+
+    api_url: str
+    ops: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
+    """One Prefect server (PostgreSQL database) for this module's tests, with the process pool
+    and the ``nightly`` deployment made by ``prefect deploy`` (what an operator does once); each
+    test starts its own worker with its own settings and stops it before the server goes."""
+    folder = tmp_path_factory.mktemp("server")
+    with prefect_database() as database, prefect_server(folder, database, REPO) as api_url:
+        with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:  # not the tests'
+            runner.run(create_process_pool(api_url))
+        ops = client_env(api_url, folder / "ops-home", {})
+        run_cli(["--no-prompt", "deploy", "--name", "nightly"], ops, REPO, 240)
+        yield _Server(api_url, ops)
+
+
+async def _delete_unfinished_runs(api_url: str) -> None:
+    """Delete the server's flow runs that are not final: a run an earlier test left (it failed
+    before its run ended) never reaches this test's worker."""
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            for run in await client.read_flow_runs():
+                if run.state_name not in FINAL:
+                    await client.delete_flow_run(run.id)
+
+
+@dataclass(frozen=True)
 class _Night:
     """A deployed nightly on a running server: its API, the ops and run settings, the worker."""
 
@@ -102,11 +137,11 @@ class _Night:
 
 @asynccontextmanager
 async def _deployed_nightly(
-    sandbox: SandboxServer, tmp_path: Path, invoices: int, *, seed: int
+    server: _Server, sandbox: SandboxServer, tmp_path: Path, invoices: int, *, seed: int
 ) -> AsyncIterator[_Night]:
-    """A sample ERP of ``invoices``, a Prefect server (PostgreSQL) with the process pool, the
-    ``nightly`` deployment made by ``prefect deploy``, and one worker; the caller stops the
-    worker (it may need it until its last assertion)."""
+    """A sample ERP of ``invoices`` and one worker of the module's server (pool and ``nightly``
+    deployed), its settings this test's; the caller stops the worker (it may need it until its
+    last assertion)."""
     erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
     report = generate(erp_url, invoices=invoices, seed=seed)
     settings = {
@@ -116,22 +151,19 @@ async def _deployed_nightly(
         "REPORTS_DIR": str(tmp_path / "reports"),
         "APPZEN_SANDBOX": "true",
     }
-    with prefect_database() as database, prefect_server(tmp_path, database, REPO) as api_url:
-        await create_process_pool(api_url)
-        ops = client_env(api_url, tmp_path / "ops-home", {})
-        run_cli(["--no-prompt", "deploy", "--name", "nightly"], ops, REPO, 240)
-        extra = {**settings, "PREFECT_WORKER_QUERY_SECONDS": "1"}
-        worker_env = client_env(api_url, tmp_path / "worker-home", extra)
-        args = [PREFECT, "worker", "start", "--pool", POOL, "--name", "night"]
-        worker = start("worker", args, worker_env, tmp_path, REPO)
-        yield _Night(api_url, ops, settings, worker, invoices - len(report.dirty))
+    await _delete_unfinished_runs(server.api_url)
+    extra = {**settings, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    worker_env = client_env(server.api_url, tmp_path / "worker-home", extra)
+    args = [PREFECT, "worker", "start", "--pool", POOL, "--name", "night"]
+    worker = start("worker", args, worker_env, tmp_path, REPO)
+    yield _Night(server.api_url, server.ops, settings, worker, invoices - len(report.dirty))
 
 
 async def test_prefect_flow_run_cancel_stops_the_nightly_cleanly_and_the_next_finishes(
-    sandbox: SandboxServer, tmp_path: Path
+    server: _Server, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     sandbox.state.configure(latency_ms=LATENCY_MS)
-    async with _deployed_nightly(sandbox, tmp_path, INVOICES, seed=14) as night:
+    async with _deployed_nightly(server, sandbox, tmp_path, INVOICES, seed=14) as night:
         api_url, ops, settings, worker = night.api_url, night.ops, night.settings, night.worker
         clean, staging_url = night.clean, night.settings["STAGING_DATABASE_URL"]
         try:
@@ -191,11 +223,11 @@ async def test_prefect_flow_run_cancel_stops_the_nightly_cleanly_and_the_next_fi
 
 
 async def test_an_appzen_outage_ends_the_deployed_nightly_failed_with_the_reason_at_error(
-    sandbox: SandboxServer, tmp_path: Path
+    server: _Server, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     port = free_port()  # nothing listens: connection refused
     down = {"APPZEN_BASE_URL": f"http://127.0.0.1:{port}/dictionary-data-services"}
-    async with _deployed_nightly(sandbox, tmp_path, 60, seed=15) as night:
+    async with _deployed_nightly(server, sandbox, tmp_path, 60, seed=15) as night:
         api_url, settings, worker = night.api_url, night.settings, night.worker
         clean, staging_url = night.clean, night.settings["STAGING_DATABASE_URL"]
         try:
