@@ -98,10 +98,11 @@ def _close(*files: object) -> None:
 class FirstSeen:
     """Per run: a form → the first exact key recorded with it and its location code (an integer:
     :class:`pipeline.mapping.keys.Locations`). ``digest`` hashes a form to a signed 64-bit
-    integer (tests pass a colliding one); ``recent`` forms are kept as text before they move."""
+    integer (tests pass a colliding one); ``recent`` forms (:data:`RECENT`) are kept as text before
+    they move."""
 
-    def __init__(self, *, recent: int = RECENT, digest: Callable[[str], int] = hash) -> None:
-        self._recent_limit = max(1, recent)
+    def __init__(self, *, recent: int | None = None, digest: Callable[[str], int] = hash) -> None:
+        self._recent_limit = max(1, RECENT if recent is None else recent)
         self._digest = digest
         self._recent: dict[str, tuple[str, int]] = {}
         self._digests: npt.NDArray[np.int64] = np.empty(0, np.int64)

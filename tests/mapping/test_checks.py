@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.mapping import MappedInvoice, MappingEngine, MappingSpec, RejectedInvoice
+from pipeline.mapping import MappedInvoice, MappingEngine, MappingSpec, RejectedInvoice, seen
 from pipeline.mapping.checks import _line_tax, _lines_tax, invoice_number_key
 from pipeline.mapping.loader import MappingFileError, load_mapping
 from tests.mapping.conftest import COLUMNS, MINIMAL, Load, Write, chunk, row
@@ -209,6 +209,22 @@ def test_a_supplier_invoice_number_twice_is_warned_and_sent(load: Load) -> None:
     )
     assert isinstance(other, MappedInvoice)
     assert other.warnings == ()  # another supplier's number
+
+
+def test_a_supplier_invoice_number_moved_to_the_files_is_still_found(
+    load: Load, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past :data:`~pipeline.mapping.seen.RECENT` numbers (2 here) the first one lives in the
+    sorted digests and the temporary files: the duplicate is found and named as before."""
+    monkeypatch.setattr(seen, "RECENT", 2)
+    rows = [row("A1"), row("X1", sup="S2"), row("X2", sup="S3"), row("A2")]
+    spec = load(MINIMAL.replace("invoice_number: inv", "invoice_number: {const: INV-0042}"))
+    results = _run(spec, rows)
+    assert all(isinstance(result, MappedInvoice) for result in results)
+    assert [w.message for r in results[:3] for w in r.warnings] == []  # type: ignore[attr-defined]
+    (warning,) = results[3].warnings  # type: ignore[attr-defined]
+    assert (warning.rule, warning.source_location) == ("check:duplicate_number", "x.csv:5")
+    assert "is also the invoice at x.csv:2 (another key)" in warning.message
 
 
 def test_a_duplicate_number_at_level_error_stops_the_second(load: Load) -> None:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.extract.base import Chunk, ExtractError
-from pipeline.mapping import MappedInvoice, RejectedInvoice, load_mapping, map_source
+from pipeline.mapping import MappedInvoice, RejectedInvoice, load_mapping, map_source, seen
 from pipeline.mapping.engine import MappingEngine
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.identities import HOLD_BACK
@@ -128,6 +128,27 @@ def test_a_look_alike_beyond_the_hold_back_is_refused_and_says_the_first_went_on
         "invoice key 'ap-x' differs from the key at x.csv:2 only by whitespace, case or control "
         f"characters (two documents that look alike); that invoice went on more than {HOLD_BACK} "
         "invoices earlier, this one is not sent"
+    )
+
+
+def test_a_look_alike_among_keys_moved_to_the_files_is_refused_the_same_way(
+    load: Load, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past :data:`~pipeline.mapping.seen.RECENT` keys (4 here) the first key lives in the
+    sorted digests and the temporary files: found, and named, as when it was still in memory."""
+    monkeypatch.setattr(seen, "RECENT", 4)
+    others = [[row(f"{kind}{n}") for n in range(HOLD_BACK + 1)] for kind in "KL"]
+    rows = [row("AP-X"), row("S-1"), *others[0], row("ap-x"), *others[1], row("S-1")]
+    results = run(load(MINIMAL), [chunk(rows)])
+    assert isinstance(results[0], MappedInvoice)
+    collision, split = results[HOLD_BACK + 3], results[-1]
+    assert isinstance(collision, RejectedInvoice)
+    assert isinstance(split, RejectedInvoice)
+    assert [f.rule for f in collision.failures] == ["key_collision"]
+    assert "differs from the key at x.csv:2 only by" in collision.failures[0].message
+    assert [f.rule for f in split.failures] == ["contiguity"]
+    assert split.failures[0].message.startswith(
+        "rows of invoice 'S-1' are not together in the source: its first rows, at x.csv:3, went on"
     )
 
 
