@@ -34,6 +34,7 @@ from prefect.client.schemas.responses import (
 from prefect.concurrency._asyncio import aacquire_concurrency_slots
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.exceptions import MissingContextError, ObjectNotFound
+from prefect.settings import get_current_settings
 
 from pipeline.errors import ConfigurationError
 from pipeline.runtime.shared import BLOCK, OFF, block_size, provide_permits, shared_name
@@ -161,6 +162,37 @@ async def shared_quota(settings: Settings, global_limit: str | None = None) -> S
             "AppZen quota shared with every flow and worker: global concurrency limit %r", name
         )
     return settings.model_copy(update={"appzen_global_limit": name or OFF})
+
+
+def cli_shared_quota(settings: Settings) -> Settings:
+    """The quota a run started from the command line (``appzen-etl sync``, backfill, status-sync,
+    retry-failed, write-back, verify) shares when ``APPZEN_GLOBAL_LIMIT`` names a limit: that
+    limit of the Prefect server of ``PREFECT_API_URL``, checked and taken from as a flow's is
+    (:func:`shared_quota`), so that a CLI backfill beside a nightly draws from the one quota
+    instead of adding its own pace to it. The entry point
+    :data:`pipeline.runtime.shared.ENTRY_POINTS` of this package.
+
+    Unset or ``none``: unchanged (the CLI does not look for :data:`DEFAULT_LIMIT` by itself: it
+    would import Prefect and ask a server on every command). No Prefect server configured, or
+    one that cannot be reached: a configuration error naming both ways out."""
+    name = shared_name(settings.appzen_global_limit)
+    if name is None:
+        return settings
+    url = get_current_settings().api.url
+    if not url:
+        raise GlobalLimitError(
+            f"APPZEN_GLOBAL_LIMIT={name} names a Prefect global concurrency limit, but no "
+            "Prefect server is configured: set PREFECT_API_URL (e.g. http://prefect:4200/api), "
+            "or APPZEN_GLOBAL_LIMIT=none to pace this run alone"
+        )
+    try:
+        return asyncio.run(shared_quota(settings))
+    except httpx.TransportError as error:
+        raise GlobalLimitError(
+            f"the Prefect server at {url} cannot be reached to share the AppZen quota through "
+            f"{name!r} ({type(error).__name__}): start it, or run with APPZEN_GLOBAL_LIMIT=none "
+            "(this run alone on the quota)"
+        ) from None
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:

@@ -182,7 +182,8 @@ class Settings(PathSettings):
             description="The Prefect global concurrency limit every flow takes a permit from "
             "for each AppZen request (the quota all runs and workers share). Unset: the limit "
             "appzen-api when it exists on the Prefect server, else none; none: never shared. "
-            "Outside a Prefect flow (the CLI) a run paces alone.",
+            "The CLI takes from it only when this names it (and PREFECT_API_URL is set); "
+            "unset, a CLI run paces alone.",
         ),
     ] = None
     appzen_daily_budget: Annotated[

@@ -159,6 +159,8 @@ def sync(
     """
     settings = _settings()
     store = _store(settings)
+    if not dry_run:
+        settings = runner.share_quota(settings)
     from pipeline.load.sync import SyncOptions  # noqa: PLC0415 - heavy: after the cheap checks
 
     options = SyncOptions(mapping, flow="sync", since=since, force=force, dry_run=dry_run)
@@ -205,6 +207,8 @@ def backfill(
     if plan_only:
         runner.backfill_plan(plan, settings, store, as_json)
         return
+    if not dry_run:
+        settings = runner.share_quota(settings)
     runs = runner.backfill_runs(plan, settings, store)
     runner.finish("backfill", runs, as_json)
 
@@ -237,7 +241,7 @@ def retry_failed(
     if not scope.keys:
         runner.nothing_to_retry(scope.name, run, as_json)
         return
-    summary = runner.retry_run(scope, settings, store)
+    summary = runner.retry_run(scope, runner.share_quota(settings), store)
     runner.finish("retry-failed", [("retry_failed", summary)], as_json)
 
 
@@ -250,6 +254,8 @@ def status_sync(mapping: MappingOpt, dry_run: DryRunOpt = False, as_json: JsonOp
     """
     settings = _settings()
     store = _store(settings)
+    if not dry_run:
+        settings = runner.share_quota(settings)
     summary = runner.status_run(mapping, settings, store, dry_run)
     runner.finish("status-sync", [("status_sync", summary)], as_json)
 
@@ -279,6 +285,8 @@ def writeback(
 
     settings = _settings()
     store = _store(settings)
+    if poll:
+        settings = runner.share_quota(settings)
     options = WritebackOptions(connectors, outcomes_file=outcomes, poll=poll)
     with render.activity("writeback: reading AppZen outcomes, telling the ERP-side systems…"):
         summary = asyncio.run(writeback_job.run(settings, store, options))
@@ -307,7 +315,7 @@ def verify(
 
     render.error(reconcile.DEPRECATION_NOTE, prefix="note")
     load_mapping(mapping)  # a broken mapping is named before settings and staging are opened
-    settings = _settings()
+    settings = runner.share_quota(_settings())
     options = verify_job.VerifyOptions(mapping, sample)
     found = asyncio.run(verify_job.run(settings, _store(settings), options))
     if as_json:

@@ -86,6 +86,19 @@ def load_operator_settings() -> Settings:
     return settings
 
 
+def share_quota(settings: Settings) -> Settings:
+    """``settings`` for a command that calls AppZen: with ``APPZEN_GLOBAL_LIMIT`` naming a
+    limit, sharing the quota with every flow and worker through that Prefect global concurrency
+    limit, as the flows do (:func:`pipeline.runtime.shared.share_outside_flows`); a missing or
+    unreachable one is a configuration error (exit code 2). Unset or ``none``: the run paces
+    alone, as before (Prefect is not even imported)."""
+    from pipeline.runtime.shared import share_outside_flows, shared_name  # noqa: PLC0415
+
+    if shared_name(settings.appzen_global_limit) is None:
+        return settings
+    return share_outside_flows(settings)
+
+
 def open_store(settings: Settings) -> StagingStore:
     """The staging store (migrated); an unreachable database is a StagingError (exit 2)."""
     from pipeline.jobs.store import open_store as open_job_store  # noqa: PLC0415 - SQLAlchemy

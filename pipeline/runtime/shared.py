@@ -6,8 +6,9 @@ orchestration layer installs with :func:`provide_permits`: the Prefect flows ins
 a Prefect global concurrency limit), every dispatcher that calls AppZen
 (:meth:`~pipeline.runtime.dispatch.Dispatcher.from_settings`: posts, status pushes, retry-failed,
 write-back's searches, verify's reads) paces through a :class:`SharedRateLimiter`: a permit of the
-shared limit for every request, then the run's own pace. With no limit named, or none installed
-(the CLI outside Prefect), a run paces alone, as before.
+shared limit for every request, then the run's own pace. The CLI's runs share it too when
+``APPZEN_GLOBAL_LIMIT`` names a limit (:func:`share_outside_flows`: a CLI backfill beside a
+nightly draws from the same quota). With no limit named, or none installed, a run paces alone.
 
 The shared limit caps the sum over every process; the local pace only smooths each process's
 sends. A process that shares starts at its share (e.g. a backfill partition at the quota ÷ the
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Protocol
 
 from pipeline.runtime.ratelimit import RateLimiter
+from pipeline.settings import Settings
 
 BLOCK = 10
 """Permits taken from the shared limit at once, at least (when the limit holds twice as many).
@@ -75,6 +78,28 @@ def provide_permits(provider: PermitProvider | None) -> None:
     """Install how this process takes permits of a named shared limit (None: it cannot)."""
     global _provider  # noqa: PLW0603 - one per process, installed by the orchestration layer
     _provider = provider
+
+
+ENTRY_POINTS = "appzen_etl.shared_quota"
+"""How a process that no orchestration layer set up (the CLI) shares the quota: an entry point
+of this group is a callable ``(Settings) -> Settings`` that resolves ``APPZEN_GLOBAL_LIMIT`` as
+the flows do and installs a permit provider. This package registers one in pyproject.toml
+(``flows.limits:cli_shared_quota``: the Prefect server of ``PREFECT_API_URL``); none registered,
+the process paces alone."""
+
+
+def share_outside_flows(settings: Settings) -> Settings:
+    """``settings`` with the shared limit resolved by the registered entry point
+    (:data:`ENTRY_POINTS`) when no permit provider is installed yet (the CLI); unchanged when
+    one is (a flow resolved it) or none is registered."""
+    if _provider is not None:
+        return settings
+    for entry in entry_points(group=ENTRY_POINTS):
+        resolved = entry.load()(settings)
+        if not isinstance(resolved, Settings):
+            raise TypeError(f"entry point {entry.value} returned {type(resolved).__name__}")
+        return resolved
+    return settings
 
 
 def shared_name(configured: str | None) -> str | None:

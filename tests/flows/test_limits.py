@@ -37,7 +37,7 @@ from pipeline.devkit.sandbox import SandboxServer
 from pipeline.extract.base import SourceUnavailable
 from pipeline.runtime.clock import SYSTEM_CLOCK
 from pipeline.runtime.ratelimit import AdaptiveRateLimiter
-from pipeline.runtime.shared import SharedRateLimiter
+from pipeline.runtime.shared import SharedRateLimiter, provide_permits
 from pipeline.settings import Settings, SettingsError
 from pipeline.staging import StagingStore
 from pipeline.staging.errors import StagingError, StagingTerminalError, StagingTransientError
@@ -51,6 +51,11 @@ async def _create(name: str, limit: int, decay: float) -> None:
         await client.create_global_concurrency_limit(
             GlobalConcurrencyLimitCreate(name=name, limit=limit, slot_decay_per_second=decay)
         )
+
+
+async def _delete(name: str) -> None:
+    async with get_client() as client:
+        await client.delete_global_concurrency_limit_by_name(name)
 
 
 async def _active_slots(name: str) -> int:
@@ -239,3 +244,49 @@ async def test_a_batch_is_retried_for_a_real_locked_staging_but_not_a_bad_url(
     for error, retried in ((locked.value, True), (bad_url.value, False)):
         state: State[Any] = Failed(data=error, message=str(error))
         assert await only_transient(post_batch, None, state) is retried  # type: ignore[arg-type]
+
+
+def test_a_cli_sync_takes_from_the_limit_the_flows_share(
+    flow_env: Settings, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``appzen-etl sync`` beside a nightly draws from the same quota: with APPZEN_GLOBAL_LIMIT
+    naming a limit of the Prefect server (PREFECT_API_URL), every request it sends, posts and
+    status pushes, holds a permit of it (slots barely decay here: the count is what was
+    taken)."""
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from pipeline.cli import app  # noqa: PLC0415
+
+    name = f"appzen-test-{secrets.token_hex(4)}"
+    asyncio.run(_create(name, limit=100_000, decay=0.001))
+    monkeypatch.setenv("APPZEN_GLOBAL_LIMIT", name)
+    try:
+        result = CliRunner().invoke(app, ["sync", "--mapping", str(MAPPING), "--json"])
+        assert result.exit_code in (0, 1), result.output  # 1: some sample rows are dirty
+        sent = sum(sandbox.state.response_counts().values())
+        assert sent > 0
+        taken = asyncio.run(_active_slots(name))
+        assert sent <= taken < sent + 2 * BLOCK, f"{sent} requests, {taken} permits"
+    finally:
+        provide_permits(None)
+        asyncio.run(_delete(name))
+
+
+def test_a_cli_run_refuses_a_named_limit_without_a_prefect_server(
+    flow_env: Settings, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A limit named but no PREFECT_API_URL: exit code 2 naming both, nothing sent (no
+    temporary server is started to look)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from pipeline.cli import app  # noqa: PLC0415
+
+    monkeypatch.setenv("APPZEN_GLOBAL_LIMIT", "appzen-api")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        result = CliRunner().invoke(app, ["status-sync", "--mapping", str(MAPPING)])
+    assert result.exit_code == 2, result.output
+    assert "APPZEN_GLOBAL_LIMIT=appzen-api" in result.output
+    assert "PREFECT_API_URL" in result.output
+    assert sum(sandbox.state.response_counts().values()) == 0
