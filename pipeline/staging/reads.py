@@ -15,6 +15,11 @@ from pipeline.staging.tables import invoices as inv
 
 _LOOKUP_KEYS = 2_000
 """Keys per source-hash lookup statement (SQLite's 32,766 and MySQL's bound limits are far)."""
+_ACKED_SOURCES = (
+    "SELECT invoice_id, CASE WHEN state = 'sent' AND payload_hash = acked_hash "
+    "THEN source_hash END FROM invoices WHERE mapping = {mark} AND invoice_id IN ({keys})"
+)
+"""The :func:`acked_sources` lookup; ``{mark}``: the driver's placeholder."""
 
 
 def _json(text: str | None) -> dict[str, object] | None:
@@ -141,13 +146,12 @@ def acked_sources(conn: Connection, mapping: str, keys: list[str]) -> dict[str, 
     Only the key is a condition in SQL (a primary-key lookup per key): with ``state = 'sent'``
     there too, SQLite chose the (mapping, state) index and scanned every sent invoice per query.
     The state and the hashes are compared in the select list instead (a ``CASE`` per row found),
-    so only two short texts per key cross to Python, fetched at once as plain tuples."""
-    current = sa.and_(inv.c.state == "sent", inv.c.payload_hash == inv.c.acked_hash)
-    source = sa.case((current, inv.c.source_hash), else_=sa.null())
-    found: dict[str, str] = {}
+    so only two short texts per key cross to Python, fetched at once as plain tuples. The
+    statement goes to the driver as text with one placeholder per key: SQLAlchemy's expanding
+    ``IN`` coerced and rendered every key again (about half of a rerun's lookup time)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    found: dict[str, str | None] = {}
     for part in chunks(keys, _LOOKUP_KEYS):
-        query = sa.select(inv.c.invoice_id, source).where(
-            inv.c.mapping == mapping, inv.c.invoice_id.in_(part)
-        )
-        found.update(conn.execute(query).tuples().all())
+        statement = _ACKED_SOURCES.format(mark=mark, keys=", ".join([mark] * len(part)))
+        found.update(conn.exec_driver_sql(statement, (mapping, *part)).tuples().all())
     return {key: hashed for key, hashed in found.items() if hashed is not None}
