@@ -10,7 +10,7 @@ from collections.abc import Callable, Generator
 import pytest
 
 from pipeline.extract.base import SourceUnavailable
-from pipeline.extract.readahead import read_ahead
+from pipeline.runtime.prefetch import read_ahead
 
 _who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
 
