@@ -322,17 +322,7 @@ class MappingEngine:
         self, chunk: Chunk, table: RowTable, key_at: int
     ) -> tuple[dict[str, list[object]], list[object]]:
         """The raw columns of ``table`` in ``chunk`` (every one must be there), and its keys."""
-        lookup = ColumnLookup(chunk.names, self.spec.column_case)
-        found = {name: lookup.find(name) for name in table.raw}
-        absent = [name for name, column in found.items() if column is None]
-        if absent:
-            raise MappingError(
-                [
-                    f"{self.spec.file}: {chunk.origin} has no column {name!r}, which the mapping "
-                    "reads (a file of the source differs from the first one?)"
-                    for name in absent
-                ]
-            )
+        found = self._found(chunk, table)
         if not chunk.row_count:
             return {}, []
         columns = {name: chunk.columns[column] for name, column in found.items() if column}
